@@ -1,0 +1,1 @@
+"""Detection: dense embedding, clustering, peak picking, baselines."""

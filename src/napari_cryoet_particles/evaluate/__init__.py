@@ -1,0 +1,1 @@
+"""Scoring picks against ground truth."""

@@ -1,0 +1,37 @@
+"""Atomic file writes: a temporary file in the target folder, renamed into place when complete."""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from napari_cryoet_particles.io.errors import CryoetInputError
+
+
+def check_can_write(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to replace an existing file unless asked to."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CryoetInputError(path, "exists already; pass overwrite=True (CLI: --overwrite) to replace it")
+    if not path.parent.exists():
+        raise CryoetInputError(path, f"folder {path.parent} does not exist")
+    return path
+
+
+@contextmanager
+def atomic_write(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    A crash or exception leaves any existing file untouched and removes the temporary file.
+    """
+    path = check_can_write(path, overwrite)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

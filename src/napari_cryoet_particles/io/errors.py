@@ -1,0 +1,12 @@
+"""The one error type for bad user input: its message is meant to be shown as it is."""
+
+from pathlib import Path
+
+
+class CryoetInputError(ValueError):
+    """A file or parameter the user gave cannot be used; the message names it and says why."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(problem if path is None else f"{path}: {problem}")

@@ -1,0 +1,56 @@
+"""SHREC-style dataset folders: ``reconstruction.mrc`` plus optional truth files."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.picks import Picks, read_shrec_locations
+from napari_cryoet_particles.io.tomogram import Volume, read_tomogram
+
+RECONSTRUCTION = "reconstruction.mrc"
+LOCATIONS = "particle_locations.txt"
+OCCUPANCY = "occupancy_mask.mrc"
+CLASS_MASK = "class_mask.mrc"
+GRAND_MODEL = "grandmodel.mrc"
+#: SHREC 2021 default voxel size (1 nm) when the reconstruction's header has none.
+SHREC_VOXEL_SIZE = 10.0
+
+
+@dataclass
+class ShrecDataset:
+    """A tomogram with its ground truth, as found in a SHREC 2021-style folder."""
+
+    folder: Path
+    tomogram: Volume
+    truth: Picks | None = None
+    occupancy: np.ndarray | None = None
+    class_mask: np.ndarray | None = None
+
+
+def is_shrec_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / RECONSTRUCTION).is_file()
+
+
+def read_shrec_folder(path: str | Path) -> ShrecDataset:
+    """Open a SHREC folder; truth files are read when present."""
+    folder = Path(path)
+    if not is_shrec_folder(folder):
+        raise CryoetInputError(folder, f"not a SHREC dataset folder (no {RECONSTRUCTION})")
+    tomogram = read_tomogram(folder / RECONSTRUCTION)
+    if tomogram.voxel_size is None:
+        tomogram.voxel_size = SHREC_VOXEL_SIZE
+    truth = None
+    if (folder / LOCATIONS).is_file():
+        truth = read_shrec_locations(folder / LOCATIONS, voxel_size=tomogram.voxel_size)
+        truth.tomogram = folder.name
+    masks = {}
+    for name in (OCCUPANCY, CLASS_MASK):
+        if (folder / name).is_file():
+            mask = read_tomogram(folder / name, check_finite=False).data
+            if mask.shape != tomogram.shape:
+                raise CryoetInputError(folder / name, f"shape {mask.shape} differs from the reconstruction's {tomogram.shape}")
+            masks[name] = mask
+    return ShrecDataset(folder, tomogram, truth, masks.get(OCCUPANCY), masks.get(CLASS_MASK))

@@ -1,0 +1,127 @@
+"""Tomogram files (MRC / REC / MAP) through mrcfile, memory-mapped."""
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from napari_cryoet_particles.io.atomic import atomic_write
+from napari_cryoet_particles.io.errors import CryoetInputError
+
+TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st")
+#: Voxel sizes outside this range (Å) are taken for a broken header, not a real tomogram.
+PLAUSIBLE_VOXEL_SIZE = (0.1, 1000.0)
+#: Arrays up to this many voxels are scanned for NaN/Inf when opened; bigger ones are sampled.
+FULL_SCAN_VOXELS = 64 * 1024 * 1024
+
+
+@dataclass
+class Volume:
+    """A tomogram: a (z, y, x) array, possibly memory-mapped, and its voxel size in Å.
+
+    ``voxel_size`` is ``None`` when the file's header gives none (0 in the header).
+    """
+
+    data: np.ndarray
+    voxel_size: float | None
+    path: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def voxel_size_or_default(self) -> float:
+        return self.voxel_size if self.voxel_size is not None else 1.0
+
+
+def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None:
+    sizes = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], dtype=float)
+    if np.all(sizes == 0):
+        return None
+    size = float(sizes[0])
+    low, high = PLAUSIBLE_VOXEL_SIZE
+    if not np.isfinite(size) or not low <= size <= high:
+        raise CryoetInputError(
+            path,
+            f"header voxel size {size:g} Å is implausible (expected {low:g}-{high:g} Å); "
+            "fix the header (e.g. with `alterheader`) or give the voxel size explicitly",
+        )
+    if not np.allclose(sizes, size, rtol=1e-3):
+        warnings.warn(f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=3)
+    return size
+
+
+def count_non_finite(data: np.ndarray) -> int:
+    """Count NaN/Inf voxels, a slab at a time so a memory map is never loaded whole."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return 0
+    step = max(1, FULL_SCAN_VOXELS // max(1, int(np.prod(data.shape[1:]))))
+    return int(sum(np.count_nonzero(~np.isfinite(data[i : i + step])) for i in range(0, data.shape[0], step)))
+
+
+def read_tomogram(path: str | Path, voxel_size: float | None = None, check_finite: bool = True) -> Volume:
+    """Open a 3D MRC-family file memory-mapped (read-only).
+
+    ``voxel_size`` (Å) overrides the header. Raises :class:`CryoetInputError` with a one-line
+    reason for files that are not MRC, are truncated, are not 3D or hold NaN/Inf values.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CryoetInputError(path, "no such file")
+    if path.is_dir():
+        raise CryoetInputError(path, "is a folder, not a tomogram file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            mrc = mrcfile.mmap(path, mode="r", permissive=False)
+    except ValueError as error:
+        text = str(error)
+        if any(word in text.lower() for word in ("too small", "smaller than", "truncated", "greater than file size")):
+            raise CryoetInputError(path, f"MRC file is truncated ({text})") from None
+        raise CryoetInputError(path, f"not a valid MRC file ({text})") from None
+    except (RuntimeWarning, OSError, EOFError) as error:
+        raise CryoetInputError(path, f"not a valid MRC file ({error})") from None
+    data = mrc.data
+    if data is None or data.ndim != 3:
+        ndim = 0 if data is None else data.ndim
+        shape = () if data is None else data.shape
+        mrc.close()
+        raise CryoetInputError(path, f"expected a 3D tomogram, got a {ndim}D array of shape {shape}")
+    if min(data.shape) < 1:
+        mrc.close()
+        raise CryoetInputError(path, f"empty volume of shape {data.shape}")
+    header_size = _header_voxel_size(mrc, path)
+    if voxel_size is not None:
+        low, high = PLAUSIBLE_VOXEL_SIZE
+        if not low <= float(voxel_size) <= high:
+            raise CryoetInputError(path, f"voxel size {voxel_size} Å is implausible (expected {low:g}-{high:g} Å)")
+        header_size = float(voxel_size)
+    if check_finite:
+        bad = count_non_finite(data)
+        if bad:
+            mrc.close()
+            raise CryoetInputError(
+                path, f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''} out of {data.size} voxels"
+            )
+    # The memory map stays open as long as ``data`` is referenced (numpy keeps the mmap alive).
+    return Volume(data=data, voxel_size=header_size, path=path)
+
+
+def write_tomogram(
+    path: str | Path, data: np.ndarray, voxel_size: float, overwrite: bool = False
+) -> Path:
+    """Write a (z, y, x) array as MRC with the voxel size in the header, atomically."""
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise CryoetInputError(path, f"a tomogram must be 3D, got shape {data.shape}")
+    if data.dtype not in (np.float32, np.int8, np.int16, np.uint8, np.uint16):
+        data = data.astype(np.float32)
+    with atomic_write(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile warns about NaN; readers refuse them
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(data)
+            mrc.voxel_size = float(voxel_size)
+    return Path(path)

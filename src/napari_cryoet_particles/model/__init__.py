@@ -1,0 +1,1 @@
+"""3D contrastive model: encoder, augmentations, losses, training, checkpoints."""
