@@ -23,6 +23,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         raise NotBuiltYet(f"'cryoet-particles {name}' is not built yet in version {__version__}")
 
+    run.not_built = True  # type: ignore[attr-defined]
     return run
 
 

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:
+#   make demo              napari with the plugin's docks on a sample tomogram (HEADLESS=1: same pipeline, no screen)
+#   make test              the whole test suite (real napari windows run under Xvfb)
+# Both create .venv, install the package with its test extras and the system libraries napari needs.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.13.0 CPU: pip takes the wheel on this machine's disk; any other version downloads gigabytes.
+TORCH ?= torch==2.13.0
+HEADLESS ?=
+DEMO_OUT ?= demo-output
+XVFB := xvfb-run -a -s "-screen 0 1600x1000x24"
+
+.PHONY: install system-deps demo test lint benchmark clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[testing]'
+	touch $@
+
+install: $(BIN)/.installed
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: install
+ifeq ($(HEADLESS),)
+	@$(MAKE) --no-print-directory system-deps
+	@if [ -n "$$DISPLAY" ]; then $(BIN)/python -m napari_cryoet_particles.demo; \
+	else $(XVFB) $(BIN)/python -m napari_cryoet_particles.demo; fi
+else
+	$(BIN)/python -m napari_cryoet_particles.demo --headless --out $(DEMO_OUT)
+endif
+
+test: install system-deps
+	$(BIN)/ruff check src tests scripts
+	$(XVFB) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+benchmark: install
+	$(BIN)/cryoet-particles benchmark --out docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info

@@ -1,0 +1,51 @@
+"""The command-line contract of DESIGN.md."""
+
+import subprocess
+import sys
+
+import pytest
+
+from napari_cryoet_particles import __version__
+from napari_cryoet_particles.cli import EXIT_NOT_BUILT, build_parser, main
+
+CONTRACT = ("simulate", "train", "detect", "evaluate", "benchmark")
+
+
+def subcommand_parsers() -> dict:
+    parser = build_parser()
+    actions = [a for a in parser._actions if a.dest == "command"]
+    return actions[0].choices
+
+
+def test_help_lists_every_contract_subcommand() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_cryoet_particles.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for name in CONTRACT:
+        assert name in result.stdout
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
+
+
+def test_no_subcommand_prints_help_and_fails(capsys: pytest.CaptureFixture) -> None:
+    assert main([]) != 0
+    assert "commands" in capsys.readouterr().out
+
+
+def test_subcommands_not_built_yet_say_so_and_exit_non_zero(capsys: pytest.CaptureFixture) -> None:
+    arguments = {
+        "simulate": ["--out", "x"],
+        "train": ["t.mrc", "--out", "m.pt"],
+        "detect": ["t.mrc", "--out", "p.csv"],
+        "evaluate": ["--truth", "t", "--pred", "p"],
+        "benchmark": [],
+    }
+    for name, sub in subcommand_parsers().items():
+        if getattr(sub.get_default("run"), "not_built", False):
+            assert main([name, *arguments[name]]) == EXIT_NOT_BUILT
+            assert "not built yet" in capsys.readouterr().err
