@@ -179,7 +179,7 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
     features = table[[c for c in table.columns if c not in derived]].copy()
     for column in ("status", "class"):
         if column in features:
-            features[column] = features[column].fillna("").astype(str)
+            features[column] = features[column].astype(object).fillna("").astype(str)
     tomogram = str(table["tomogram"].iloc[0]) if "tomogram" in table and len(table) else ""
     return Picks(xyz_to_zyx(xyz), voxel_size or 1.0, features, tomogram)
 
