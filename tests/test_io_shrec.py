@@ -66,3 +66,22 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
         raise RuntimeError("disk full")
     assert target.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_empty_locations_file_is_zero_picks(tmp_path: Path) -> None:
+    from napari_cryoet_particles.io import read_shrec_locations
+
+    path = write_shrec_locations(tmp_path / "particle_locations.txt", Picks(np.zeros((0, 3)), 10.0))
+    assert len(read_shrec_locations(path)) == 0
+
+
+def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    path = write_tomogram(tmp_path / "t.mrc", np.zeros((2, 2, 2), np.float32), 1.0)
+    assert path.stat().st_mode & 0o044 == 0o044
+
+
+def test_same_data_gives_identical_mrc_bytes(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).normal(size=(3, 4, 5)).astype(np.float32)
+    first = write_tomogram(tmp_path / "a.mrc", data, 10.0)
+    second = write_tomogram(tmp_path / "b.mrc", data, 10.0)
+    assert first.read_bytes() == second.read_bytes()

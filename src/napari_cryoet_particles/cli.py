@@ -28,12 +28,101 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("simulate", help="write a SHREC-2021-style simulated tomogram folder with truth")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None)
+    parser = sub.add_parser(
+        "simulate",
+        help="write a SHREC-2021-style simulated tomogram folder with truth",
+        description="Simulate a tomogram from the SHREC 2021 protein maps (1 voxel = 10 Å) and write "
+        "reconstruction.mrc, grandmodel.mrc, occupancy_mask.mrc, class_mask.mrc, particle_locations.txt, "
+        "projections.mrc, tilt_angles.tlt, class_names.txt and simulation.json.",
+    )
+    parser.add_argument(
+        "--out", required=True, help="output folder (must be empty or new unless --overwrite)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="voxels (default 200 512 512)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--snr", type=float, default=None)
-    parser.set_defaults(run=_not_built("simulate"))
+    parser.add_argument(
+        "--snr",
+        type=float,
+        default=None,
+        help="per-projection SNR at 0° (default 0.1; 'inf' = no noise)",
+    )
+    parser.add_argument(
+        "--layout", default=None, help="SHREC particle_locations.txt to place the objects from"
+    )
+    parser.add_argument(
+        "--n-particles",
+        type=int,
+        default=None,
+        help="proteins to draw (default: SHREC 2021 crowding)",
+    )
+    parser.add_argument(
+        "--tilt-range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="degrees (default -60 60)",
+    )
+    parser.add_argument("--tilt-step", type=float, default=None, help="degrees (default 2)")
+    parser.add_argument("--defocus", type=float, default=None, help="µm underfocus (default 3)")
+    parser.add_argument(
+        "--dose", type=float, default=None, help="total e/Å² (default 120): radiation damage"
+    )
+    parser.add_argument(
+        "--physical-noise", action="store_true", help="shot noise from --dose instead of --snr"
+    )
+    parser.add_argument(
+        "--no-projections", action="store_true", help="do not write projections.mrc"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty folder, replacing files"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_simulate)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    import math
+
+    from napari_cryoet_particles.jobs import run_job_with_bar
+    from napari_cryoet_particles.simulate import SimulationConfig, simulate_dataset_job
+
+    options = {
+        "shape": args.size,
+        "tilt_range": args.tilt_range,
+        "tilt_step": args.tilt_step,
+        "defocus": args.defocus,
+        "dose": args.dose,
+        "n_particles": args.n_particles,
+        "threads": args.threads,
+    }
+    options = {key: value for key, value in options.items() if value is not None}
+    if args.snr is not None:
+        options["snr"] = None if math.isinf(args.snr) else args.snr
+    config = SimulationConfig(seed=args.seed, physical_noise=args.physical_noise, **options)
+    job = simulate_dataset_job(
+        args.out,
+        config,
+        layout=args.layout,
+        overwrite=args.overwrite,
+        projections=not args.no_projections,
+    )
+    result = run_job_with_bar(job, "simulate", disable=args.quiet)
+    counts = result.truth.features["class"].value_counts()
+    proteins = int(counts.drop(["vesicle", "fiducial"], errors="ignore").sum())
+    print(
+        f"wrote {args.out}: {config.shape[2]} x {config.shape[1]} x {config.shape[0]} voxels (x y z, 10 Å), "
+        f"{proteins} proteins, {int(counts.get('vesicle', 0))} vesicles, {int(counts.get('fiducial', 0))} fiducials"
+    )
+    return 0
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +130,40 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("tomograms", nargs="+", help="MRC files")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.set_defaults(run=_not_built("train"))
+    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 1500)")
+    parser.add_argument("--init", default=None, help="start from 'default' (the shipped model) or a checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run stored in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop-size", type=int, default=None, help="crop edge in working voxels (default 32)")
+    parser.add_argument("--batch-size", type=int, default=None, help="positive pairs per step (default 16)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.io import read_tomogram
+    from napari_cryoet_particles.jobs import run_job_with_bar
+    from napari_cryoet_particles.model.augment import AugmentConfig
+    from napari_cryoet_particles.model.train import TrainConfig, train
+
+    volumes = [read_tomogram(path) for path in args.tomograms]
+    config = None
+    if not args.resume or args.steps is not None:
+        settings: dict = {"seed": args.seed, "threads": args.threads}
+        if args.steps is not None:
+            settings["steps"] = args.steps
+        if args.batch_size is not None:
+            settings["batch_size"] = args.batch_size
+        if args.crop_size is not None:
+            settings["augment"] = AugmentConfig(crop_size=args.crop_size)
+        config = TrainConfig(**settings)
+    job = train(
+        volumes, args.out, config, device=args.device, init=args.init, resume=args.resume, overwrite=args.overwrite
+    )
+    result = run_job_with_bar(job, "train")
+    print(f"wrote {result.path} ({result.steps} steps, {result.crops_per_second:.1f} crops/s)")
+    return 0
 
 
 def add_detect(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +186,11 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect import DetectionConfig, detect_particles_job, score_map_at_input
+    from napari_cryoet_particles.detect import (
+        DetectionConfig,
+        detect_particles_job,
+        score_map_at_input,
+    )
     from napari_cryoet_particles.io import read_tomogram, write_picks, write_tomogram
     from napari_cryoet_particles.io.atomic import check_can_write
     from napari_cryoet_particles.jobs import run_job_with_bar
@@ -198,7 +323,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_benchmark(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("benchmark", help="measure accuracy and speed against the baselines")
     parser.add_argument("--out", default="docs/benchmarks.md")
-    parser.set_defaults(run=_not_built("benchmark"))
+    parser.add_argument("--quick", action="store_true", help="one small random tomogram + the layout one, short 2D training")
+    parser.add_argument("--shared", default=None, metavar="DIR", help="shared reference data (default: ../shared/data)")
+    parser.add_argument("--model", default=None, help="checkpoint for our method (default: the shipped model)")
+    parser.add_argument("--work", default=None, metavar="DIR", help="keep simulated tomograms and picks here (reused)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--methods", nargs="+", choices=("ours", "dog", "slices2d"), default=["ours", "dog", "slices2d"])
+    parser.set_defaults(run=run_benchmark)
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.detect.benchmark import run_benchmark as benchmark
+
+    benchmark(args.out, args.quick, args.shared, args.model, args.work, args.threads, tuple(args.methods))
+    return 0
 
 
 SUBCOMMANDS = (add_simulate, add_train, add_detect, add_evaluate, add_benchmark)

@@ -423,6 +423,8 @@ def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str 
     def reader(p: Path) -> pd.DataFrame:
         return pd.read_csv(p, sep=r"\s+", header=None, comment="#", dtype={0: str})
 
+    if path.is_file() and not path.read_text().strip():
+        return Picks(np.zeros((0, 3)), voxel_size, pd.DataFrame({"class": pd.Series([], dtype=object)}))
     table = _read_table(path, reader, "SHREC particle_locations")
     if table.shape[1] < 4:
         raise CryoetInputError(path, f"expected lines 'CLASS X Y Z [rot rot rot]', found {table.shape[1]} columns")

@@ -111,9 +111,17 @@ def read_tomogram(path: str | Path, voxel_size: float | None = None, check_finit
 
 
 def write_tomogram(
-    path: str | Path, data: np.ndarray, voxel_size: float, overwrite: bool = False
+    path: str | Path,
+    data: np.ndarray,
+    voxel_size: float,
+    overwrite: bool = False,
+    label: str = "napari-cryoet-particles",
 ) -> Path:
-    """Write a (z, y, x) array as MRC with the voxel size in the header, atomically."""
+    """Write a (z, y, x) array as MRC with the voxel size in the header, atomically.
+
+    The header gets the fixed ``label`` instead of mrcfile's dated one, so the same data gives
+    byte-identical files.
+    """
     data = np.asarray(data)
     if data.ndim != 3:
         raise CryoetInputError(path, f"a tomogram must be 3D, got shape {data.shape}")
@@ -124,4 +132,6 @@ def write_tomogram(
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(data)
             mrc.voxel_size = float(voxel_size)
+            mrc.header.label[0] = label.encode("ascii", "replace")[:80]
+            mrc.header.nlabl = 1
     return Path(path)

@@ -1,5 +1,37 @@
-"""Synthetic tomograms with exact ground truth."""
+"""Synthetic tomograms with exact ground truth, from real protein density maps.
 
+:func:`simulate_dataset` writes a SHREC-2021-style folder reproducibly from a seed;
+:func:`simulate_job` is the generator behind it (progress, cancel); :func:`make_sample_dataset`
+is napari's sample. See ``docs/simulation.md`` for the model and its defaults.
+"""
+
+from napari_cryoet_particles.simulate.phantom import LayoutOptions, Phantom, read_layout
 from napari_cryoet_particles.simulate.sample import SimulatedTomogram, make_sample_dataset
+from napari_cryoet_particles.simulate.simulator import (
+    SimulationConfig,
+    SimulationResult,
+    simulate,
+    simulate_dataset,
+    simulate_dataset_job,
+    simulate_job,
+    write_dataset,
+)
+from napari_cryoet_particles.simulate.structures import SHREC_CLASSES, class_index, load_structures
 
-__all__ = ["SimulatedTomogram", "make_sample_dataset"]
+__all__ = [
+    "SHREC_CLASSES",
+    "LayoutOptions",
+    "Phantom",
+    "SimulatedTomogram",
+    "SimulationConfig",
+    "SimulationResult",
+    "class_index",
+    "load_structures",
+    "make_sample_dataset",
+    "read_layout",
+    "simulate",
+    "simulate_dataset",
+    "simulate_dataset_job",
+    "simulate_job",
+    "write_dataset",
+]

@@ -1,0 +1,413 @@
+"""The noise-free phantom: proteins from real density maps, lipid vesicles and gold fiducials.
+
+Densities are excess scattering potential over vitreous ice in units of densely packed protein
+(protein about 1, lipid head groups 1, gold :data:`GOLD_DENSITY`); the solvent is 0. Each object
+is drawn as a small "stamp" (its density in a cube around it) that is pasted into the volume; the
+stamp's footprint (density above :data:`~.structures.FOOTPRINT_LEVEL`) defines the object's
+voxels in the particle-id map (``occupancy``) and the class map.
+
+Rotations: a ZXZ Euler triple ``(rot_z1, rot_x, rot_z2)`` in degrees is read as scipy's intrinsic
+``Rotation.from_euler("ZXZ", ...)`` acting on (x, y, z) coordinates; the map is turned actively
+by it about its centre of mass. Layout files from elsewhere may mean another convention: their
+orientations are then different but still exactly recorded, since the truth is what was drawn.
+"""
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.picks import Picks, read_shrec_locations
+from napari_cryoet_particles.jobs import CancelToken, Progress
+from napari_cryoet_particles.simulate.structures import (
+    FIDUCIAL,
+    FOOTPRINT_LEVEL,
+    PROTEIN_CLASSES,
+    VESICLE,
+    VOXEL_SIZE,
+    Structure,
+    canonical_class,
+    class_index,
+    load_structures,
+)
+
+#: SHREC 2021 model: 1451 proteins, 5 vesicles and 10 fiducials in 512 x 512 x 200 voxels.
+SHREC_SHAPE = (200, 512, 512)
+SHREC_COUNTS = {"particles": 1451, "vesicles": 5, "fiducials": 10}
+#: Excess potential of gold over ice relative to protein's (about 25 V against 2.5 V).
+GOLD_DENSITY = 10.0
+#: Lipid bilayer: two head-group layers this far (nm = voxels) either side of the mid-plane.
+BILAYER_HALF_SPACING = 1.9
+BILAYER_SIGMA = 0.8
+HEAD_GROUP_DENSITY = 1.0
+ANGLE_COLUMNS = ("rot_z1", "rot_x", "rot_z2")
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """How a random layout is drawn. ``None`` counts follow the SHREC 2021 crowding."""
+
+    classes: tuple[str, ...] = PROTEIN_CLASSES
+    n_particles: int | None = None
+    n_vesicles: int | None = None
+    n_fiducials: int | None = None
+    vesicle_radius: tuple[float, float] = (12.0, 25.0)
+    fiducial_radius: float = 5.0
+    #: Minimum empty voxels between two objects' footprints.
+    gap: int = 1
+    #: Random positions tried per object before it is left out (the volume is full).
+    max_tries: int = 100
+
+    def counts(self, shape: tuple[int, int, int]) -> dict[str, int]:
+        scale = float(np.prod(shape)) / float(np.prod(SHREC_SHAPE))
+        given = {
+            "particles": self.n_particles,
+            "vesicles": self.n_vesicles,
+            "fiducials": self.n_fiducials,
+        }
+        return {
+            key: int(round(SHREC_COUNTS[key] * scale)) if value is None else int(value)
+            for key, value in given.items()
+        }
+
+
+@dataclass
+class Phantom:
+    """The noise-free volume and its exact truth.
+
+    ``truth`` lists every object (vesicles and fiducials too) in zyx voxels with the features
+    ``class``, ``rot_z1``, ``rot_x``, ``rot_z2`` (degrees, NaN for vesicles and fiducials) and
+    ``radius`` (voxels); ``occupancy`` holds 1 + the object's row in ``truth``, 0 elsewhere.
+    """
+
+    density: np.ndarray
+    occupancy: np.ndarray
+    class_mask: np.ndarray
+    truth: Picks
+    info: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Stamp:
+    """An object's density in a small cube; ``centre`` is the object's centre in cube voxels."""
+
+    density: np.ndarray
+    centre: np.ndarray
+
+    @property
+    def half(self) -> int:
+        return self.density.shape[0] // 2
+
+
+def rotation_zyx(angles_deg: np.ndarray) -> np.ndarray:
+    """3x3 matrix acting on zyx vectors for a ZXZ Euler triple (see the module docstring)."""
+    xyz = Rotation.from_euler("ZXZ", np.asarray(angles_deg, dtype=float), degrees=True).as_matrix()
+    return xyz[::-1, ::-1].copy()
+
+
+def random_angles(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random orientation as a ZXZ Euler triple in degrees."""
+    quaternion = rng.normal(size=4)
+    return Rotation.from_quat(quaternion / np.linalg.norm(quaternion)).as_euler("ZXZ", degrees=True)
+
+
+def protein_stamp(structure: Structure, angles_deg: np.ndarray, frac: np.ndarray) -> Stamp:
+    """The map turned by the Euler triple, its centre of mass at ``half + frac`` in the cube."""
+    half = int(np.ceil(structure.radius)) + 1
+    size = 2 * half + 1
+    centre = half + np.asarray(frac, dtype=float)
+    matrix = rotation_zyx(angles_deg).T
+    density = ndimage.affine_transform(
+        structure.density,
+        matrix,
+        offset=structure.centre - matrix @ centre,
+        output_shape=(size, size, size),
+        order=1,
+        cval=0.0,
+    )
+    return Stamp(np.maximum(density, 0.0, out=density), centre)
+
+
+def _distances(half: int, centre: np.ndarray) -> np.ndarray:
+    axis = np.arange(2 * half + 1, dtype=np.float32)
+    dz, dy, dx = (axis - np.float32(c) for c in centre)
+    return np.sqrt(dz[:, None, None] ** 2 + dy[None, :, None] ** 2 + dx[None, None, :] ** 2)
+
+
+def vesicle_stamp(radius: float, frac: np.ndarray) -> Stamp:
+    """A hollow lipid bilayer sphere: two Gaussian head-group shells around ``radius``."""
+    half = int(np.ceil(radius + BILAYER_HALF_SPACING + 3 * BILAYER_SIGMA)) + 1
+    centre = half + np.asarray(frac, dtype=float)
+    r = _distances(half, centre)
+    density = np.zeros_like(r)
+    for shell in (radius - BILAYER_HALF_SPACING, radius + BILAYER_HALF_SPACING):
+        density += HEAD_GROUP_DENSITY * np.exp(-0.5 * ((r - shell) / BILAYER_SIGMA) ** 2)
+    return Stamp(density, centre)
+
+
+def fiducial_stamp(radius: float, frac: np.ndarray) -> Stamp:
+    """A gold bead: a uniform, very dense ball with a one-voxel anti-aliased edge."""
+    half = int(np.ceil(radius)) + 2
+    centre = half + np.asarray(frac, dtype=float)
+    r = _distances(half, centre)
+    return Stamp(GOLD_DENSITY * np.clip(radius + 0.5 - r, 0.0, 1.0), centre)
+
+
+def _box(
+    origin: np.ndarray, size: int, shape: tuple[int, int, int]
+) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """Slices of the volume and of a cube at ``origin`` for their overlap (None if disjoint)."""
+    volume, cube = [], []
+    for start, n in zip(origin, shape, strict=True):
+        low, high = max(int(start), 0), min(int(start) + size, n)
+        if low >= high:
+            return None
+        volume.append(slice(low, high))
+        cube.append(slice(low - int(start), high - int(start)))
+    return tuple(volume), tuple(cube)
+
+
+class _Canvas:
+    """The volume being drawn: density, particle ids and classes."""
+
+    def __init__(self, shape: tuple[int, int, int], n_objects: int):
+        self.shape = shape
+        self.density = np.zeros(shape, dtype=np.float32)
+        id_type = np.int16 if n_objects < np.iinfo(np.int16).max else np.int32
+        self.occupancy = np.zeros(shape, dtype=id_type)
+        self.class_mask = np.zeros(shape, dtype=np.int8)
+
+    def fits(self, stamp: Stamp, origin: np.ndarray, grown: np.ndarray) -> bool:
+        """True if the grown footprint meets no other object's voxels."""
+        boxes = _box(origin, stamp.density.shape[0], self.shape)
+        if boxes is None:
+            return True
+        volume, cube = boxes
+        return not np.any(grown[cube] & (self.occupancy[volume] != 0))
+
+    def paste(self, stamp: Stamp, origin: np.ndarray, object_id: int, class_id: int) -> None:
+        """Add the density; claim the voxels where this object is denser than what was there."""
+        boxes = _box(origin, stamp.density.shape[0], self.shape)
+        if boxes is None:
+            return
+        volume, cube = boxes
+        density = stamp.density[cube]
+        claim = (density > FOOTPRINT_LEVEL) & (density > self.density[volume])
+        self.occupancy[volume][claim] = object_id
+        self.class_mask[volume][claim] = class_id
+        self.density[volume] += density
+
+
+def _stamp_for(kind: str, angles: np.ndarray, radius: float, frac: np.ndarray) -> Stamp:
+    if kind == VESICLE:
+        return vesicle_stamp(radius, frac)
+    if kind == FIDUCIAL:
+        return fiducial_stamp(radius, frac)
+    return protein_stamp(load_structures()[kind], angles, frac)
+
+
+def read_layout(path: str | Path, shape: tuple[int, int, int] = SHREC_SHAPE) -> Picks:
+    """Read a SHREC ``particle_locations.txt`` (``CLASS X Y Z rotZ1 rotX rotZ2``, voxels) as a layout.
+
+    Class names are normalised (``4V94_fixed`` -> ``4V94``); vesicle radii, absent from the
+    format, are set later from the room around each vesicle. Every centre must lie inside
+    ``shape`` (zyx).
+    """
+    path = Path(path)
+    layout = read_shrec_locations(path, voxel_size=VOXEL_SIZE)
+    if len(layout) == 0:
+        raise CryoetInputError(path, "the layout lists no particles")
+    layout.features["class"] = [canonical_class(name, path) for name in layout.features["class"]]
+    outside = layout.outside(shape)
+    if np.any(outside):
+        raise CryoetInputError(
+            path,
+            f"{int(outside.sum())} of {len(layout)} centres lie outside a volume of "
+            f"{shape[2]} x {shape[1]} x {shape[0]} voxels (x y z); give a larger size",
+        )
+    return layout
+
+
+def _room_radius(
+    layout: Picks, index: int, radii: np.ndarray, bounds: tuple[float, float]
+) -> float:
+    """The largest vesicle radius in ``bounds`` whose membrane crosses no neighbour.
+
+    Neighbours may end up inside the vesicle; if every radius crosses one, the radius crossing
+    the fewest is taken.
+    """
+    distance = np.linalg.norm(layout.zyx - layout.zyx[index], axis=1)
+    reach = radii + BILAYER_HALF_SPACING + 2 * BILAYER_SIGMA + 1.0
+    others = np.arange(len(distance)) != index
+    low, high = distance[others] - reach[others], distance[others] + reach[others]
+    candidates = np.arange(bounds[1], bounds[0] - 1e-9, -0.5)
+    crossings = [int(np.sum((low < r) & (r < high))) for r in candidates]
+    return float(candidates[int(np.argmin(crossings))])
+
+
+def complete_layout(layout: Picks, rng: np.random.Generator, options: LayoutOptions) -> Picks:
+    """Fill in what a layout file leaves open: missing angles and vesicle/fiducial radii."""
+    features = layout.features.copy()
+    classes = [canonical_class(name) for name in features["class"]]
+    features["class"] = classes
+    for column in ANGLE_COLUMNS:
+        if column not in features:
+            features[column] = np.nan
+    structures = load_structures()
+    radii = np.array(
+        [structures[c].radius if c in structures else options.fiducial_radius for c in classes]
+    )
+    given = (
+        features["radius"].to_numpy(dtype=float)
+        if "radius" in features
+        else np.full(len(classes), np.nan)
+    )
+    for i, kind in enumerate(classes):
+        angles = features.loc[i, list(ANGLE_COLUMNS)].to_numpy(dtype=float)
+        if kind in (VESICLE, FIDUCIAL):
+            features.loc[i, list(ANGLE_COLUMNS)] = np.nan
+            if np.isfinite(given[i]):
+                radii[i] = given[i]
+            elif kind == VESICLE:
+                radii[i] = _room_radius(layout, i, radii, options.vesicle_radius)
+        elif not np.all(np.isfinite(angles)):
+            features.loc[i, list(ANGLE_COLUMNS)] = random_angles(rng)
+    features["radius"] = radii
+    return Picks(layout.zyx.copy(), VOXEL_SIZE, features, layout.tomogram)
+
+
+def _random_order(
+    options: LayoutOptions, counts: dict[str, int], rng: np.random.Generator
+) -> list[str]:
+    """Vesicles, then fiducials, then proteins (as balanced over the classes as the count allows)."""
+    if not options.classes:
+        raise CryoetInputError(None, "no particle classes to draw")
+    classes = [canonical_class(c) for c in options.classes]
+    if any(c in (VESICLE, FIDUCIAL) for c in classes):
+        raise CryoetInputError(
+            None, "classes must be proteins; vesicles and fiducials have their own counts"
+        )
+    n = counts["particles"]
+    proteins = list(np.repeat(classes, n // len(classes))) + list(
+        rng.choice(classes, n % len(classes), replace=False)
+    )
+    return (
+        [VESICLE] * counts["vesicles"]
+        + [FIDUCIAL] * counts["fiducials"]
+        + [str(c) for c in proteins]
+    )
+
+
+def phantom_job(
+    shape: tuple[int, int, int],
+    rng: np.random.Generator,
+    layout: Picks | None = None,
+    options: LayoutOptions | None = None,
+    token: CancelToken | None = None,
+) -> Generator[Progress, None, Phantom]:
+    """Draw a phantom; yields ``Progress(done, total, "phantom")`` as objects are placed.
+
+    Without ``layout``, objects get random orientations and random positions that keep their
+    footprints ``options.gap`` voxels apart (vesicles, then fiducials, then proteins largest
+    first; an object that finds no room in ``options.max_tries`` tries is left out). With a
+    ``layout`` (see :func:`read_layout`) objects go exactly where it says.
+    """
+    options = options or LayoutOptions()
+    token = token or CancelToken()
+    shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
+    if len(shape) != 3 or min(shape) < 1:
+        raise CryoetInputError(
+            None, f"volume size must be three positive numbers (z y x), got {shape}"
+        )
+    structures = load_structures()
+    if layout is not None:
+        layout = complete_layout(layout, rng, options)
+        kinds = list(layout.features["class"])
+        fixed = layout.zyx
+    else:
+        kinds = _random_order(options, options.counts(shape), rng)
+        first = {VESICLE: -2e3, FIDUCIAL: -1e3}
+        size_order = np.argsort(
+            [first.get(k) or -structures[k].radius for k in kinds], kind="stable"
+        )
+        kinds = [kinds[i] for i in size_order]
+        fixed = None
+    canvas = _Canvas(shape, len(kinds))
+    placed_zyx, placed_rows, skipped = [], [], 0
+    report_every = max(1, len(kinds) // 50)
+    structure = np.ones((3, 3, 3), dtype=bool) if options.gap > 0 else None
+    for i, kind in enumerate(kinds):
+        if i % report_every == 0:
+            token.check()
+            yield Progress(i, len(kinds), "phantom")
+        if fixed is not None:
+            row = layout.features.iloc[i]
+            angles = row[list(ANGLE_COLUMNS)].to_numpy(dtype=float)
+            radius = float(row["radius"])
+            target = np.round(fixed[i])
+            frac = fixed[i] - target
+        else:
+            angles = random_angles(rng) if kind in structures else np.full(3, np.nan)
+            if kind == VESICLE:
+                radius = float(rng.uniform(*options.vesicle_radius))
+            elif kind == FIDUCIAL:
+                radius = float(options.fiducial_radius * rng.uniform(0.9, 1.1))
+            else:
+                radius = structures[kind].radius
+            frac = rng.uniform(-0.5, 0.5, 3)
+        stamp = _stamp_for(kind, angles, radius, frac)
+        if fixed is None:
+            footprint = stamp.density > FOOTPRINT_LEVEL
+            grown = (
+                ndimage.binary_dilation(footprint, structure, iterations=options.gap)
+                if structure is not None
+                else footprint
+            )
+            # centres stay within [0, n - 1] on every axis
+            low = (frac < 0).astype(int)
+            high = np.asarray(shape) - (frac > 0).astype(int)
+            for _ in range(options.max_tries):
+                target = rng.integers(low, high).astype(float)
+                if canvas.fits(stamp, target - stamp.half, grown):
+                    break
+            else:
+                skipped += 1
+                continue
+        object_id = len(placed_zyx) + 1
+        canvas.paste(stamp, target.astype(int) - stamp.half, object_id, class_index(kind))
+        placed_zyx.append(target + frac)
+        placed_rows.append(
+            {"class": kind, **dict(zip(ANGLE_COLUMNS, angles, strict=True)), "radius": radius}
+        )
+    yield Progress(len(kinds), len(kinds), "phantom")
+    truth = _truth(placed_zyx, placed_rows)
+    if fixed is None and len(truth):
+        truth, canvas.occupancy = _shuffle_proteins(truth, canvas.occupancy, rng)
+    info = {"n_objects": float(len(truth)), "n_left_out": float(skipped)}
+    return Phantom(canvas.density, canvas.occupancy, canvas.class_mask, truth, info)
+
+
+def _truth(zyx: list[np.ndarray], rows: list[dict]) -> Picks:
+    features = pd.DataFrame(rows, columns=["class", *ANGLE_COLUMNS, "radius"])
+    features["score"] = 1.0
+    return Picks(np.asarray(zyx, dtype=float).reshape(-1, 3), VOXEL_SIZE, features)
+
+
+def _shuffle_proteins(
+    truth: Picks, occupancy: np.ndarray, rng: np.random.Generator
+) -> tuple[Picks, np.ndarray]:
+    """List proteins in random order (they were drawn largest first) and renumber the id map."""
+    classes = truth.features["class"].to_numpy()
+    first = int(np.sum(np.isin(classes, (VESICLE, FIDUCIAL))))
+    order = np.concatenate([np.arange(first), first + rng.permutation(len(truth) - first)])
+    new_id = np.zeros(len(truth) + 1, dtype=occupancy.dtype)
+    new_id[order + 1] = np.arange(1, len(truth) + 1, dtype=occupancy.dtype)
+    shuffled = Picks(
+        truth.zyx[order], truth.voxel_size, truth.features.iloc[order].reset_index(drop=True)
+    )
+    return shuffled, new_id[occupancy]
