@@ -31,6 +31,14 @@ class TruthData:
 
 
 def load_truth(path: str | Path, order: str = "xyz", voxel_size: float = 10.0) -> TruthData:
+    """Like :func:`_load_truth`, refusing a truth without particles with a message naming the file."""
+    truth = _load_truth(path, order, voxel_size)
+    if len(truth.truth) == 0:
+        raise CryoetInputError(truth.source, "the truth has no particles to score against")
+    return truth
+
+
+def _load_truth(path: str | Path, order: str, voxel_size: float) -> TruthData:
     """Truth from a SHREC folder (``particle_locations.txt`` + ``occupancy_mask.mrc`` if present) or a
     bare ``particle_locations.txt`` (``order="zyx"`` for SHREC 2019's ``CLASS Z Y X`` columns;
     ``voxel_size`` in Å, the SHREC default 10 Å, used only for a bare file).
