@@ -12,7 +12,7 @@ HEADLESS ?=
 DEMO_OUT ?= demo-output
 XVFB := xvfb-run -a -s "-screen 0 1600x1000x24"
 
-.PHONY: install system-deps demo test lint benchmark clean
+.PHONY: install system-deps demo test lint benchmark screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,11 @@ system-deps:
 demo: install
 ifeq ($(HEADLESS),)
 	@$(MAKE) --no-print-directory system-deps
-	@if [ -n "$$DISPLAY" ]; then $(BIN)/python -m napari_cryoet_particles.demo; \
-	else $(XVFB) $(BIN)/python -m napari_cryoet_particles.demo; fi
+	@if [ -n "$$DISPLAY" ]; then $(BIN)/python scripts/demo.py; \
+	else echo "no \$$DISPLAY: running napari on a virtual screen (Xvfb); use HEADLESS=1 for files only"; \
+	$(XVFB) $(BIN)/python scripts/demo.py --quit-after 60; fi
 else
-	$(BIN)/python -m napari_cryoet_particles.demo --headless --out $(DEMO_OUT)
+	$(BIN)/python scripts/demo.py --headless --out $(DEMO_OUT) --overwrite
 endif
 
 test: install system-deps
@@ -45,6 +46,9 @@ lint: install
 
 benchmark: install
 	$(BIN)/cryoet-particles benchmark --out docs/benchmarks.md
+
+screenshots: install system-deps
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info

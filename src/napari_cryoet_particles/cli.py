@@ -174,7 +174,7 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--diameter", type=float, default=None, metavar="NM", help="particle diameter in nm (default 10)")
     parser.add_argument("--groups", type=int, default=None, metavar="K", help="particle groups (default: by silhouette, 0: off)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="T", help="minimum particle probability 0-1 (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="T", help="minimum peak score 0-1 (default: per tomogram, Otsu split of the candidate peaks)")
     parser.add_argument("--bin", type=int, default=1, metavar="N", help="work at N times the model's voxel size (faster)")
     parser.add_argument("--voxel-size", type=float, default=None, metavar="A", help="voxel size in Å (overrides the header)")
     parser.add_argument("--polarity", choices=("auto", "dark", "bright"), default="auto", help="particle contrast (default: detect)")

@@ -45,6 +45,7 @@ from napari_cryoet_particles.evaluate.radii import (
 from napari_cryoet_particles.evaluate.report import (
     EvaluationReport,
     TruthData,
+    evaluate_data,
     evaluate_files,
     format_report,
     format_result,
@@ -70,6 +71,7 @@ __all__ = [
     "crop_metrics",
     "derive_radius_table",
     "dilate_ids",
+    "evaluate_data",
     "evaluate_files",
     "evaluate_picks",
     "format_report",

@@ -200,6 +200,33 @@ def evaluate_files(
     """
     truth = load_truth(truth_path, order=order)
     pred = read_predictions(pred_path, order=order)
+    return evaluate_data(
+        truth,
+        pred,
+        rule=rule,
+        radius=radius,
+        radius_table=radius_table,
+        skip=skip,
+        count_skipped_picks=count_skipped_picks,
+    )
+
+
+def evaluate_data(
+    truth: TruthData,
+    pred: Picks,
+    *,
+    rule: str = "auto",
+    radius: float | None = None,
+    radius_table: str | None = None,
+    skip: tuple[str, ...] = (),
+    count_skipped_picks: bool = False,
+    dilate: int = 1,
+) -> EvaluationReport:
+    """Score picks already in memory: the one path behind the CLI and the Metrics dock.
+
+    ``dilate=0`` when ``truth.id_map`` is already dilated (a GUI caches that). Groups are compared
+    with classes from the ``group`` feature when detection set it, else from ``cluster``.
+    """
     result = evaluate_picks(
         truth.truth,
         pred,
@@ -210,15 +237,17 @@ def evaluate_files(
         skip=skip,
         shape=truth.shape,
         count_skipped_picks=count_skipped_picks,
+        dilate=dilate,
     )
     report = EvaluationReport(result, truth, pred)
     scores = pred.scores
     finite = scores[np.isfinite(scores)]
     if len(finite) and np.ptp(finite) > 0:
         report.curves = ranking_curves(result, scores)
-    clusters = pred.features["cluster"].to_numpy()
-    if len(clusters) and np.any(clusters.astype(float) >= 0):
-        report.groups = group_class_agreement(result, truth.truth.features["class"], clusters)
+    column = "group" if "group" in pred.features else "cluster"
+    groups = pred.features[column].to_numpy()
+    if len(groups) and np.any(groups.astype(float) >= 0):
+        report.groups = group_class_agreement(result, truth.truth.features["class"], groups)
     return report
 
 

@@ -1,0 +1,168 @@
+"""Screenshots of each dock widget in use: docs/images/widget_<name>.png.
+
+Opens a real napari window (needs an X display; without one, a private Xvfb is started when the
+``Xvfb`` program exists), opens the sample, trains a few steps, detects, curates a few picks,
+and captures the window with one dock shown at a time.
+
+    python scripts/screenshots.py [--out docs/images] [--model model.pt] [--train-steps 30]
+
+Detection uses ``--model``, else the shipped default model, else the model the Train dock just
+trained (a few steps only: the picks then show the widgets, not the method's accuracy).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = "napari-cryoet-particles"
+DOCKS = ("Tomogram", "Train", "Detect", "Curate", "Metrics", "Export")
+
+
+def rerun_under_xvfb(argv: list[str]) -> None:
+    """Without an X display, run this script again under ``xvfb-run`` (Debian package xvfb)."""
+    if os.environ.get("DISPLAY"):
+        return
+    if not shutil.which("xvfb-run"):
+        sys.exit(
+            "screenshots need an X display: install xvfb (apt-get install xvfb) or set DISPLAY"
+        )
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, __file__, *argv]
+    os.execvp(command[0], command)
+
+
+def wait_for(job, app, timeout: float = 600.0) -> None:
+    """Let the Qt event loop run until a dock's job has finished."""
+    deadline = time.monotonic() + timeout
+    while job.running and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    if job.running:
+        raise RuntimeError("job did not finish in time")
+    settle(app)
+
+
+def settle(app, seconds: float = 0.5) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
+    parser.add_argument("--model", type=Path, default=None, help="checkpoint for Detect")
+    parser.add_argument("--train-steps", type=int, default=30)
+    args = parser.parse_args(argv)
+    rerun_under_xvfb(sys.argv[1:] if argv is None else argv)
+    # Fresh dock and napari settings, so the screenshots show the defaults the script sets.
+    settings = Path(tempfile.mkdtemp()) / "settings.ini"
+    os.environ["NAPARI_CRYOET_PARTICLES_SETTINGS"] = str(settings)
+    os.environ["NAPARI_CONFIG"] = str(
+        settings.parent / "napari.yaml"
+    )  # leave the user's napari settings alone
+    try:
+        return run(args)
+    finally:
+        shutil.rmtree(settings.parent, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import napari
+    from napari._qt import qt_main_window
+    from qtpy.QtWidgets import QApplication, QScrollArea
+
+    from napari_cryoet_particles._widgets._picks import centre_on
+    from napari_cryoet_particles._widgets.detect import MODEL_DEFAULT, MODEL_FILE, MODEL_TRAINED
+    from napari_cryoet_particles.model import default_model_path
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    qt_main_window.SHOW_QT_WARNING = (
+        False  # napari's PyQt5 deprecation toast would cover the canvas
+    )
+    viewer = napari.Viewer(show=True, title="napari-cryoet-particles")
+    app = QApplication.instance()
+    window = viewer.window._qt_window
+    window.resize(1600, 1000)
+    docks = {}
+    for name in DOCKS:
+        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        docks[name] = (dock, widget)
+
+    def shoot(name: str, filename: str = "") -> Path:
+        for other, (dock, _) in docks.items():
+            dock.setVisible(other == name)
+        settle(app, 0.8)
+        path = args.out / (filename or f"widget_{name.lower()}.png")
+        viewer.screenshot(str(path), canvas_only=False, flash=False)
+        print(f"wrote {path}")
+        return path
+
+    tomogram = docks["Tomogram"][1]
+    image, truth = tomogram.open_sample()
+    viewer.dims.set_point(0, image.data_to_world((image.data.shape[0] // 2, 0, 0))[0])
+    tomogram.show_layer(image)
+    shoot("Tomogram")
+
+    train = docks["Train"][1]
+    train.steps.setValue(args.train_steps)
+    train.batch_size.setValue(4)
+    train.crop_size.setValue(24)
+    train.device.setCurrentText("auto")
+    train.start_from.setCurrentText("scratch")
+    train.start()
+    wait_for(train.job, app)
+    shoot("Train")
+
+    detect = docks["Detect"][1]
+    if args.model is not None:
+        detect.model.setCurrentText(MODEL_FILE)
+        detect.model_path.setText(str(args.model))
+    elif default_model_path().exists():
+        detect.model.setCurrentText(MODEL_DEFAULT)
+    else:
+        detect.model.setCurrentText(MODEL_TRAINED)
+    detect.diameter.setValue(10.0)
+    detect.groups.setValue(0)
+    detect.score_map.setChecked(True)
+    detect.run()
+    wait_for(detect.job, app)
+    detect.color_by.setCurrentText("score")
+    truth.visible = False
+    shoot("Detect")
+
+    curate = docks["Curate"][1]
+    picks = detect.picks_layer
+    for action in ("next", "accept", "next", "accept", "next", "reject", "next"):
+        getattr(curate, action)()
+    if curate.current is not None:
+        centre_on(viewer, picks, curate.current)
+    viewer.reset_view()
+    detect.score_layer.visible = False
+    truth.visible = True
+    shoot("Curate")
+
+    metrics = docks["Metrics"][1]
+    metrics.recompute()
+    shoot("Metrics")
+    scroll = metrics.findChild(QScrollArea)
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    shoot("Metrics", "widget_metrics_curves.png")
+
+    export = docks["Export"][1]
+    export.selector.set_layer(picks)
+    export.which.setCurrentText("All but rejected")
+    export.format.setCurrentText("RELION 5 STAR (centred Å)")
+    export.export_to(Path(tempfile.mkdtemp()) / "sample_picks.star")
+    shoot("Export")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Conversions between core objects (Volume, Picks) and napari layer data, without Qt.
+
+The reader, writer, sample data and every dock widget build and read layers through these
+functions, so the metadata keys below are the contract between them:
+
+* image layers: ``metadata["voxel_size"]`` (Å), ``metadata["path"]``, ``metadata["role"] ==
+  "tomogram"``; ``scale`` is ``(voxel_size,) * 3``.
+* points layers: data in zyx voxels of their tomogram, ``scale`` the same as the tomogram's,
+  ``features`` with ``score, cluster, status, class``; ``metadata["role"]`` is ``"picks"`` or
+  ``"truth"``, ``metadata["score_threshold"]`` hides low-score picks through ``shown``.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+
+from napari_cryoet_particles.io import Picks, Volume
+from napari_cryoet_particles.io.picks import FEATURE_DEFAULTS, PICK_STATUSES
+
+#: Border colours of the pick statuses (RGBA).
+STATUS_COLORS: dict[str, tuple[float, float, float, float]] = {
+    "auto": (1.0, 1.0, 1.0, 1.0),
+    "accepted": (0.2, 0.9, 0.2, 1.0),
+    "rejected": (0.95, 0.15, 0.15, 1.0),
+    "added": (0.1, 0.8, 1.0, 1.0),
+}
+#: Voxels sampled to estimate contrast limits (never a full pass over a large memory map).
+CONTRAST_SAMPLE_VOXELS = 2_000_000
+#: Marker diameter used when nothing tells the particle size (Å).
+DEFAULT_PARTICLE_DIAMETER = 120.0
+COLOR_MODES = ("score", "group", "status", "class")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tomograms
+
+
+def sample_for_contrast(data: Any, max_voxels: int = CONTRAST_SAMPLE_VOXELS) -> np.ndarray:
+    """A strided sample of a 3D array (memory map or dask) of at most about ``max_voxels``."""
+    shape = np.asarray(data.shape[-3:], dtype=float)
+    stride = max(1, int(np.ceil((np.prod(shape) / max_voxels) ** (1 / 3))))
+    sample = data[..., ::stride, ::stride, ::stride]
+    return np.asarray(sample, dtype=np.float32)
+
+
+def contrast_limits(data: Any, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Percentile contrast limits from a sample of the data."""
+    sample = sample_for_contrast(data)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return (0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    if hi <= lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def tomogram_layer_data(
+    data: Any, voxel_size: float | None, name: str, path: Path | str | None = None, binning: int = 1
+) -> tuple[Any, dict[str, Any], str]:
+    """An image LayerDataTuple: the data itself (never copied), scale = voxel size in Å."""
+    size = float(voxel_size) if voxel_size else 1.0
+    kwargs = {
+        "name": name,
+        "scale": (size,) * 3,
+        "contrast_limits": contrast_limits(data),
+        "metadata": {
+            "role": "tomogram",
+            "voxel_size": size,
+            "voxel_size_from_header": voxel_size is not None,
+            "path": None if path is None else str(path),
+            "binning": int(binning),
+        },
+    }
+    return (data, kwargs, "image")
+
+
+def volume_layer_data(volume: Volume, name: str | None = None) -> tuple[Any, dict[str, Any], str]:
+    path = volume.path
+    return tomogram_layer_data(
+        volume.data, volume.voxel_size, name or (path.stem if path else "tomogram"), path
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Picks
+
+
+def normalise_features(features: pd.DataFrame | None, n: int) -> pd.DataFrame:
+    """A features table with the standard columns present and typed (status, class as str)."""
+    table = (
+        pd.DataFrame(index=range(n)) if features is None else features.reset_index(drop=True).copy()
+    )
+    for column, default in FEATURE_DEFAULTS.items():
+        if column not in table:
+            table[column] = default
+    table["score"] = pd.to_numeric(table["score"], errors="coerce").astype(float)
+    table["cluster"] = pd.to_numeric(table["cluster"], errors="coerce").fillna(-1).astype(int)
+    table["status"] = table["status"].fillna("auto").astype(str)
+    table["class"] = table["class"].fillna("").astype(str)
+    return table
+
+
+def categorical_colors(values: Iterable[Any]) -> dict[Any, tuple[float, float, float, float]]:
+    """One colour (tab10, then tab20) per distinct value, in sorted order."""
+    distinct = sorted({v for v in values}, key=str)
+    cmap = colormaps["tab10" if len(distinct) <= 10 else "tab20"]
+    return {v: tuple(float(c) for c in cmap(i % cmap.N)) for i, v in enumerate(distinct)}
+
+
+def score_colors(scores: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """RGBA per score, scaled over the finite scores; missing scores grey."""
+    scores = np.asarray(scores, dtype=float)
+    colors = np.tile(np.array([[0.6, 0.6, 0.6, 1.0]]), (len(scores), 1))
+    finite = np.isfinite(scores)
+    if finite.any():
+        lo, hi = float(scores[finite].min()), float(scores[finite].max())
+        span = hi - lo if hi > lo else 1.0
+        colors[finite] = colormaps[cmap]((scores[finite] - lo) / span)
+    return colors
+
+
+#: Face opacity of pick markers: the density under a marker stays visible; the border (status) is opaque.
+FACE_ALPHA = 0.45
+
+
+def face_colors(features: pd.DataFrame, mode: str) -> np.ndarray:
+    """RGBA per pick for a colouring mode: ``score``, ``group`` (cluster), ``status`` or ``class``."""
+    colors = _mode_colors(features, mode)
+    if len(colors):
+        colors = np.array(colors, dtype=float)
+        colors[:, 3] = FACE_ALPHA
+    return colors
+
+
+def _mode_colors(features: pd.DataFrame, mode: str) -> np.ndarray:
+    n = len(features)
+    if n == 0:
+        return np.zeros((0, 4))
+    if mode == "score":
+        return score_colors(features["score"].to_numpy(dtype=float))
+    column = mode
+    if mode == "group":
+        column = "group" if "group" in features else "cluster"
+    if column == "status":
+        return np.array([STATUS_COLORS.get(s, STATUS_COLORS["auto"]) for s in features["status"]])
+    values = features[column].tolist()
+    mapping = categorical_colors(values)
+    return np.array([mapping[v] for v in values])
+
+
+def border_colors(features: pd.DataFrame) -> np.ndarray:
+    if len(features) == 0:
+        return np.zeros((0, 4))
+    return np.array([STATUS_COLORS.get(s, STATUS_COLORS["auto"]) for s in features["status"]])
+
+
+def shown_mask(
+    features: pd.DataFrame, threshold: float | None = None, statuses: Iterable[str] | None = None
+) -> np.ndarray:
+    """Which picks to show: score at or above ``threshold`` (picks the user added always pass)
+    and, when ``statuses`` is given, status among them."""
+    n = len(features)
+    mask = np.ones(n, dtype=bool)
+    status = features["status"].astype(str).to_numpy() if n else np.array([], dtype=str)
+    if threshold is not None and n:
+        scores = features["score"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            mask &= (scores >= threshold) | ~np.isfinite(scores) | (status == "added")
+    if statuses is not None:
+        mask &= np.isin(status, list(statuses))
+    return mask
+
+
+def picks_layer_data(
+    picks: Picks,
+    name: str,
+    role: str = "picks",
+    diameter_angstrom: float | None = None,
+    color_by: str = "score",
+    tomogram_shape: tuple[int, int, int] | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """A points LayerDataTuple for picks: zyx voxels, scale = voxel size, marker = particle size."""
+    features = normalise_features(picks.features, len(picks))
+    size_voxels = (diameter_angstrom or DEFAULT_PARTICLE_DIAMETER) / picks.voxel_size
+    metadata = {
+        "role": role,
+        "voxel_size": float(picks.voxel_size),
+        "tomogram": picks.tomogram,
+        "tomogram_shape": None if tomogram_shape is None else tuple(int(s) for s in tomogram_shape),
+        "color_by": color_by,
+        "score_threshold": None,
+        "status_filter": None,
+        "diameter_angstrom": float(diameter_angstrom or DEFAULT_PARTICLE_DIAMETER),
+    }
+    metadata.update(extra_metadata or {})
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "scale": (float(picks.voxel_size),) * 3,
+        "features": features,
+        "size": size_voxels,
+        "face_color": face_colors(features, color_by) if len(features) else "white",
+        "border_color": border_colors(features) if len(features) else "white",
+        "border_width": 0.12,
+        "projection_mode": "rescale_spherical",
+        "opacity": 0.9,
+        "metadata": metadata,
+    }
+    return (np.asarray(picks.zyx, dtype=float), kwargs, "points")
+
+
+def truth_layer_data(
+    truth: Picks,
+    name: str,
+    diameter_angstrom: float | None = None,
+    tomogram_shape: tuple[int, int, int] | None = None,
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Ground truth as points: face colour by class through a categorical colour cycle; marker
+    size from a per-particle ``radius`` feature (voxels) when the truth has one."""
+    data, kwargs, layer_type = picks_layer_data(
+        truth,
+        name,
+        role="truth",
+        diameter_angstrom=diameter_angstrom,
+        tomogram_shape=tomogram_shape,
+        color_by="class",
+    )
+    features = kwargs["features"]
+    if "radius" in features:  # per-particle radius in voxels (the simulator's truth has it)
+        radius = features["radius"].to_numpy(dtype=float)
+        kwargs["size"] = np.where(np.isfinite(radius) & (radius > 0), 2 * radius, kwargs["size"])
+    classes = features["class"]
+    mapping = categorical_colors(classes)
+    kwargs["face_color"] = "class"
+    kwargs["face_color_cycle"] = [mapping[c] for c in sorted(mapping, key=str)] or ["white"]
+    kwargs["border_color"] = "white"
+    kwargs["symbol"] = "ring"
+    kwargs["opacity"] = 0.6
+    return data, kwargs, layer_type
+
+
+def picks_from_points(
+    data: np.ndarray,
+    features: pd.DataFrame | None,
+    scale: Iterable[float] | None,
+    metadata: dict[str, Any] | None = None,
+    mask: np.ndarray | None = None,
+) -> Picks:
+    """Picks from a points layer's data (zyx voxels), features, scale and metadata."""
+    data = np.asarray(data, dtype=float).reshape(-1, 3)
+    metadata = metadata or {}
+    features = normalise_features(features, len(data))
+    voxel_size = metadata.get("voxel_size")
+    if not voxel_size:
+        scale = [1.0] if scale is None else list(scale)
+        voxel_size = float(scale[-1]) if scale else 1.0
+    picks = Picks(data, float(voxel_size), features, str(metadata.get("tomogram") or ""))
+    return picks if mask is None else picks.subset(np.asarray(mask))
+
+
+def picks_from_layer(layer: Any, which: str = "shown") -> Picks:
+    """The picks of a napari Points layer.
+
+    ``which``: ``"all"`` every point; ``"shown"`` the points above the score threshold and
+    status filter; ``"not_rejected"`` shown and not rejected; ``"accepted"`` accepted or added.
+    """
+    features = normalise_features(layer.features, len(layer.data))
+    status = features["status"].to_numpy()
+    threshold = layer.metadata.get("score_threshold")
+    above = shown_mask(features, threshold)
+    masks = {
+        "all": np.ones(len(features), dtype=bool),
+        "shown": np.asarray(layer.shown, dtype=bool),
+        "above_threshold": above,
+        "not_rejected": above & (status != "rejected"),
+        "accepted": np.isin(status, ["accepted", "added"]),
+    }
+    if which not in masks:
+        raise ValueError(f"which must be one of {', '.join(masks)}, got {which!r}")
+    return picks_from_points(layer.data, features, layer.scale, layer.metadata, masks[which])
+
+
+def status_counts(features: pd.DataFrame) -> dict[str, int]:
+    counts = (
+        features["status"].astype(str).value_counts() if len(features) else pd.Series(dtype=int)
+    )
+    return {status: int(counts.get(status, 0)) for status in PICK_STATUSES}

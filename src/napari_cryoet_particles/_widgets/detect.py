@@ -1,0 +1,315 @@
+"""Detect dock: run particle detection on a tomogram layer; filter the picks by score instantly."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from napari_cryoet_particles._widgets._common import (
+    JobOutcome,
+    JobRow,
+    LayerSelector,
+    button,
+    heading,
+    persist,
+    real_viewer,
+    remember,
+    show_info,
+)
+from napari_cryoet_particles._widgets._layers import COLOR_MODES, picks_layer_data
+from napari_cryoet_particles._widgets._picks import (
+    set_color_mode,
+    set_threshold,
+    show_slab,
+    watch_additions,
+)
+from napari_cryoet_particles._widgets._state import MODELS
+from napari_cryoet_particles._widgets.tomogram import is_image
+from napari_cryoet_particles.io import CryoetInputError, Volume
+
+MODEL_DEFAULT = "Shipped default model"
+MODEL_TRAINED = "Model from the Train dock"
+MODEL_FILE = "Checkpoint file"
+#: Detection keeps candidates down to this score; the slider then hides or shows them instantly.
+CANDIDATE_FLOOR = 0.1
+DEFAULT_THRESHOLD = 0.5
+
+
+def available_devices() -> list[str]:
+    try:
+        from napari_cryoet_particles.model.device import available_devices as devices
+    except ImportError:
+        return ["auto", "cpu"]
+    return devices()
+
+
+def volume_of(layer: Any) -> Volume:
+    """The core Volume behind an image layer (its data is not copied)."""
+    path = layer.metadata.get("path")
+    return Volume(
+        data=layer.data,
+        voxel_size=float(layer.metadata.get("voxel_size", layer.scale[-1])),
+        path=Path(path) if path else Path(layer.name),
+    )
+
+
+class DetectWidget(QWidget):
+    """Model, particle diameter, groups, device → Run; picks appear as a Points layer."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = real_viewer(napari_viewer)
+        self.picks_layer: Any = None
+        self.score_layer: Any = None
+        self.last_result: Any = None
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Detect particles"))
+        form = QFormLayout()
+        self.selector = LayerSelector(self.viewer, is_image)
+        form.addRow("Tomogram", self.selector)
+        self.model = QComboBox()
+        self.model.addItems([MODEL_DEFAULT, MODEL_TRAINED, MODEL_FILE])
+        form.addRow("Model", self.model)
+        file_row = QHBoxLayout()
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("checkpoint .pt")
+        file_row.addWidget(self.model_path, 1)
+        file_row.addWidget(button("…", self._browse_model, "Choose a checkpoint file"))
+        self.model_file_row = QWidget()
+        self.model_file_row.setLayout(file_row)
+        file_row.setContentsMargins(0, 0, 0, 0)
+        form.addRow("", self.model_file_row)
+        self.diameter = QDoubleSpinBox()
+        self.diameter.setRange(1.0, 200.0)
+        self.diameter.setDecimals(1)
+        self.diameter.setSuffix(" nm")
+        self.diameter.setValue(10.0)
+        self.diameter.setToolTip("Typical particle diameter: sets the pick spacing and marker size")
+        form.addRow("Particle diameter", self.diameter)
+        self.groups = QSpinBox()
+        self.groups.setRange(0, 12)
+        self.groups.setSpecialValueText("auto")
+        self.groups.setToolTip(
+            "Number of particle groups (k-means on the embedding); auto chooses 2-8"
+        )
+        form.addRow("Groups", self.groups)
+        self.binning = QSpinBox()
+        self.binning.setRange(1, 8)
+        self.binning.setToolTip("Work on a binned volume: about bin³ faster, coarser")
+        form.addRow("Extra binning", self.binning)
+        self.device = QComboBox()
+        self.device.addItems(available_devices())
+        form.addRow("Device", self.device)
+        self.score_map = QCheckBox("Add the score map as an image layer")
+        form.addRow("", self.score_map)
+        layout.addLayout(form)
+
+        run_row = QHBoxLayout()
+        self.run_button = button("Run", self.run, "Detect particles in the selected tomogram")
+        run_row.addWidget(self.run_button)
+        layout.addLayout(run_row)
+        self.job = JobRow()
+        layout.addWidget(self.job)
+
+        layout.addWidget(heading("Picks"))
+        result_form = QFormLayout()
+        self.threshold = QLabeledDoubleSlider(Qt.Horizontal)
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setDecimals(2)
+        self.threshold.setValue(DEFAULT_THRESHOLD)
+        self.threshold.setToolTip("Show picks with a score at or above this (no recomputation)")
+        result_form.addRow("Score threshold", self.threshold)
+        self.color_by = QComboBox()
+        self.color_by.addItems(list(COLOR_MODES))
+        result_form.addRow("Colour by", self.color_by)
+        layout.addLayout(result_form)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        layout.addStretch(1)
+
+        persist(
+            "detect",
+            {
+                "model": self.model,
+                "model_path": self.model_path,
+                "diameter": self.diameter,
+                "groups": self.groups,
+                "binning": self.binning,
+                "device": self.device,
+                "score_map": self.score_map,
+                "color_by": self.color_by,
+            },
+        )
+        self.model.currentTextChanged.connect(self._model_choice)
+        self.threshold.valueChanged.connect(self._threshold_changed)
+        self.color_by.currentTextChanged.connect(self._color_changed)
+        self._model_choice(self.model.currentText())
+        MODELS.changed.connect(self._model_held)
+
+    def _model_held(self, label: str) -> None:
+        """A model trained or loaded in the Train dock becomes Detect's choice."""
+        try:
+            self.model.setCurrentText(MODEL_TRAINED)
+            self.model.setToolTip(f"Train dock: {label}")
+        except RuntimeError:
+            MODELS.changed.disconnect(self._model_held)
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def _model_choice(self, text: str) -> None:
+        self.model_file_row.setVisible(text == MODEL_FILE)
+
+    def _browse_model(self) -> None:
+        start = self.model_path.text() or remember("train/last_folder") or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model checkpoint", str(start), "Checkpoints (*.pt);;All (*)"
+        )
+        if path:
+            self.model_path.setText(path)
+            self.model.setCurrentText(MODEL_FILE)
+
+    def chosen_model(self) -> Any:
+        """``None`` (shipped default), a checkpoint path or the Train dock's LoadedModel."""
+        choice = self.model.currentText()
+        if choice == MODEL_FILE:
+            text = self.model_path.text().strip()
+            if not text:
+                raise CryoetInputError(None, "choose a checkpoint file for the model")
+            return Path(text)
+        if choice == MODEL_TRAINED:
+            if MODELS.model is None:
+                raise CryoetInputError(
+                    None, "the Train dock holds no model yet: train or load one there"
+                )
+            return MODELS.model
+        return None
+
+    def config(self) -> Any:
+        from napari_cryoet_particles.detect import DetectionConfig
+
+        groups = self.groups.value()
+        return DetectionConfig(
+            diameter_nm=float(self.diameter.value()),
+            threshold=min(CANDIDATE_FLOOR, float(self.threshold.value())),
+            groups=None if groups == 0 else (0 if groups == 1 else groups),
+            bin=int(self.binning.value()),
+            device=self.device.currentText(),
+            keep_score_map=True,
+        )
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Start detection on the selected tomogram; returns whether a job started."""
+        layer = self.selector.layer()
+        if layer is None:
+            show_info("Open a tomogram first (Tomogram dock)")
+            return False
+        try:
+            from napari_cryoet_particles.detect import detect_particles_job
+        except ImportError as error:
+            show_info(f"Detection is not available in this installation ({error})")
+            return False
+        volume = volume_of(layer)
+
+        def make_job(token):
+            return detect_particles_job(volume, self.chosen_model(), self.config(), token)
+
+        self.run_button.setEnabled(False)
+        started = self.job.start(
+            make_job, lambda outcome: self._done(outcome, layer), what="Detection"
+        )
+        self.run_button.setEnabled(not started)
+        return started
+
+    def _done(self, outcome: JobOutcome, layer: Any) -> None:
+        self.run_button.setEnabled(True)
+        if outcome.result is None:
+            return
+        self.show_result(outcome.result, layer)
+
+    def show_result(self, result: Any, image: Any) -> Any:
+        """Add (or replace) the picks layer and the optional score-map layer for ``image``."""
+        self.last_result = result
+        picks = result.picks
+        picks.tomogram = image.name
+        voxel = float(image.metadata.get("voxel_size", image.scale[-1]))
+        if not np.isclose(picks.voxel_size, voxel, rtol=1e-4):
+            picks = picks.rescaled(voxel)
+        data, kwargs, _ = picks_layer_data(
+            picks,
+            f"{image.name} picks",
+            diameter_angstrom=float(self.diameter.value()) * 10.0,
+            color_by=self.color_by.currentText(),
+            tomogram_shape=tuple(int(n) for n in image.data.shape),
+            extra_metadata={"source": "detect", "timings": dict(result.timings)},
+        )
+        kwargs["translate"] = tuple(image.translate)
+        for old in [self.picks_layer, self.score_layer]:
+            if old is not None and old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        self.score_layer = None
+        if self.score_map.isChecked() and result.score_map is not None:
+            self.score_layer = self.viewer.add_image(
+                result.score_map,
+                name=f"{image.name} score map",
+                scale=tuple(np.asarray(result.score_map_step) * voxel),
+                translate=tuple(
+                    np.asarray(image.translate) + np.asarray(result.score_map_origin) * voxel
+                ),
+                colormap="inferno",
+                blending="additive",
+                opacity=0.4,
+                contrast_limits=(0.0, 1.0),
+                metadata={"role": "score_map", "voxel_size": float(result.score_map_voxel_size)},
+            )
+        layer = self.viewer.add_points(data, **kwargs)
+        watch_additions(layer)
+        show_slab(self.viewer, float(self.diameter.value()) * 5.0)  # ± one radius, in Å
+        self.picks_layer = layer
+        set_threshold(layer, float(self.threshold.value()))
+        self._summarise()
+        return layer
+
+    # -- instant filtering and colours ----------------------------------------------------------
+
+    def _threshold_changed(self, value: float) -> None:
+        layer = self.picks_layer
+        if layer is None or layer not in self.viewer.layers:
+            return
+        set_threshold(layer, float(value))
+        self._summarise()
+
+    def _color_changed(self, mode: str) -> None:
+        layer = self.picks_layer
+        if layer is not None and layer in self.viewer.layers:
+            set_color_mode(layer, mode)
+
+    def _summarise(self) -> None:
+        layer = self.picks_layer
+        if layer is None:
+            self.summary.setText("")
+            return
+        shown = int(np.count_nonzero(layer.shown))
+        timings = layer.metadata.get("timings") or {}
+        total = sum(timings.values())
+        text = f"{shown} of {len(layer.data)} picks at score ≥ {self.threshold.value():.2f}"
+        if total:
+            text += f" (detection took {total:.1f} s)"
+        self.summary.setText(text)

@@ -1,0 +1,90 @@
+"""Settings and results of a detection run."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_cryoet_particles.io.picks import Picks
+
+#: Particle diameter (nm) used when none is given: mid-sized SHREC 2021 proteins (1u6g, 3cf3,
+#: 1bxn are 10-13 nm across); small ones (1s3x, 3qm1 ~6 nm) are still found at this spacing.
+DEFAULT_DIAMETER_NM = 10.0
+#: Voxel sizes (Å) detection accepts; outside this the header is almost surely wrong.
+SUPPORTED_VOXEL_SIZE = (2.0, 40.0)
+POLARITIES = ("auto", "dark", "bright")
+
+
+@dataclass
+class DetectionConfig:
+    """Everything a detection run can be told; the defaults are the ones the CLI uses.
+
+    ``threshold`` is the minimum particle score (0-1) of a peak; ``None`` chooses it per
+    tomogram by Otsu's rule on the scores of all candidate maxima (see
+    :func:`~napari_cryoet_particles.detect.pipeline.automatic_threshold`). ``groups`` is the number of particle groups; ``None``
+    chooses it by silhouette over 2-8, 0 or 1 switches grouping off. ``bin`` multiplies the
+    model's working voxel size (faster by about bin³, coarser). ``voxel_size`` (Å) overrides the
+    tomogram's header. ``polarity`` ``auto`` decides from the skewness of the low-passed volume.
+    """
+
+    diameter_nm: float = DEFAULT_DIAMETER_NM
+    threshold: float | None = None
+    groups: int | None = None
+    bin: int = 1
+    voxel_size: float | None = None
+    polarity: str = "auto"
+    device: str = "auto"
+    n_clusters: int = 3
+    tile_voxels: int = 8_000_000
+    kmeans_samples: int = 40_000
+    mask_empty: bool = True
+    refine: bool = True
+    max_picks: int | None = None
+    keep_score_map: bool = True
+    seed: int = 0
+    torch_threads: int | None = None
+
+    def validated(self) -> "DetectionConfig":
+        from napari_cryoet_particles.io.errors import CryoetInputError
+
+        if not np.isfinite(self.diameter_nm) or not 1.0 <= self.diameter_nm <= 200.0:
+            raise CryoetInputError(
+                None, f"particle diameter {self.diameter_nm} nm is outside 1-200 nm"
+            )
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise CryoetInputError(
+                None, f"threshold {self.threshold} is outside 0-1 (a particle probability)"
+            )
+        if self.groups is not None and not 0 <= self.groups <= 50:
+            raise CryoetInputError(None, f"number of groups {self.groups} is outside 0-50")
+        if not 1 <= self.bin <= 8:
+            raise CryoetInputError(None, f"bin {self.bin} is outside 1-8")
+        if self.polarity not in POLARITIES:
+            raise CryoetInputError(
+                None, f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}"
+            )
+        if not 2 <= self.n_clusters <= 16:
+            raise CryoetInputError(
+                None, f"number of k-means clusters {self.n_clusters} is outside 2-16"
+            )
+        if self.tile_voxels < 16**3:
+            raise CryoetInputError(None, f"tile of {self.tile_voxels} voxels is below 16³")
+        return self
+
+
+@dataclass
+class DetectionResult:
+    """Picks in the input tomogram's voxels, the particle score map and how long each stage took.
+
+    ``score_map`` holds the particle probability (0-1) on a grid of ``score_map_voxel_size`` Å
+    whose voxel ``i`` is centred on input voxel ``score_map_origin + i * score_map_step``
+    (per axis, in input voxels); :func:`score_map_at_input` resamples it onto the input grid.
+    """
+
+    picks: Picks
+    score_map: np.ndarray | None
+    score_map_voxel_size: float
+    score_map_origin: np.ndarray
+    score_map_step: np.ndarray
+    input_shape: tuple[int, int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)

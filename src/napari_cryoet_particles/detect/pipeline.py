@@ -1,0 +1,360 @@
+"""Detection end to end: tomogram → dense embedding → particle score → picks with groups.
+
+Stages (each timed in :attr:`DetectionResult.timings`):
+
+1. ``prepare``: check the volume, rescale it to the model's working voxel size (times ``bin``),
+   normalise it like the training data, build a coarse overview (block mean over the encoder's
+   stride), mask the empty regions outside the sample slab, and decide the contrast polarity
+   from the skewness of the low-passed overview (:func:`~.volume.decide_sign`).
+2. ``fit``: embed a few randomly placed crops inside the mask, run k-means on sampled voxel
+   embeddings and name the particle cluster(s) by darkness (:mod:`.cluster`).
+3. ``embed``: stream every tile through the encoder once; keep only the particle probability,
+   the cluster id and a 2×-pooled embedding per voxel of the coarse grid (memory stays bounded:
+   the full embedding is never held).
+4. ``peaks``: smooth the probability map, pick maxima at least a particle radius apart above the
+   threshold, move each to the darkest point of the low-passed density nearby (sub-voxel).
+5. ``groups``: k-means on the pooled embedding at each pick (K given or by silhouette).
+"""
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+from torch import nn
+
+from napari_cryoet_particles.detect.cluster import fit_particle_clusters
+from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.groups import choose_groups
+from napari_cryoet_particles.detect.peaks import (
+    particle_reach,
+    pick_peaks,
+    refine_on_density,
+    suppress_close,
+)
+from napari_cryoet_particles.detect.tiling import (
+    Tile,
+    embed_tile,
+    embed_tiles_job,
+    encoder_geometry,
+    halo_for,
+    padded_shape,
+    plan_tiles,
+    tile_at,
+)
+from napari_cryoet_particles.detect.volume import (
+    block_mean,
+    check_volume,
+    decide_sign,
+    make_working_volume,
+    particle_skewness,
+    release_pages,
+    slab_mask,
+)
+from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.picks import Picks
+from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
+
+#: Crops embedded to fit k-means, and their core size in working voxels.
+FIT_CROPS = 4
+FIT_CROP_SIZE = 48
+#: The probability map is smoothed by a Gaussian of this fraction of the particle radius before
+#: peak picking, so each particle gives one maximum near its centre.
+SMOOTH_FRACTION = 1 / 3
+#: Maxima below this score are not even candidates for the automatic threshold.
+CANDIDATE_FLOOR = 0.05
+MIN_CANDIDATES = 10
+#: The pooled embedding used for particle groups averages 2³ coarse voxels.
+POOL = 2
+ModelLike = nn.Module | str | Path | None
+
+
+def resolve_model(model: object, device: torch.device) -> tuple[nn.Module, float | None]:
+    """(encoder on ``device``, working voxel size in Å or None) from whatever the caller gave.
+
+    ``None`` loads the shipped default model; a path loads that checkpoint; a LoadedModel gives
+    its encoder and working voxel size; a bare ``nn.Module`` (needs ``stride`` and
+    ``receptive_field``) works at its ``working_voxel_size`` attribute, or at the input's
+    voxel size if it has none.
+    """
+    from napari_cryoet_particles.model.checkpoint import (
+        LoadedModel,
+        load_checkpoint,
+        load_default_model,
+    )
+
+    if model is None:
+        loaded = load_default_model(device=device)
+        return loaded.encoder, loaded.working_voxel_size
+    if isinstance(model, str | Path):
+        loaded = load_checkpoint(model, device=device)
+        return loaded.encoder, loaded.working_voxel_size
+    if isinstance(model, LoadedModel):
+        return model.encoder.to(device), model.working_voxel_size
+    if isinstance(model, nn.Module):
+        size = getattr(model, "working_voxel_size", None)
+        return model.to(device), None if size is None else float(size)
+    raise TypeError(
+        f"model must be a checkpoint path, a LoadedModel or an nn.Module, not {type(model).__name__}"
+    )
+
+
+def _fit_crops(
+    mask: np.ndarray, full: tuple[int, int, int], stride: int, halo: int, rng: np.random.Generator
+) -> list[Tile]:
+    """Crops for fitting k-means, centred on random voxels inside the mask (one if the volume is small)."""
+    size = stride * math.ceil(FIT_CROP_SIZE / stride)
+    if all(n <= size for n in full):
+        return [tile_at(full, stride, halo, (0, 0, 0), size)]
+    inside = np.flatnonzero(mask)
+    if inside.size == 0:
+        inside = np.arange(mask.size)
+    centres = np.column_stack(
+        np.unravel_index(
+            rng.choice(inside, size=FIT_CROPS, replace=inside.size < FIT_CROPS), mask.shape
+        )
+    )
+    return [
+        tile_at(full, stride, halo, tuple(int(c) * stride - size // 2 for c in centre), size)
+        for centre in centres
+    ]
+
+
+def automatic_threshold(candidate_scores: np.ndarray) -> float:
+    """Otsu's threshold on the scores of all candidate maxima (0.5 with too few of them).
+
+    Candidate maxima fall in two groups: particles, near the top of the 0-1 scale, and maxima
+    of background noise, whose level depends on the tomogram (its noise, how far the background
+    clusters lie from the particle clusters). A fixed cut-off suits one tomogram and not the
+    next; Otsu's split of the candidates' own histogram follows the gap between the two groups.
+    """
+    scores = np.asarray(candidate_scores, dtype=float)
+    if len(scores) < MIN_CANDIDATES or np.ptp(scores) <= 0:
+        return 0.5
+    return float(threshold_otsu(scores))
+
+
+def _grid(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Crop or edge-pad a 3D array to ``shape``."""
+    array = array[tuple(slice(0, n) for n in shape)]
+    pad = [(0, n - m) for n, m in zip(shape, array.shape, strict=True)]
+    return np.pad(array, pad, mode="edge") if any(p[1] for p in pad) else array
+
+
+def detect_particles_job(
+    volume: Volume,
+    model: ModelLike = None,
+    config: DetectionConfig | None = None,
+    cancel: CancelToken | None = None,
+) -> Job[DetectionResult]:
+    """Detect particles in ``volume``; yields :class:`Progress`, returns a :class:`DetectionResult`.
+
+    Picks come back in the input tomogram's voxels (zyx), with features ``score`` (smoothed
+    particle probability at the peak, 0-1), ``probability`` (unsmoothed), ``cluster`` (k-means
+    cluster id of the voxel), ``group`` (particle group), ``status`` = ``auto``.
+    """
+    from napari_cryoet_particles.model.device import configure_threads, select_device
+
+    config = (config or DetectionConfig()).validated()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    threads = configure_threads(config.torch_threads)
+    device = select_device(config.device)
+    encoder, working_size = resolve_model(model, device)
+    stride, field = encoder_geometry(encoder)
+    halo = halo_for(stride, field)
+    input_size = check_volume(volume, config.voxel_size, min_size=max(8, stride * 2))
+    work = make_working_volume(volume, input_size, (working_size or input_size) * config.bin)
+    if min(work.shape) < 2 * stride:
+        raise CryoetInputError(
+            volume.path, f"volume of shape {volume.shape} is too small at the model's voxel size"
+        )
+    full = padded_shape(work.shape, POOL * stride)
+    grid = tuple(n // stride for n in full)
+    valid = tuple(-(-n // stride) for n in work.shape)
+    overview = _grid(block_mean(work, stride), grid)
+    mask = slab_mask(overview) if config.mask_empty else np.ones(grid, dtype=bool)
+    skewness = particle_skewness(overview, mask)
+    work.sign = decide_sign(config.polarity, skewness)
+    overview *= np.float32(work.sign)
+    radius = config.diameter_nm * 5.0 / work.voxel_size  # working voxels (diameter nm * 10 Å / 2)
+    darkness = ndimage.gaussian_filter(overview, max(0.5, radius / (3 * stride)), mode="nearest")
+    timings["prepare"] = time.perf_counter() - clock
+    info: dict[str, object] = {
+        "input_voxel_size": input_size,
+        "working_voxel_size": work.voxel_size,
+        "ratio": work.ratio,
+        "skewness": skewness,
+        "inverted": work.sign < 0,
+        "stride": stride,
+        "receptive_field": field,
+        "threads": threads,
+        "device": str(device),
+        "masked_fraction": float(1.0 - mask.mean()),
+    }
+    rng = np.random.default_rng(config.seed)
+    crops = _fit_crops(mask[tuple(slice(0, n) for n in valid)], full, stride, halo, rng)
+    tiles = plan_tiles(full, stride, halo, config.tile_voxels, unit=POOL * stride)
+    total = 1 + len(crops) + len(tiles) + 2
+    step = 1
+    yield Progress(step, total, "prepared")
+
+    clock = time.perf_counter()
+    samples, sample_dark = [], []
+    per_crop = max(1, config.kmeans_samples // len(crops))
+    for crop in crops:
+        if cancel is not None:
+            cancel.check()
+        core = embed_tile(encoder, work.read, work.shape, crop, device)
+        flat = core.reshape(core.shape[0], -1).T
+        where = np.flatnonzero(mask[crop.out])
+        if where.size == 0:
+            where = np.arange(flat.shape[0])
+        where = rng.choice(where, size=min(per_crop, where.size), replace=False)
+        samples.append(flat[where])
+        sample_dark.append(darkness[crop.out].ravel()[where])
+        step += 1
+        yield Progress(step, total, "fitting clusters")
+    clusters = fit_particle_clusters(
+        np.concatenate(samples), np.concatenate(sample_dark), config.n_clusters, config.seed
+    )
+    timings["fit"] = time.perf_counter() - clock
+    info["particle_clusters"] = clusters.particle.tolist()
+    info["cluster_darkness"] = clusters.darkness.tolist()
+    info["cluster_sizes"] = clusters.sizes.tolist()
+
+    clock = time.perf_counter()
+    probability = np.zeros(grid, dtype=np.float32)
+    cluster_id = np.zeros(grid, dtype=np.int8)
+    pooled: np.ndarray | None = None
+
+    def score_tile(tile: Tile, core: np.ndarray) -> None:
+        nonlocal pooled
+        channels = core.shape[0]
+        ids, prob = clusters.assign(core.reshape(channels, -1).T)
+        release_pages(work.raw)
+        probability[tile.out] = prob.reshape(core.shape[1:])
+        cluster_id[tile.out] = ids.reshape(core.shape[1:])
+        if pooled is None:
+            pooled = np.zeros((channels, *(n // POOL for n in grid)), dtype=np.float16)
+        cz, cy, cx = (n // POOL for n in core.shape[1:])
+        blocks = core.reshape(channels, cz, POOL, cy, POOL, cx, POOL).mean(axis=(2, 4, 6))
+        pooled[(slice(None), *(slice(s.start // POOL, s.stop // POOL) for s in tile.out))] = blocks
+
+    for report in embed_tiles_job(
+        work.read, work.shape, encoder, tiles, score_tile, device, cancel, "embedding"
+    ):
+        yield Progress(step + report.step, total, report.message)
+    step += len(tiles)
+    timings["embed"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if cancel is not None:
+        cancel.check()
+    smooth_sigma = max(0.5, SMOOTH_FRACTION * radius / stride)
+    score = ndimage.gaussian_filter(probability * mask, smooth_sigma, mode="nearest")
+    score = score[tuple(slice(0, n) for n in valid)]
+    min_distance = max(1, int(round(radius / stride)))
+    if config.threshold is None:
+        peaks, values = pick_peaks(score, min_distance, CANDIDATE_FLOOR)
+        threshold = automatic_threshold(values)
+        keep = values >= threshold
+        peaks, values = peaks[keep][: config.max_picks], values[keep][: config.max_picks]
+    else:
+        threshold = config.threshold
+        peaks, values = pick_peaks(score, min_distance, threshold, max_peaks=config.max_picks)
+    info["threshold"] = float(threshold)
+    working_zyx = peaks * stride + (stride - 1) / 2.0
+    if config.refine and len(peaks):
+        working_zyx = refine_on_density(
+            work.read,
+            work.shape,
+            working_zyx,
+            search=stride,
+            sigma=float(np.clip(radius / 3, 1.0, 4.0)),
+        )
+        reach = np.maximum(particle_reach(probability, peaks), min_distance) * stride
+        keep = suppress_close(working_zyx, reach)
+        peaks, values, working_zyx = peaks[keep], values[keep], working_zyx[keep]
+    zyx = work.to_input(working_zyx)
+    zyx = np.clip(zyx, 0, np.asarray(volume.shape) - 1)
+    timings["peaks"] = time.perf_counter() - clock
+    step += 1
+    yield Progress(step, total, "peaks")
+
+    clock = time.perf_counter()
+    assert pooled is not None
+    cells = np.minimum(peaks // POOL, np.asarray(pooled.shape[1:]) - 1) if len(peaks) else peaks
+    pick_embeddings = (
+        pooled[(slice(None), *cells.T)].T.astype(np.float32)
+        if len(peaks)
+        else np.zeros((0, pooled.shape[0]))
+    )
+    groups, n_groups, silhouettes = choose_groups(pick_embeddings, config.groups, config.seed)
+    timings["groups"] = time.perf_counter() - clock
+    info["n_groups"] = n_groups
+    info["silhouettes"] = silhouettes
+    step += 1
+    yield Progress(step, total, "groups")
+
+    features = pd.DataFrame(
+        {
+            "score": values.astype(float),
+            "probability": probability[tuple(peaks.T)].astype(float) if len(peaks) else np.zeros(0),
+            "cluster": cluster_id[tuple(peaks.T)].astype(int)
+            if len(peaks)
+            else np.zeros(0, dtype=int),
+            "group": groups.astype(int),
+            "status": pd.Series(["auto"] * len(peaks), dtype=object),
+            "class": pd.Series([""] * len(peaks), dtype=object),
+        }
+    )
+    name = volume.path.stem if volume.path is not None else ""
+    picks = Picks(zyx, input_size, features, name)
+    return DetectionResult(
+        picks=picks,
+        score_map=score if config.keep_score_map else None,
+        score_map_voxel_size=work.voxel_size * stride,
+        score_map_origin=work.to_input(np.full(3, (stride - 1) / 2.0)),
+        score_map_step=np.full(3, stride * work.ratio),
+        input_shape=volume.shape,
+        timings=timings,
+        info=info,
+    )
+
+
+def detect_particles(
+    volume: Volume,
+    model: ModelLike = None,
+    config: DetectionConfig | None = None,
+    cancel: CancelToken | None = None,
+) -> DetectionResult:
+    """:func:`detect_particles_job` run to completion (no progress reports)."""
+    return run_job(detect_particles_job(volume, model, config, cancel))
+
+
+def score_map_at_input(result: DetectionResult, chunk: int = 16) -> np.ndarray:
+    """The score map resampled (linearly) onto the input tomogram's voxel grid, float32."""
+    if result.score_map is None:
+        raise ValueError("this result kept no score map (keep_score_map=False)")
+    shape = result.input_shape
+    out = np.empty(shape, dtype=np.float32)
+    coords = [
+        (np.arange(n) - o) / s
+        for n, o, s in zip(shape, result.score_map_origin, result.score_map_step, strict=True)
+    ]
+    for z0 in range(0, shape[0], chunk):
+        zz = coords[0][z0 : z0 + chunk]
+        grid = np.meshgrid(zz, coords[1], coords[2], indexing="ij")
+        out[z0 : z0 + len(zz)] = ndimage.map_coordinates(
+            result.score_map, grid, order=1, mode="nearest"
+        )
+    return out
+
+
+__all__ = ["detect_particles", "detect_particles_job", "resolve_model", "score_map_at_input"]

@@ -1,0 +1,267 @@
+"""From a user's tomogram to the volume the model sees: checks, rescaling, contrast, polarity, mask.
+
+Real tomograms differ from the training data in voxel size, contrast range and sometimes polarity.
+:class:`WorkingVolume` resamples the input to the model's working voxel size (chunk by chunk, so a
+large memory-mapped file is never loaded whole), and hands out normalised float32 tiles in which
+particles are dark, whatever the input's polarity.
+"""
+
+import mmap
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, stats
+from skimage.filters import threshold_otsu
+
+from napari_cryoet_particles.detect.config import SUPPORTED_VOXEL_SIZE
+from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.model.normalize import DEFAULT_CLIP, NormStats, normalize, robust_stats
+
+#: Input voxels per working voxel closer than this to 1 are not resampled at all.
+RESAMPLE_TOLERANCE = 0.02
+#: Output z-slices resampled at a time (bounds memory for large inputs).
+RESAMPLE_CHUNK = 16
+#: Skewness of the low-passed volume beyond which particles are taken to be bright.
+POLARITY_SKEW_THRESHOLD = 0.05
+
+
+def check_volume(volume: Volume, voxel_size: float | None = None, min_size: int = 8) -> float:
+    """Refuse volumes detection cannot work on; return the voxel size (Å) to use.
+
+    A missing voxel size (header 0) is taken as 10 Å with a warning; ``voxel_size`` overrides it.
+    """
+    path: Path | str | None = volume.path
+    data = volume.data
+    if data.ndim != 3:
+        raise CryoetInputError(
+            path, f"expected a 3D tomogram, got a {data.ndim}D array of shape {data.shape}"
+        )
+    if min(data.shape) < min_size:
+        raise CryoetInputError(
+            path, f"volume of shape {data.shape} is too small to detect in (each side ≥ {min_size})"
+        )
+    if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+        raise CryoetInputError(path, f"unsupported data type {data.dtype}")
+    size = voxel_size if voxel_size is not None else volume.voxel_size
+    if size is None:
+        warnings.warn(
+            f"{path or 'volume'}: no voxel size in the header; assuming 10 Å", stacklevel=2
+        )
+        size = 10.0
+    low, high = SUPPORTED_VOXEL_SIZE
+    if not np.isfinite(size) or not low <= float(size) <= high:
+        raise CryoetInputError(
+            path,
+            f"voxel size {size:g} Å is outside what detection supports ({low:g}-{high:g} Å); "
+            "check the header or give the voxel size explicitly",
+        )
+    return float(size)
+
+
+def _finite_and_spread(data: np.ndarray, path: Path | str | None) -> tuple[float, float]:
+    """Mean and standard deviation over the whole volume, a slab at a time; refuse NaN and constant data."""
+    step = max(1, (4 * 1024 * 1024) // max(1, int(np.prod(data.shape[1:]))))
+    total = 0.0
+    total_sq = 0.0
+    count = 0
+    bad = 0
+    low, high = np.inf, -np.inf
+    for z in range(0, data.shape[0], step):
+        slab = np.asarray(data[z : z + step], dtype=np.float64)
+        finite = np.isfinite(slab)
+        bad += int(slab.size - np.count_nonzero(finite))
+        if bad:
+            continue
+        total += float(slab.sum())
+        total_sq += float(np.square(slab).sum())
+        count += slab.size
+        low = min(low, float(slab.min()))
+        high = max(high, float(slab.max()))
+    release_pages(data)
+    if bad:
+        raise CryoetInputError(path, f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''}")
+    if high - low <= 0:
+        raise CryoetInputError(
+            path, f"the volume is constant (every voxel is {low:g}): nothing to detect"
+        )
+    mean = total / count
+    std = float(np.sqrt(max(total_sq / count - mean * mean, 0.0)))
+    if std <= 1e-12 * max(1.0, abs(mean)):
+        raise CryoetInputError(
+            path, "the volume has no contrast (standard deviation ~0): nothing to detect"
+        )
+    return mean, std
+
+
+def release_pages(data: np.ndarray) -> None:
+    """Let the kernel drop the pages of a memory-mapped file that were read so far.
+
+    Pages of a read-only file mapping count in the process's resident memory until the kernel
+    needs them back; dropping them after a pass keeps the resident size of a detection run to
+    what it really holds (the file stays in the page cache, so reading it again is cheap).
+    Does nothing for arrays that are not memory-mapped.
+    """
+    base = data
+    while base is not None:
+        handle = getattr(base, "_mmap", None)
+        if isinstance(handle, mmap.mmap):
+            if hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                handle.madvise(mmap.MADV_DONTNEED)
+            return
+        base = getattr(base, "base", None)
+
+
+def resample(data: np.ndarray, ratio: float, chunk: int = RESAMPLE_CHUNK) -> np.ndarray:
+    """Resample a volume so that one output voxel spans ``ratio`` input voxels (linear interpolation).
+
+    Output voxel ``j`` is centred on input coordinate ``(j + 0.5) * ratio - 0.5``. When shrinking,
+    a Gaussian of sigma ``(ratio - 1) / 2`` removes what would alias (as scikit-image does).
+    Works through z-chunks of the output so only a slab of the input is in memory at a time.
+    """
+    shape_in = np.array(data.shape)
+    shape_out = np.maximum(1, np.round(shape_in / ratio).astype(int))
+    sigma = max(0.0, (ratio - 1.0) / 2.0)
+    margin = int(np.ceil(4 * sigma)) + 2
+    out = np.empty(tuple(shape_out), dtype=np.float32)
+    yy = (np.arange(shape_out[1]) + 0.5) * ratio - 0.5
+    xx = (np.arange(shape_out[2]) + 0.5) * ratio - 0.5
+    for z0 in range(0, shape_out[0], chunk):
+        z1 = min(shape_out[0], z0 + chunk)
+        zz = (np.arange(z0, z1) + 0.5) * ratio - 0.5
+        lo = max(0, int(np.floor(zz.min())) - margin)
+        hi = min(shape_in[0], int(np.ceil(zz.max())) + margin + 1)
+        slab = np.asarray(data[lo:hi], dtype=np.float32)
+        if sigma > 0:
+            slab = ndimage.gaussian_filter(slab, sigma, mode="nearest")
+        grid = np.meshgrid(zz - lo, yy, xx, indexing="ij")
+        out[z0:z1] = ndimage.map_coordinates(slab, grid, order=1, mode="nearest")
+    return out
+
+
+@dataclass
+class WorkingVolume:
+    """The model's view of a tomogram: input voxels rescaled to ``voxel_size`` Å, normalised.
+
+    ``ratio`` is input voxels per working voxel; working voxel ``j`` is centred on input
+    coordinate ``(j + 0.5) * ratio - 0.5``. ``read`` returns the model's normalisation (robust
+    z-score clipped to ``±clip``, see :mod:`napari_cryoet_particles.model.normalize`) times
+    ``sign``, as float32, so particles are dark (negative) whatever the input's polarity.
+    """
+
+    raw: np.ndarray
+    voxel_size: float
+    ratio: float
+    input_shape: tuple[int, int, int]
+    centre: float = 0.0
+    scale: float = 1.0
+    sign: float = 1.0
+    clip: float = DEFAULT_CLIP
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.raw.shape)  # type: ignore[return-value]
+
+    def read(self, box: tuple[slice, slice, slice]) -> np.ndarray:
+        tile = normalize(self.raw[box], NormStats(self.centre, self.scale, self.clip))
+        if self.sign < 0:
+            np.negative(tile, out=tile)
+        return tile
+
+    def to_input(self, zyx: np.ndarray) -> np.ndarray:
+        """Working voxel coordinates to input voxel coordinates."""
+        return (np.asarray(zyx, dtype=float) + 0.5) * self.ratio - 0.5
+
+    def from_input(self, zyx: np.ndarray) -> np.ndarray:
+        """Input voxel coordinates to working voxel coordinates."""
+        return (np.asarray(zyx, dtype=float) + 0.5) / self.ratio - 0.5
+
+
+def make_working_volume(
+    volume: Volume, input_voxel_size: float, working_voxel_size: float
+) -> WorkingVolume:
+    """Rescale (if needed) and measure the contrast of ``volume``; polarity is set later."""
+    _finite_and_spread(volume.data, volume.path)
+    ratio = working_voxel_size / input_voxel_size
+    if abs(ratio - 1.0) <= RESAMPLE_TOLERANCE:
+        raw = volume.data
+        ratio = 1.0
+        size = input_voxel_size
+    else:
+        raw = resample(volume.data, ratio)
+        size = working_voxel_size
+    try:
+        norm = robust_stats(raw)
+    except CryoetInputError as error:
+        raise CryoetInputError(volume.path, error.problem) from None
+    return WorkingVolume(
+        raw, size, ratio, volume.shape, centre=norm.center, scale=norm.scale, clip=norm.clip
+    )
+
+
+def block_mean(work: WorkingVolume, factor: int, chunk: int = 8) -> np.ndarray:
+    """Mean over ``factor``³ blocks of the normalised working volume (edge blocks may be partial)."""
+    shape = np.array(work.shape)
+    out_shape = -(-shape // factor)
+    out = np.empty(tuple(out_shape), dtype=np.float32)
+    for bz in range(0, out_shape[0], chunk):
+        bz1 = min(out_shape[0], bz + chunk)
+        z0, z1 = bz * factor, min(shape[0], bz1 * factor)
+        slab = work.read((slice(z0, z1), slice(None), slice(None)))
+        pad = [(0, (-n) % factor) for n in slab.shape]
+        counts = np.pad(np.ones(slab.shape, np.float32), pad)
+        slab = np.pad(slab, pad)
+        nz, ny, nx = (n // factor for n in slab.shape)
+        sums = slab.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
+        weights = counts.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
+        out[bz:bz1] = sums / weights
+    release_pages(work.raw)
+    return out
+
+
+def slab_mask(overview: np.ndarray, sigma: float = 1.0, contrast: float = 1.6) -> np.ndarray:
+    """Boolean mask (same shape as ``overview``) of the z-range holding the sample.
+
+    Outside the ice slab a reconstruction holds noise only, which the block mean of ``overview``
+    already averaged away; inside, particles and membranes keep the low-passed volume structured.
+    When the per-z standard deviation of the low-passed overview varies by more than
+    ``contrast`` times, Otsu's threshold splits it and every slice from the first to the last
+    one above the threshold (plus two on each side) is kept; otherwise every slice is kept.
+    Flat regions (e.g. zero-padding around a reconstruction) are masked out everywhere.
+    """
+    smooth = ndimage.gaussian_filter(overview, sigma, mode="nearest")
+    profile = smooth.reshape(smooth.shape[0], -1).std(axis=1)
+    keep = np.ones(smooth.shape[0], dtype=bool)
+    if len(profile) >= 8 and profile.max() > contrast * max(profile.min(), 1e-12):
+        above = np.flatnonzero(profile > threshold_otsu(profile))
+        keep[:] = False
+        keep[max(0, above[0] - 2) : above[-1] + 3] = True
+    mask = np.broadcast_to(keep[:, None, None], smooth.shape).copy()
+    local = ndimage.uniform_filter(np.square(overview - smooth), size=3, mode="nearest")
+    mask &= local > 1e-6 * max(float(np.median(local)), 1e-12)
+    return mask
+
+
+def particle_skewness(
+    overview: np.ndarray, mask: np.ndarray | None = None, sigma: float = 1.0
+) -> float:
+    """Skewness of the low-passed overview: negative when the dense objects are dark."""
+    smooth = ndimage.gaussian_filter(overview, sigma, mode="nearest")
+    values = smooth[mask] if mask is not None and mask.any() else smooth.ravel()
+    return float(stats.skew(values, bias=False)) if values.size > 2 else 0.0
+
+
+def decide_sign(polarity: str, skewness: float) -> float:
+    """+1 keeps the volume, -1 inverts it, so that particles end up dark.
+
+    ``auto``: particles are few, dense objects in a mostly empty volume, so the low-passed
+    histogram has a long tail on the particles' side. A positive skewness beyond
+    :data:`POLARITY_SKEW_THRESHOLD` means the tail is bright: the volume is inverted.
+    """
+    if polarity == "dark":
+        return 1.0
+    if polarity == "bright":
+        return -1.0
+    return -1.0 if skewness > POLARITY_SKEW_THRESHOLD else 1.0

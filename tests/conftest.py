@@ -1,0 +1,104 @@
+"""Shared test fixtures: tiny tomograms and SHREC folders on disk, isolated GUI settings.
+
+GUI tests need an X display. Without one (no ``$DISPLAY``), a private Xvfb server is started for
+the test session when the ``Xvfb`` program exists (Debian: ``apt-get install xvfb``); otherwise
+Qt falls back to its offscreen platform, where the widget tests run but the tests marked ``xvfb``
+(a real napari window with an OpenGL canvas) fail with a clear message.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cryoet_particles.io import Picks, write_shrec_locations, write_tomogram
+
+TINY_SHAPE = (12, 20, 24)
+_XVFB: subprocess.Popen | None = None
+
+
+def _start_xvfb() -> str | None:
+    """Start ``Xvfb`` on a free display (it reports the number itself); return ``:N``."""
+    global _XVFB
+    read_end, write_end = os.pipe()
+    try:
+        _XVFB = subprocess.Popen(
+            [
+                "Xvfb",
+                "-displayfd",
+                str(write_end),
+                "-screen",
+                "0",
+                "1600x1000x24",
+                "-nolisten",
+                "tcp",
+            ],
+            pass_fds=(write_end,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    return f":{number}" if number else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    display = _start_xvfb() if shutil.which("Xvfb") else None
+    if display:
+        os.environ["DISPLAY"] = display
+    else:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _XVFB is not None:
+        _XVFB.terminate()
+        _XVFB.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _needs_display(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("xvfb") and not os.environ.get("DISPLAY"):
+        pytest.fail(
+            "this test opens a real napari window: install Xvfb (apt-get install xvfb) or run under xvfb-run"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_gui_settings(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Widgets persist settings; point them at a throw-away file instead of the user's."""
+    settings = tmp_path_factory.mktemp("settings") / "settings.ini"
+    monkeypatch.setenv("NAPARI_CRYOET_PARTICLES_SETTINGS", str(settings))
+
+
+@pytest.fixture
+def tiny_tomogram(tmp_path: Path) -> Path:
+    """A 12x20x24 float32 MRC with a 7.5 Å voxel size in its header."""
+    data = np.random.default_rng(1).normal(size=TINY_SHAPE).astype(np.float32)
+    return write_tomogram(tmp_path / "tiny.mrc", data, 7.5)
+
+
+@pytest.fixture
+def shrec_folder(tmp_path: Path) -> Path:
+    """A SHREC-style folder: 12x20x24 reconstruction (10 Å) and three truth lines."""
+    folder = tmp_path / "model_0"
+    folder.mkdir()
+    data = np.random.default_rng(2).normal(size=TINY_SHAPE).astype(np.float32)
+    write_tomogram(folder / "reconstruction.mrc", data, 10.0)
+    truth = Picks(
+        np.array([[2.0, 3.0, 4.0], [5.0, 10.0, 15.0], [9.0, 17.0, 20.0]]),
+        10.0,
+        pd.DataFrame({"class": ["1s3x", "4v94", "1s3x"]}),
+    )
+    write_shrec_locations(folder / "particle_locations.txt", truth)
+    return folder

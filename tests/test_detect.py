@@ -1,0 +1,348 @@
+"""Detection: seamless tiling, the pipeline on tiny volumes, polarity, rescaling, bad inputs, CLI."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import ndimage
+from scipy.spatial import cKDTree
+from torch import nn
+
+from napari_cryoet_particles.cli import main
+from napari_cryoet_particles.detect import (
+    DetectionConfig,
+    detect_particles,
+    detect_particles_job,
+    score_map_at_input,
+)
+from napari_cryoet_particles.detect.tiling import embed_volume_job, plan_tiles
+from napari_cryoet_particles.io import (
+    CryoetInputError,
+    Volume,
+    read_csv,
+    read_tomogram,
+    write_tomogram,
+)
+from napari_cryoet_particles.jobs import CancelToken, JobCancelled, run_job
+from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConfig, save_checkpoint
+from napari_cryoet_particles.simulate import make_sample_dataset
+
+
+class BlobEncoder(nn.Module):
+    """A fixed 'embedding': the volume low-passed at three scales, sampled at stride 2.
+
+    It stands in for a trained model where the test is about the pipeline, not the learning:
+    its embedding separates dark blobs from noise, as a trained encoder's should.
+    """
+
+    stride = 2
+    receptive_field = 13
+    embedding_dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 3, 14, stride=2, padding=6, bias=False)
+        grid = np.indices((14, 14, 14)).astype(float) - 6.5
+        r2 = (grid**2).sum(0)
+        kernels = [np.exp(-r2 / (2 * s**2)) * (r2 <= 36) for s in (1.0, 2.0, 3.0)]
+        weight = np.stack([k / k.sum() for k in kernels])[:, None]
+        self.conv.weight.data = torch.from_numpy(weight.astype(np.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _recall_precision(
+    pred: np.ndarray, truth: np.ndarray, reach: float = 3.0
+) -> tuple[float, float]:
+    if not len(pred):
+        return 0.0, 0.0
+    distance, index = cKDTree(truth).query(pred)
+    found = len(set(index[distance <= reach].tolist()))
+    return found / len(truth), float(np.mean(distance <= reach))
+
+
+@dataclass
+class Scene:
+    volume: np.ndarray
+    centres: np.ndarray
+
+
+def blob_scene(
+    seed: int = 0, shape=(48, 96, 96), n: int = 30, sigma: float = 2.0, noise: float = 0.5
+) -> Scene:
+    """Dark Gaussian blobs (at least 8 voxels apart) in Gaussian noise: a tiny stand-in tomogram."""
+    rng = np.random.default_rng(seed)
+    centres: list[np.ndarray] = []
+    while len(centres) < n:
+        c = np.array([rng.uniform(5, s - 5) for s in shape])
+        if all(np.linalg.norm(c - d) >= 8 for d in centres):
+            centres.append(c)
+    grid = np.indices(shape, dtype=np.float32)
+    volume = rng.normal(0.0, noise, shape).astype(np.float32)
+    for c in centres:
+        d2 = sum((grid[a] - c[a]) ** 2 for a in range(3))
+        volume -= np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
+    return Scene(volume, np.array(centres))
+
+
+@pytest.fixture(scope="module")
+def sample() -> Scene:
+    return blob_scene(seed=3)
+
+
+CONFIG = DetectionConfig(diameter_nm=4.0, torch_threads=1)
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_tiled_embedding_equals_single_pass(stride: int) -> None:
+    torch.manual_seed(0)
+    encoder = DenseEncoder(
+        EncoderConfig(stride=stride, width=6, depth=2, dilations=(1, 2), embedding_dim=5)
+    ).eval()
+    volume = np.random.default_rng(1).normal(size=(29, 45, 38)).astype(np.float32)
+    tiled = run_job(
+        embed_volume_job(
+            lambda box: volume[box], volume.shape, encoder, tile_voxels=36**3, dtype=np.float32
+        )
+    )
+    with torch.inference_mode():
+        single = encoder(torch.from_numpy(volume)[None, None])[0].numpy()
+    assert tiled.shape == single.shape
+    np.testing.assert_allclose(tiled, single, atol=1e-5 * np.abs(single).max())
+
+
+def test_tiles_cover_the_grid_once_and_respect_the_memory_bound() -> None:
+    shape, stride, halo, budget = (40, 96, 72), 2, 4, 24**3
+    tiles = plan_tiles(shape, stride, halo, budget, unit=4)
+    assert len(tiles) > 1
+    cover = np.zeros([n // stride for n in shape], dtype=int)
+    for tile in tiles:
+        cover[tile.out] += 1
+        assert np.prod([s.stop - s.start for s in tile.read]) <= budget
+        assert all(s.start % stride == 0 for s in tile.read)
+        assert all((s.stop - s.start) % 2 == 0 for s in tile.out)
+    assert np.all(cover == 1)
+
+
+def test_detection_finds_the_dark_blobs(sample) -> None:
+    result = detect_particles(Volume(sample.volume, 10.0), BlobEncoder(), CONFIG)
+    recall, _ = _recall_precision(result.picks.zyx, sample.centres)
+    assert recall >= 0.9
+    # the automatic threshold also lets through noise dips of blob size, but they rank below
+    # every blob: the best len(centres) picks are the blobs
+    _, precision = _recall_precision(result.picks.zyx[: len(sample.centres)], sample.centres)
+    assert precision >= 0.9
+    features = result.picks.features
+    assert {"score", "cluster", "group", "status"} <= set(features.columns)
+    assert (features["status"] == "auto").all()
+    assert np.all(np.diff(features["score"].to_numpy()) <= 0)
+    assert set(result.timings) == {"prepare", "fit", "embed", "peaks", "groups"}
+    assert score_map_at_input(result).shape == sample.volume.shape
+
+
+def test_random_model_runs_end_to_end_on_the_simulated_sample() -> None:
+    simulated = make_sample_dataset(seed=0, shape=(48, 64, 64))
+    torch.manual_seed(0)
+    encoder = DenseEncoder(EncoderConfig(width=4, depth=1, dilations=(1,), embedding_dim=4))
+    job = detect_particles_job(
+        Volume(simulated.volume, simulated.voxel_size), encoder, DetectionConfig(torch_threads=1)
+    )
+    reports = []
+    result = run_job(job, reports.append)
+    assert reports and reports[-1].step == reports[-1].total
+    assert len(result.picks) > 0
+    assert np.all(
+        (result.picks.zyx >= 0) & (result.picks.zyx <= np.array(simulated.volume.shape) - 1)
+    )
+
+
+def test_cancel_stops_the_job(sample) -> None:
+    token = CancelToken()
+    job = detect_particles_job(Volume(sample.volume, 10.0), BlobEncoder(), CONFIG, cancel=token)
+    next(job)
+    token.cancel()
+    with pytest.raises(JobCancelled):
+        run_job(job)
+
+
+def test_inverted_contrast_gives_the_same_picks(sample) -> None:
+    normal = detect_particles(Volume(sample.volume, 10.0), BlobEncoder(), CONFIG)
+    inverted = detect_particles(Volume(-sample.volume, 10.0), BlobEncoder(), CONFIG)
+    assert not normal.info["inverted"] and inverted.info["inverted"]
+    assert len(normal.picks) == len(inverted.picks)
+    np.testing.assert_allclose(inverted.picks.zyx, normal.picks.zyx, atol=1e-4)
+
+
+def test_voxel_size_rescaling_returns_input_voxels(sample) -> None:
+    fine = ndimage.zoom(sample.volume, 2, order=1)  # the same scene at 5 Å
+    model = BlobEncoder()
+    model.working_voxel_size = 10.0
+    result = detect_particles(Volume(fine, 5.0), model, CONFIG)
+    assert result.info["ratio"] == pytest.approx(2.0)
+    assert result.picks.voxel_size == 5.0
+    truth_fine = (sample.centres + 0.5) * 2 - 0.5
+    recall, precision = _recall_precision(result.picks.zyx, truth_fine, reach=5.0)
+    assert recall >= 0.85 and precision >= 0.8
+
+
+def test_empty_slab_outside_the_sample_is_masked() -> None:
+    scene = blob_scene(seed=5, shape=(40, 80, 80), n=25)
+    noise = np.random.default_rng(0).normal(0, 0.5, (24, 80, 80)).astype(np.float32)
+    volume = np.concatenate([noise, scene.volume, noise.copy()])
+    result = detect_particles(Volume(volume, 10.0), BlobEncoder(), CONFIG)
+    assert 0.2 < result.info["masked_fraction"] < 0.6
+    z = result.picks.zyx[:, 0]
+    assert len(z) >= 15 and np.all((z > 18) & (z < 70))
+
+
+@pytest.mark.parametrize(
+    ("data", "voxel_size", "message"),
+    [
+        (np.zeros((32, 32), np.float32), 10.0, "3D"),
+        (np.full((16, 32, 32), 3.0, np.float32), 10.0, "constant"),
+        (
+            np.where(np.eye(32, dtype=bool)[None].repeat(16, 0), np.nan, 1.0).astype(np.float32),
+            10.0,
+            "NaN",
+        ),
+        (np.random.default_rng(0).normal(size=(16, 32, 32)).astype(np.float32), 0.5, "voxel size"),
+        (
+            np.random.default_rng(0).normal(size=(16, 32, 32)).astype(np.float32),
+            500.0,
+            "voxel size",
+        ),
+        (np.random.default_rng(0).normal(size=(16, 4, 32)).astype(np.float32), 10.0, "too small"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(data: np.ndarray, voxel_size: float, message: str) -> None:
+    with pytest.raises(CryoetInputError, match=message):
+        detect_particles(Volume(data, voxel_size), BlobEncoder(), CONFIG)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DetectionConfig(diameter_nm=0),
+        DetectionConfig(threshold=2.0),
+        DetectionConfig(bin=0),
+        DetectionConfig(polarity="x"),
+    ],
+)
+def test_bad_settings_give_clear_errors(sample, config: DetectionConfig) -> None:
+    with pytest.raises(CryoetInputError):
+        detect_particles(Volume(sample.volume, 10.0), BlobEncoder(), config)
+
+
+def test_groups_follow_the_request(sample) -> None:
+    config = DetectionConfig(diameter_nm=4.0, groups=3, torch_threads=1)
+    result = detect_particles(Volume(sample.volume, 10.0), BlobEncoder(), config)
+    assert result.info["n_groups"] == 3
+    assert set(result.picks.features["group"]) == {0, 1, 2}
+    off = detect_particles(
+        Volume(sample.volume, 10.0), BlobEncoder(), DetectionConfig(diameter_nm=4.0, groups=0)
+    )
+    assert set(off.picks.features["group"]) == {0}
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    encoder_config = EncoderConfig(width=4, depth=1, dilations=(1,), embedding_dim=4)
+    return save_checkpoint(
+        tmp_path / "model.pt", DenseEncoder(encoder_config), ModelConfig(encoder=encoder_config)
+    )
+
+
+def test_cli_detect_writes_picks_and_score_map(tmp_path: Path, sample, checkpoint: Path) -> None:
+    tomogram = write_tomogram(tmp_path / "tomo.mrc", sample.volume, 10.0)
+    out = tmp_path / "picks.csv"
+    args = [
+        "detect",
+        str(tomogram),
+        "--out",
+        str(out),
+        "--model",
+        str(checkpoint),
+        "--diameter",
+        "4",
+        "--quiet",
+    ]
+    assert main([*args, "--score-map", str(tmp_path / "score.mrc"), "--threads", "1"]) == 0
+    table = pd.read_csv(out)
+    assert {"x", "y", "z", "score", "group", "cluster", "status"} <= set(table.columns)
+    assert len(read_csv(out)) == len(table) > 0
+    assert read_tomogram(tmp_path / "score.mrc").shape == sample.volume.shape
+    assert main(args) == 2  # exists already, no --overwrite
+
+
+def test_cli_detect_without_default_model_is_a_clear_error(
+    tmp_path: Path, sample, monkeypatch, capsys
+) -> None:
+    import napari_cryoet_particles.model.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "default_model_path", lambda: tmp_path / "missing.pt")
+    tomogram = write_tomogram(tmp_path / "tomo.mrc", sample.volume, 10.0)
+    assert main(["detect", str(tomogram), "--out", str(tmp_path / "p.csv"), "--quiet"]) == 2
+    assert "default model" in capsys.readouterr().err
+
+
+def test_automatic_threshold_splits_particles_from_noise_maxima() -> None:
+    from napari_cryoet_particles.detect.pipeline import automatic_threshold
+
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.uniform(0.05, 0.35, 300), rng.uniform(0.8, 1.0, 60)])
+    threshold = automatic_threshold(scores)
+    assert np.mean(scores[:300] < threshold) > 0.95 and np.all(scores[300:] >= threshold)
+    assert automatic_threshold(np.array([0.9, 0.8])) == 0.5
+
+
+def test_close_picks_are_suppressed_best_first() -> None:
+    from napari_cryoet_particles.detect.peaks import suppress_close
+
+    points = np.array([[0, 0, 0], [0, 0, 1.5], [0, 0, 5], [0, 0, 6]], dtype=float)
+    assert suppress_close(points, 2.0).tolist() == [0, 2]
+
+
+def test_particle_clusters_are_the_clearly_dark_ones() -> None:
+    from napari_cryoet_particles.detect.cluster import particle_clusters
+
+    darkness = np.random.default_rng(0).normal(0, 1, 5000)
+    assert particle_clusters(np.array([0.1, -3.0, -0.2, -2.0]), darkness).tolist() == [1, 3]
+    assert particle_clusters(np.array([0.1, -0.3, 0.2]), darkness).tolist() == [1]
+
+
+def test_groups_separate_two_particle_sizes() -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    small = blob_scene(seed=7, shape=(48, 96, 96), n=24, sigma=1.5, noise=0.2)
+    rng = np.random.default_rng(1)
+    big_kind = rng.random(len(small.centres)) < 0.5
+    grid = np.indices(small.volume.shape, dtype=np.float32)
+    volume = small.volume.copy()
+    for c in small.centres[big_kind]:
+        d2 = sum((grid[a] - c[a]) ** 2 for a in range(3))
+        volume -= 1.5 * np.exp(-d2 / (2 * 3.0**2)).astype(np.float32)
+    config = DetectionConfig(diameter_nm=8.0, groups=2, threshold=0.5, torch_threads=1)
+    result = detect_particles(Volume(volume, 10.0), BlobEncoder(), config)
+    distance, index = cKDTree(small.centres).query(result.picks.zyx)
+    hit = distance <= 3
+    assert len(set(index[hit].tolist())) >= 0.75 * len(small.centres)
+    agreement = adjusted_rand_score(
+        big_kind[index[hit]], result.picks.features["group"].to_numpy()[hit]
+    )
+    assert agreement > 0.6
+
+
+def test_released_pages_of_a_memory_map_read_back_the_same(tmp_path: Path) -> None:
+    from napari_cryoet_particles.detect.volume import release_pages
+
+    data = np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32)
+    volume = read_tomogram(write_tomogram(tmp_path / "t.mrc", data, 10.0))
+    before = np.array(volume.data[2:4])
+    release_pages(volume.data[2:4])
+    release_pages(data)  # not memory-mapped: nothing happens
+    np.testing.assert_array_equal(volume.data[2:4], before)

@@ -1,0 +1,130 @@
+"""Detect dock on a ViewerModel with a tiny untrained model (detection runs in a worker thread)."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_cryoet_particles._widgets._layers import tomogram_layer_data
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from napari_cryoet_particles.model import (
+        DenseEncoder,
+        EncoderConfig,
+        ModelConfig,
+        save_checkpoint,
+    )
+
+    torch.manual_seed(0)
+    encoder = DenseEncoder(
+        EncoderConfig(stride=2, width=4, depth=1, dilations=(1,), embedding_dim=4)
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return save_checkpoint(
+        path, encoder, ModelConfig(encoder=encoder.config, working_voxel_size=10.0)
+    )
+
+
+@pytest.fixture
+def viewer(qtbot):
+    from napari.components import ViewerModel
+
+    return ViewerModel()
+
+
+def blob_volume(shape=(24, 48, 48), n=12, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    volume = rng.normal(0, 0.3, shape).astype(np.float32)
+    grid = np.indices(shape, dtype=np.float32)
+    for centre in rng.uniform(4, np.asarray(shape) - 4, size=(n, 3)):
+        d2 = sum((grid[a] - centre[a]) ** 2 for a in range(3))
+        volume -= np.exp(-d2 / 8).astype(np.float32)
+    return volume
+
+
+def make_widget(qtbot, viewer, model: Path):
+    from napari_cryoet_particles._widgets.detect import MODEL_FILE, DetectWidget
+
+    data, kwargs, _ = tomogram_layer_data(blob_volume(), 10.0, "blobs")
+    image = viewer.add_image(data, **kwargs)
+    widget = DetectWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.model.setCurrentText(MODEL_FILE)
+    widget.model_path.setText(str(model))
+    widget.diameter.setValue(6.0)
+    widget.groups.setValue(2)
+    widget.device.setCurrentText("cpu")
+    return widget, image
+
+
+def test_detect_adds_picks_and_threshold_filters_instantly(qtbot, viewer, tiny_model: Path) -> None:
+    widget, image = make_widget(qtbot, viewer, tiny_model)
+    widget.score_map.setChecked(True)
+    with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
+        assert widget.run()
+    outcome = blocker.args[0]
+    assert outcome.error is None and not outcome.cancelled
+    layer = widget.picks_layer
+    assert layer.name == "blobs picks" and layer in viewer.layers
+    assert tuple(layer.scale) == tuple(image.scale)
+    assert {"score", "group", "status", "class", "cluster"} <= set(layer.features.columns)
+    assert set(layer.features["status"]) == {"auto"}
+    assert layer.size[0] == pytest.approx(6.0)  # 6 nm diameter = 6 voxels of 1 nm
+    scores = layer.features["score"].to_numpy()
+    assert scores.min() >= 0.1 - 1e-9
+
+    widget.threshold.setValue(0.0)
+    assert layer.shown.all()
+    cut = float(np.median(scores))
+    widget.threshold.setValue(cut)
+    np.testing.assert_array_equal(layer.shown, scores >= widget.threshold.value())
+    assert layer.metadata["score_threshold"] == pytest.approx(cut, abs=0.01)
+    assert len(layer.data) == len(scores)  # nothing recomputed or dropped
+    assert "picks at score" in widget.summary.text()
+
+    widget.color_by.setCurrentText("group")
+    groups = layer.features["group"].to_numpy()
+    first, second = np.flatnonzero(groups == groups[0])[:1], np.flatnonzero(groups != groups[0])[:1]
+    assert len(second), "two groups were asked for"
+    assert not np.allclose(layer.face_color[first], layer.face_color[second])
+
+    score_layer = widget.score_layer
+    assert score_layer is not None and score_layer.name == "blobs score map"
+    # the score map covers the tomogram: its last voxel is within one step of the volume's end
+    end = np.asarray(score_layer.data_to_world(np.asarray(score_layer.data.shape) - 1))
+    image_end = np.asarray(image.data_to_world(np.asarray(image.data.shape) - 1))
+    assert np.all(np.abs(end - image_end) <= 2 * 10.0)
+
+
+def test_detect_cancel_stops_quickly(qtbot, viewer, tiny_model: Path) -> None:
+    widget, _ = make_widget(qtbot, viewer, tiny_model)
+    with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
+        assert widget.run()
+        started = time.monotonic()
+        widget.job.cancel()
+    assert blocker.args[0].cancelled
+    assert time.monotonic() - started < 5.0
+    assert widget.picks_layer is None
+    assert "cancelled" in widget.job.status.text()
+
+
+def test_detect_reports_bad_model_without_traceback(
+    qtbot, viewer, tmp_path: Path, monkeypatch
+) -> None:
+    from napari_cryoet_particles._widgets import _common
+
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    widget, _ = make_widget(qtbot, viewer, bad)
+    with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
+        widget.run()
+    assert blocker.args[0].error is not None
+    assert len(errors) == 1 and "bad.pt" in errors[0] and "Traceback" not in errors[0]
+    assert widget.run_button.isEnabled()

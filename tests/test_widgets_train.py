@@ -1,0 +1,84 @@
+"""Train dock on a ViewerModel: a few tiny training steps in the worker thread, live loss, save."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_cryoet_particles._widgets._layers import tomogram_layer_data
+
+
+@pytest.fixture
+def viewer(qtbot):
+    from napari.components import ViewerModel
+
+    return ViewerModel()
+
+
+@pytest.fixture
+def widget(qtbot, viewer):
+    from napari_cryoet_particles._widgets.train import TrainWidget
+
+    volume = np.random.default_rng(0).normal(size=(32, 48, 48)).astype(np.float32)
+    data, kwargs, _ = tomogram_layer_data(volume, 10.0, "noise")
+    viewer.add_image(data, **kwargs)
+    widget = TrainWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.steps.setValue(3)
+    widget.batch_size.setValue(2)
+    widget.crop_size.setValue(16)
+    widget.device.setCurrentText("cpu")
+    widget.start_from.setCurrentText("scratch")
+    return widget
+
+
+def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_path: Path) -> None:
+    from napari_cryoet_particles._widgets._state import MODELS
+    from napari_cryoet_particles._widgets.detect import MODEL_TRAINED, DetectWidget
+    from napari_cryoet_particles.model import load_checkpoint
+
+    detect = DetectWidget(viewer)
+    qtbot.addWidget(detect)
+    assert [widget.tomograms.item(i).text() for i in range(widget.tomograms.count())] == ["noise"]
+    config = widget.train_config()
+    set_by_dock = {"ntxent": 1.0, "pixel": 1.0, "puzzle_ce": 0.5, "puzzle_kl": 0.5}
+    assert {name: config.loss_weights[name] for name in set_by_dock} == set_by_dock
+    assert config.augment.crop_size == 16
+    with qtbot.waitSignal(widget.job.finished, timeout=180_000) as blocker:
+        assert widget.start()
+    outcome = blocker.args[0]
+    assert outcome.error is None and not outcome.cancelled
+    assert outcome.result.steps == 3
+    assert len(widget.plot.history["loss"]) == 3
+    assert MODELS.model is not None and "trained here" in MODELS.label
+    assert detect.model.currentText() == MODEL_TRAINED
+    assert "ETA" in widget.job.status.text() or "done" in widget.job.status.text()
+
+    saved = widget.save_checkpoint(tmp_path / "mine")
+    assert saved == tmp_path / "mine.pt"
+    assert load_checkpoint(saved).config.training["steps"] == 3
+    widget.confirm_overwrite = lambda path: False
+    assert widget.save_checkpoint(saved) is None
+
+
+def test_train_cancel_keeps_partial_model(qtbot, widget) -> None:
+    from napari_cryoet_particles._widgets._state import MODELS
+
+    widget.steps.setValue(10_000)
+    with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
+        assert widget.start()
+        qtbot.waitUntil(lambda: len(widget.plot.history.get("loss", [])) >= 1, timeout=60_000)
+        widget.job.cancel()
+    assert blocker.args[0].cancelled
+    assert "cancelled here" in MODELS.label
+
+
+def test_train_bad_checkpoint_is_a_notification(qtbot, widget, tmp_path: Path, monkeypatch) -> None:
+    from napari_cryoet_particles._widgets import _common
+
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x00" * 10)
+    assert widget.load_checkpoint(bad) is None
+    assert len(errors) == 1 and "broken.pt" in errors[0]
