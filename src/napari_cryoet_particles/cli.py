@@ -339,7 +339,61 @@ def run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS = (add_simulate, add_train, add_detect, add_evaluate, add_benchmark)
+def add_batch(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "batch",
+        help="detect particles in many tomograms on a Dask cluster",
+        description="Run detect over many tomograms, one Dask task each, on a local cluster or on a "
+        "running Dask scheduler. Picks go to OUT_DIR/<tomogram>_picks.csv; OUT_DIR/batch_summary.csv "
+        "lists picks, time and error per tomogram; a failing tomogram does not stop the others.",
+    )
+    parser.add_argument("tomograms", nargs="+", help="MRC files")
+    parser.add_argument("--out-dir", required=True, help="folder for the picks files and the summary")
+    parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://head:8786 (default: a local cluster)")
+    parser.add_argument("--workers", type=int, default=None, help="local cluster worker processes (default 1)")
+    parser.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument("--format", choices=("csv", "star", "json"), default="csv", help="picks file format")
+    parser.add_argument("--diameter", type=float, default=None, metavar="NM", help="particle diameter in nm")
+    parser.add_argument("--groups", type=int, default=None, metavar="K", help="particle groups (default: by silhouette, 0: off)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="T", help="minimum peak score 0-1 (default: per tomogram)")
+    parser.add_argument("--bin", type=int, default=1, metavar="N", help="work at N times the model's voxel size")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_batch)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
+    from napari_cryoet_particles.detect.config import DetectionConfig
+    from napari_cryoet_particles.jobs import run_job_with_bar
+
+    config = DetectionConfig(threshold=args.threshold, groups=args.groups, bin=args.bin, device="cpu")
+    if args.diameter is not None:
+        config.diameter_nm = args.diameter
+    job = batch_detect_job(
+        args.tomograms,
+        args.out_dir,
+        args.model,
+        config,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        suffix=f".{args.format}",
+        overwrite=args.overwrite,
+    )
+    items = run_job_with_bar(job, "batch", disable=args.quiet)
+    failed = [item for item in items if item.error]
+    print(
+        f"{len(items) - len(failed)} of {len(items)} tomograms done, "
+        f"{sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
+    )
+    for item in failed:
+        print(f"failed: {item.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+SUBCOMMANDS = (add_simulate, add_train, add_detect, add_evaluate, add_benchmark, add_batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
