@@ -6,6 +6,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -18,6 +19,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -227,6 +229,19 @@ class JobOutcome:
     result: Any = None
     cancelled: bool = False
     error: str | None = None
+
+
+def ask_to_replace(parent: QWidget, path: Path) -> bool:
+    """Ask before replacing an existing file (No is the default answer)."""
+    path = Path(path)
+    answer = QMessageBox.question(
+        parent,
+        "Replace file?",
+        f"{path.name} already exists in {path.parent}. Replace it?",
+        QMessageBox.Yes | QMessageBox.No,
+        QMessageBox.No,
+    )
+    return answer == QMessageBox.Yes
 
 
 def format_seconds(seconds: float) -> str:

@@ -8,13 +8,13 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QLabel,
-    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_cryoet_particles._widgets._common import (
     LayerSelector,
+    ask_to_replace,
     button,
     heading,
     persist,
@@ -142,14 +142,7 @@ class ExportWidget(QWidget):
             self.export_to(path)
 
     def confirm_overwrite(self, path: Path) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Replace file?",
-            f"{path.name} already exists in {path.parent}. Replace it?",
-            QMessageBox.Yes | QMessageBox.No,
-            QMessageBox.No,
-        )
-        return answer == QMessageBox.Yes
+        return ask_to_replace(self, path)
 
     def export_to(self, path: str | Path) -> Path | None:
         """Write the selected picks to ``path`` in the chosen format; ``None`` if not written."""

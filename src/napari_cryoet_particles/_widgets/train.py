@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -32,6 +31,7 @@ from qtpy.QtWidgets import (
 from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
+    ask_to_replace,
     button,
     heading,
     persist,
@@ -394,14 +394,7 @@ class TrainWidget(QWidget):
             self.save_checkpoint(path)
 
     def confirm_overwrite(self, path: Path) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Replace file?",
-            f"{path.name} already exists. Replace it?",
-            QMessageBox.Yes | QMessageBox.No,
-            QMessageBox.No,
-        )
-        return answer == QMessageBox.Yes
+        return ask_to_replace(self, path)
 
     def save_checkpoint(self, path: str | Path) -> Path | None:
         """Copy the held checkpoint to ``path`` atomically (asks before replacing a file)."""
