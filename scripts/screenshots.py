@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     qt_main_window.SHOW_QT_WARNING = (
-        False  # napari's PyQt5 deprecation toast would cover the canvas
+        False  # napari's Qt warning toast would cover the canvas
     )
     viewer = napari.Viewer(show=True, title="napari-cryoet-particles")
     app = QApplication.instance()
