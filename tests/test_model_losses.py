@@ -28,6 +28,7 @@ from napari_cryoet_particles.model.losses import (
 from napari_cryoet_particles.model.puzzle import (
     apply_puzzle,
     composition_table,
+    frame_blocks,
     puzzle_permutations,
 )
 
@@ -206,6 +207,15 @@ def test_puzzle_set_is_a_group_with_identity_first() -> None:
     assert not torch.equal(swapped_z, x)
     # blocks move whole: the multiset of voxel values is unchanged
     torch.testing.assert_close(swapped_z.flatten().sort().values, x.flatten().sort().values)
+
+
+def test_framed_blocks_look_alike_wherever_they_sit() -> None:
+    """The zeroed frame is the same for every block: puzzling a framed crop moves content only."""
+    perms = puzzle_permutations()
+    framed = frame_blocks(torch.ones(1, 1, 16, 16, 16), gap=4)
+    assert framed.sum() == 8 * 4**3  # each 8³ block keeps its 4³ core
+    for k in range(16):
+        assert torch.equal(apply_puzzle(framed, perms[k : k + 1]), framed)
 
 
 def test_puzzle_kl_is_zero_for_consistent_predictions() -> None:

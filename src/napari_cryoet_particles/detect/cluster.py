@@ -18,6 +18,8 @@ from sklearn.cluster import MiniBatchKMeans
 PARTICLE_Z = 1.0
 #: Samples this many robust standard deviations from the median darkness (gold) are not fitted.
 OUTLIER_Z = 6.0
+#: The temperature is this fraction of the median nearest-to-second-nearest squared-distance gap.
+TEMPERATURE_FRACTION = 1.0
 
 
 @dataclass
@@ -122,5 +124,5 @@ def fit_particle_clusters(
     centres = kmeans.cluster_centers_.astype(np.float32)
     d = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
     d.sort(axis=1)
-    temperature = float(np.median(d[:, 1] - d[:, 0])) or 1.0
+    temperature = TEMPERATURE_FRACTION * float(np.median(d[:, 1] - d[:, 0])) or 1.0
     return ParticleClusters(centres, particle, temperature, mean, std, cluster_dark, sizes)

@@ -20,7 +20,9 @@ class DetectionConfig:
 
     ``threshold`` is the minimum particle score (0-1) of a peak; ``None`` chooses it per
     tomogram by Otsu's rule on the scores of all candidate maxima (see
-    :func:`~napari_cryoet_particles.detect.pipeline.automatic_threshold`). ``groups`` is the number of particle groups; ``None``
+    :func:`~napari_cryoet_particles.detect.pipeline.automatic_threshold`); the result's
+    ``info["auto_threshold"]`` holds that automatic value even when a threshold was given, e.g.
+    for a GUI that detects once with a low threshold and filters interactively. ``groups`` is the number of particle groups; ``None``
     chooses it by silhouette over 2-8, 0 or 1 switches grouping off. ``bin`` multiplies the
     model's working voxel size (faster by about bin³, coarser). ``voxel_size`` (Å) overrides the
     tomogram's header. ``polarity`` ``auto`` decides from the skewness of the low-passed volume.

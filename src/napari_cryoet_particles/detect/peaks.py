@@ -5,7 +5,6 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from skimage.feature import peak_local_max
 
 
 def pick_peaks(
@@ -15,24 +14,28 @@ def pick_peaks(
     mask: np.ndarray | None = None,
     max_peaks: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Local maxima of ``score`` at least ``min_distance`` voxels apart (Chebyshev), above ``threshold``.
+    """Local maxima of ``score`` at least ``min_distance`` voxels apart, above ``threshold``.
 
-    Returns (N, 3) integer zyx positions and their scores, best first. Where two maxima are
-    closer than ``min_distance`` only the higher one is kept (non-maximum suppression).
+    Returns (N, 3) integer zyx positions and their scores, best first. A voxel is a candidate
+    when it equals the maximum of its ``(2·min_distance + 1)³`` neighbourhood; among candidates
+    closer than ``min_distance`` (plateaus, ties) only the best is kept (non-maximum
+    suppression). Same result as ``skimage.feature.peak_local_max`` with Euclidean spacing, but
+    linear in the number of candidates (scikit-image's spacing step is slow for 10⁵ of them).
     """
     if mask is not None:
         score = np.where(mask, score, 0.0).astype(score.dtype, copy=False)
-    peaks = peak_local_max(
-        score,
-        min_distance=max(1, int(min_distance)),
-        threshold_abs=float(threshold),
-        exclude_border=False,
-        num_peaks=np.inf if max_peaks is None else int(max_peaks),
-    )
-    peaks = peaks.reshape(-1, 3)
-    values = score[tuple(peaks.T)] if len(peaks) else np.zeros(0, dtype=score.dtype)
+    distance = max(1, int(min_distance))
+    peak = ndimage.maximum_filter(score, size=2 * distance + 1, mode="nearest") == score
+    peak &= score >= threshold
+    peaks = np.argwhere(peak)
+    values = score[tuple(peaks.T)]
     order = np.argsort(-values, kind="stable")
-    return peaks[order], values[order]
+    peaks, values = peaks[order], values[order]
+    keep = suppress_close(peaks, float(distance))
+    peaks, values = peaks[keep], values[keep]
+    if max_peaks is not None:
+        peaks, values = peaks[:max_peaks], values[:max_peaks]
+    return peaks.reshape(-1, 3), values
 
 
 def suppress_close(zyx: np.ndarray, min_distance: float | np.ndarray) -> np.ndarray:
@@ -58,30 +61,18 @@ def suppress_close(zyx: np.ndarray, min_distance: float | np.ndarray) -> np.ndar
     return np.flatnonzero(~dropped)
 
 
-def particle_reach(
-    probability: np.ndarray, peaks: np.ndarray, level: float = 0.5, largest: int = 12
-) -> np.ndarray:
-    """Distance (grid voxels, at most ``largest``) from each peak to the nearest voxel below ``level``.
+def particle_reach(probability: np.ndarray, peaks: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Distance (grid voxels, chessboard) from each peak to the nearest voxel below ``level``.
 
     Inside a particle the particle probability stays high up to its edge, so this is about the
     particle's radius at the peak: two maxima closer than that lie in one particle, while the
-    centres of two touching particles are two radii apart and both stay. Computed in a small
-    window around each peak, so memory does not grow with the volume.
+    centres of two touching particles are two radii apart and both stay.
     """
     peaks = np.asarray(peaks, dtype=int).reshape(-1, 3)
-    reach = np.zeros(len(peaks))
-    shape = np.asarray(probability.shape)
-    for i, peak in enumerate(peaks):
-        lo = np.maximum(peak - largest, 0)
-        hi = np.minimum(peak + largest + 1, shape)
-        window = probability[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] >= level
-        if not window[tuple(peak - lo)]:
-            continue
-        if window.all():
-            reach[i] = largest
-            continue
-        reach[i] = min(largest, float(ndimage.distance_transform_edt(window)[tuple(peak - lo)]))
-    return reach
+    if not len(peaks):
+        return np.zeros(0)
+    distance = ndimage.distance_transform_cdt(probability >= level, metric="chessboard")
+    return distance[tuple(peaks.T)].astype(float)
 
 
 def refine_on_density(

@@ -260,14 +260,13 @@ def detect_particles_job(
     score = ndimage.gaussian_filter(probability * mask, smooth_sigma, mode="nearest")
     score = score[tuple(slice(0, n) for n in valid)]
     min_distance = max(1, int(round(radius / stride)))
-    if config.threshold is None:
-        peaks, values = pick_peaks(score, min_distance, CANDIDATE_FLOOR)
-        threshold = automatic_threshold(values)
-        keep = values >= threshold
-        peaks, values = peaks[keep][: config.max_picks], values[keep][: config.max_picks]
-    else:
-        threshold = config.threshold
-        peaks, values = pick_peaks(score, min_distance, threshold, max_peaks=config.max_picks)
+    floor = CANDIDATE_FLOOR if config.threshold is None else min(CANDIDATE_FLOOR, config.threshold)
+    peaks, values = pick_peaks(score, min_distance, floor)
+    automatic = automatic_threshold(values[values >= CANDIDATE_FLOOR])
+    threshold = automatic if config.threshold is None else config.threshold
+    keep = values >= threshold
+    peaks, values = peaks[keep][: config.max_picks], values[keep][: config.max_picks]
+    info["auto_threshold"] = float(automatic)
     info["threshold"] = float(threshold)
     working_zyx = peaks * stride + (stride - 1) / 2.0
     if config.refine and len(peaks):

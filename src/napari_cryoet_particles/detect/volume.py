@@ -221,15 +221,19 @@ def block_mean(work: WorkingVolume, factor: int, chunk: int = 8) -> np.ndarray:
     return out
 
 
-def slab_mask(overview: np.ndarray, sigma: float = 1.0, contrast: float = 1.6) -> np.ndarray:
+def slab_mask(
+    overview: np.ndarray, sigma: float = 1.0, contrast: float = 2.5, quiet: float = 0.5
+) -> np.ndarray:
     """Boolean mask (same shape as ``overview``) of the z-range holding the sample.
 
     Outside the ice slab a reconstruction holds noise only, which the block mean of ``overview``
     already averaged away; inside, particles and membranes keep the low-passed volume structured.
-    When the per-z standard deviation of the low-passed overview varies by more than
-    ``contrast`` times, Otsu's threshold splits it and every slice from the first to the last
-    one above the threshold (plus two on each side) is kept; otherwise every slice is kept.
-    Flat regions (e.g. zero-padding around a reconstruction) are masked out everywhere.
+    Only when the per-z standard deviation of the low-passed overview varies by more than
+    ``contrast`` times is anything masked: Otsu's threshold splits the profile, the slices from
+    the first to the last one above it (plus two on each side) are kept, and so is every slice
+    whose deviation is at least ``quiet`` times the median of the slices above the threshold
+    (only clearly quiet slices go). A volume full of sample, as most simulations are, is searched whole. Flat regions
+    (e.g. zero-padding around a reconstruction) are masked out everywhere.
     """
     smooth = ndimage.gaussian_filter(overview, sigma, mode="nearest")
     profile = smooth.reshape(smooth.shape[0], -1).std(axis=1)
@@ -238,6 +242,7 @@ def slab_mask(overview: np.ndarray, sigma: float = 1.0, contrast: float = 1.6) -
         above = np.flatnonzero(profile > threshold_otsu(profile))
         keep[:] = False
         keep[max(0, above[0] - 2) : above[-1] + 3] = True
+        keep |= profile >= quiet * float(np.median(profile[above]))
     mask = np.broadcast_to(keep[:, None, None], smooth.shape).copy()
     local = ndimage.uniform_filter(np.square(overview - smooth), size=3, mode="nearest")
     mask &= local > 1e-6 * max(float(np.median(local)), 1e-12)

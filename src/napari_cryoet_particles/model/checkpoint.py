@@ -157,6 +157,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
         ) from None
     encoder.eval()
     encoder.to(device)
+    if torch.device(device).type == "cpu":
+        encoder.use_channels_last()
     return LoadedModel(
         encoder=encoder,
         config=config,

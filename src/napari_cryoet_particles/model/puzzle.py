@@ -83,3 +83,25 @@ def apply_puzzle(views: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
         0, 4, 1, 5, 2, 6, 3, 7
     )
     return shuffled.reshape(batch, channels, nz, ny, nx)
+
+
+def frame_blocks(views: torch.Tensor, gap: int) -> torch.Tensor:
+    """Zero a frame of ``gap // 2`` voxels inside every face of each 2×2×2 block of (B,C,Z,Y,X).
+
+    Every block then looks the same at its borders wherever it sits, so a puzzle cannot be
+    solved from the broken continuity of noise across block borders (the classic jigsaw
+    shortcut); the arrangement must be read from the blocks' content. Zero is the mean of
+    normalised data.
+    """
+    half = gap // 2
+    if half <= 0:
+        return views
+    out = views.clone()
+    for axis in range(2, 5):
+        size = views.shape[axis] // 2
+        index = torch.arange(views.shape[axis], device=views.device) % size
+        border = (index < half) | (index >= size - half)
+        shape = [1] * views.ndim
+        shape[axis] = -1
+        out = out.masked_fill(border.reshape(shape), 0.0)
+    return out

@@ -47,6 +47,7 @@ from napari_cryoet_particles.model.losses import (
 from napari_cryoet_particles.model.puzzle import (
     apply_puzzle,
     composition_table,
+    frame_blocks,
     puzzle_permutations,
 )
 from napari_cryoet_particles.model.sampling import CropSampler, make_source
@@ -78,6 +79,8 @@ class TrainConfig:
     propagation_window: int = 3
     propagation_dilation: int = 1
     propagation_gamma: float = 2.0
+    puzzle_gap: int = 6
+    """Voxels of zeroed frame between puzzle blocks (0: none, the puzzle then reuses view A)."""
     momentum: float = 0.99
     """Starting momentum of the pixel term's target encoder (rises to 1 by the last step)."""
     pixel_queries: int = 512
@@ -289,7 +292,10 @@ class Trainer:
             classes = torch.randint(
                 1, len(self.permutations), (config.batch_size,), generator=self.generator
             )
-            inputs.append(apply_puzzle(view_a, self.permutations[classes]))
+            framed = frame_blocks(view_a, config.puzzle_gap)
+            if config.puzzle_gap > 0:
+                inputs.append(framed)
+            inputs.append(apply_puzzle(framed, self.permutations[classes]))
             classes = classes.to(self.device)
         batch = config.batch_size
         with torch.autocast(
@@ -342,8 +348,9 @@ class Trainer:
                 targets[batch:],
             )
         if puzzled:
-            logits_normal = self.heads.puzzle_logits(emb_a)
-            logits_puzzled = self.heads.puzzle_logits(embedding[2 * batch :])
+            normal = embedding[2 * batch : 3 * batch] if config.puzzle_gap > 0 else emb_a
+            logits_normal = self.heads.puzzle_logits(normal)
+            logits_puzzled = self.heads.puzzle_logits(embedding[-batch:])
             if config.active("puzzle_ce"):
                 terms["puzzle_ce"] = puzzle_ce(logits_normal, logits_puzzled, classes)
             if config.active("puzzle_kl"):
