@@ -69,6 +69,8 @@ def test_detect_adds_picks_and_threshold_filters_instantly(qtbot, viewer, tiny_m
         assert widget.run()
     outcome = blocker.args[0]
     assert outcome.error is None and not outcome.cancelled
+    auto = outcome.result.info["auto_threshold"]
+    assert widget.threshold.value() == pytest.approx(auto, abs=0.01)  # the CLI's threshold
     layer = widget.picks_layer
     assert layer.name == "blobs picks" and layer in viewer.layers
     assert tuple(layer.scale) == tuple(image.scale)

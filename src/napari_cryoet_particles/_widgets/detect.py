@@ -134,6 +134,13 @@ class DetectWidget(QWidget):
         self.threshold.setValue(DEFAULT_THRESHOLD)
         self.threshold.setToolTip("Show picks with a score at or above this (no recomputation)")
         result_form.addRow("Score threshold", self.threshold)
+        self.auto_threshold = QCheckBox("Start at the automatic threshold of each run")
+        self.auto_threshold.setChecked(True)
+        self.auto_threshold.setToolTip(
+            "After each detection, move the slider to the threshold the CLI would use "
+            "(Otsu split of the candidate peak scores)"
+        )
+        result_form.addRow("", self.auto_threshold)
         self.color_by = QComboBox()
         self.color_by.addItems(list(COLOR_MODES))
         result_form.addRow("Colour by", self.color_by)
@@ -153,6 +160,7 @@ class DetectWidget(QWidget):
                 "binning": self.binning,
                 "device": self.device,
                 "score_map": self.score_map,
+                "auto_threshold": self.auto_threshold,
                 "color_by": self.color_by,
             },
         )
@@ -283,6 +291,8 @@ class DetectWidget(QWidget):
         watch_additions(layer)
         show_slab(self.viewer, float(self.diameter.value()) * 5.0)  # ± one radius, in Å
         self.picks_layer = layer
+        if self.auto_threshold.isChecked() and "auto_threshold" in result.info:
+            self.threshold.setValue(float(result.info["auto_threshold"]))
         set_threshold(layer, float(self.threshold.value()))
         self._summarise()
         return layer
