@@ -166,18 +166,40 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_detect(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("detect", help="detect particles in a tomogram and write picks")
-    parser.add_argument("tomogram", help="MRC file")
-    parser.add_argument("--out", required=True, help="picks file (.csv, .star, .json)")
-    parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+def add_detection_options(parser: argparse.ArgumentParser) -> None:
+    """The detection settings shared by ``detect`` and ``batch``."""
     parser.add_argument("--diameter", type=float, default=None, metavar="NM", help="particle diameter in nm (default 10)")
     parser.add_argument("--groups", type=int, default=None, metavar="K", help="particle groups (default: by silhouette, 0: off)")
     parser.add_argument("--threshold", type=float, default=None, metavar="T", help="minimum peak score 0-1 (default: per tomogram, Otsu split of the candidate peaks)")
     parser.add_argument("--bin", type=int, default=1, metavar="N", help="work at N times the model's voxel size (faster)")
     parser.add_argument("--voxel-size", type=float, default=None, metavar="A", help="voxel size in Å (overrides the header)")
     parser.add_argument("--polarity", choices=("auto", "dark", "bright"), default="auto", help="particle contrast (default: detect)")
+
+
+def detection_config(args: argparse.Namespace, **settings: object):
+    """A DetectionConfig from the options of :func:`add_detection_options` plus ``settings``."""
+    from napari_cryoet_particles.detect.config import DetectionConfig
+
+    config = DetectionConfig(
+        threshold=args.threshold,
+        groups=args.groups,
+        bin=args.bin,
+        voxel_size=args.voxel_size,
+        polarity=args.polarity,
+        **settings,
+    )
+    if args.diameter is not None:
+        config.diameter_nm = args.diameter
+    return config
+
+
+def add_detect(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("detect", help="detect particles in a tomogram and write picks")
+    parser.add_argument("tomogram", help="MRC file")
+    parser.add_argument("--out", required=True, help="picks file (.csv, .star, .json)")
+    parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_detection_options(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--score-map", default=None, metavar="OUT.mrc", help="also write the particle score map (input grid)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -186,11 +208,7 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect import (
-        DetectionConfig,
-        detect_particles_job,
-        score_map_at_input,
-    )
+    from napari_cryoet_particles.detect import detect_particles_job, score_map_at_input
     from napari_cryoet_particles.io import read_tomogram, write_picks, write_tomogram
     from napari_cryoet_particles.io.atomic import check_can_write
     from napari_cryoet_particles.jobs import run_job_with_bar
@@ -198,18 +216,9 @@ def run_detect(args: argparse.Namespace) -> int:
     check_can_write(args.out, args.overwrite)
     if args.score_map:
         check_can_write(args.score_map, args.overwrite)
-    config = DetectionConfig(
-        threshold=args.threshold,
-        groups=args.groups,
-        bin=args.bin,
-        voxel_size=args.voxel_size,
-        polarity=args.polarity,
-        device=args.device,
-        torch_threads=args.threads,
-        keep_score_map=bool(args.score_map),
+    config = detection_config(
+        args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
     )
-    if args.diameter is not None:
-        config.diameter_nm = args.diameter
     volume = read_tomogram(args.tomogram, voxel_size=args.voxel_size)
     result = run_job_with_bar(detect_particles_job(volume, args.model, config), "detect", disable=args.quiet)
     write_picks(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
@@ -354,10 +363,7 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=None, help="local cluster worker processes (default 1)")
     parser.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)")
     parser.add_argument("--format", choices=("csv", "star", "json"), default="csv", help="picks file format")
-    parser.add_argument("--diameter", type=float, default=None, metavar="NM", help="particle diameter in nm")
-    parser.add_argument("--groups", type=int, default=None, metavar="K", help="particle groups (default: by silhouette, 0: off)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="T", help="minimum peak score 0-1 (default: per tomogram)")
-    parser.add_argument("--bin", type=int, default=1, metavar="N", help="work at N times the model's voxel size")
+    add_detection_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_batch)
@@ -365,12 +371,9 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
 
 def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
-    from napari_cryoet_particles.detect.config import DetectionConfig
     from napari_cryoet_particles.jobs import run_job_with_bar
 
-    config = DetectionConfig(threshold=args.threshold, groups=args.groups, bin=args.bin, device="cpu")
-    if args.diameter is not None:
-        config.diameter_nm = args.diameter
+    config = detection_config(args, device="cpu")
     job = batch_detect_job(
         args.tomograms,
         args.out_dir,
