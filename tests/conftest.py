@@ -102,3 +102,25 @@ def shrec_folder(tmp_path: Path) -> Path:
     )
     write_shrec_locations(folder / "particle_locations.txt", truth)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny untrained checkpoint: for tests about the GUI and the pipeline, not the learning."""
+    import torch
+
+    from napari_cryoet_particles.model import (
+        DenseEncoder,
+        EncoderConfig,
+        ModelConfig,
+        save_checkpoint,
+    )
+
+    torch.manual_seed(0)
+    encoder = DenseEncoder(
+        EncoderConfig(stride=2, width=4, depth=1, dilations=(1,), embedding_dim=4)
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return save_checkpoint(
+        path, encoder, ModelConfig(encoder=encoder.config, working_voxel_size=10.0)
+    )

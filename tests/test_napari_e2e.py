@@ -12,27 +12,6 @@ PLUGIN = "napari-cryoet-particles"
 pytestmark = pytest.mark.xvfb
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from napari_cryoet_particles.model import (
-        DenseEncoder,
-        EncoderConfig,
-        ModelConfig,
-        save_checkpoint,
-    )
-
-    torch.manual_seed(0)
-    encoder = DenseEncoder(
-        EncoderConfig(stride=2, width=4, depth=1, dilations=(1,), embedding_dim=4)
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    return save_checkpoint(
-        path, encoder, ModelConfig(encoder=encoder.config, working_voxel_size=10.0)
-    )
-
-
 def write_sample_folder(folder: Path, image, truth_layer) -> Path:
     """The sample as a SHREC folder, to score it with ``cryoet-particles evaluate``'s function."""
     from napari_cryoet_particles._widgets._layers import picks_from_layer
