@@ -38,6 +38,7 @@ endif
 
 test: install system-deps
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(XVFB) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install

@@ -82,9 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.model import default_model_path
 
     args.out.mkdir(parents=True, exist_ok=True)
-    qt_main_window.SHOW_QT_WARNING = (
-        False  # napari's Qt warning toast would cover the canvas
-    )
+    qt_main_window.SHOW_QT_WARNING = False  # napari's Qt warning toast would cover the canvas
     viewer = napari.Viewer(show=True, title="napari-cryoet-particles")
     app = QApplication.instance()
     window = viewer.window._qt_window

@@ -19,7 +19,9 @@ def subcommand_parsers() -> dict:
 
 def test_help_lists_every_contract_subcommand() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "napari_cryoet_particles.cli", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "napari_cryoet_particles.cli", "--help"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0
     for name in CONTRACT:

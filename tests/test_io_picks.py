@@ -122,7 +122,9 @@ def test_copick_round_trip_is_in_angstrom(tmp_path: Path, picks: Picks) -> None:
     path = write_copick_json(tmp_path / "picks.json", picks)
     document = json.loads(path.read_text())
     assert document["unit"] == "angstrom"
-    assert document["points"][0]["location"] == pytest.approx({"x": 3 * 7.84, "y": 2 * 7.84, "z": 1 * 7.84})
+    assert document["points"][0]["location"] == pytest.approx(
+        {"x": 3 * 7.84, "y": 2 * 7.84, "z": 1 * 7.84}
+    )
     back = read_copick_json(path)
     assert np.allclose(back.zyx, picks.zyx)
     assert np.allclose(read_copick_json(path, voxel_size=15.68).zyx, picks.zyx / 2)
@@ -187,7 +189,9 @@ def test_header_only_csv_is_zero_picks(tmp_path: Path) -> None:
 def test_csv_with_missing_columns(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("x,y,score\n1,2,0.5\n")
-    with pytest.raises(CryoetInputError, match=r"bad\.csv: picks CSV lacks column z \(found: x, y, score\)"):
+    with pytest.raises(
+        CryoetInputError, match=r"bad\.csv: picks CSV lacks column z \(found: x, y, score\)"
+    ):
         read_csv(path)
 
 

@@ -66,7 +66,9 @@ def test_2d_file(tmp_path: Path) -> None:
     path = tmp_path / "image.mrc"
     with mrcfile.new(path) as mrc:
         mrc.set_data(np.zeros((5, 6), np.float32))
-    with pytest.raises(CryoetInputError, match=r"image\.mrc: expected a 3D tomogram, got a 2D array"):
+    with pytest.raises(
+        CryoetInputError, match=r"image\.mrc: expected a 3D tomogram, got a 2D array"
+    ):
         read_tomogram(path)
 
 
@@ -81,7 +83,9 @@ def test_nan_values_are_counted(tmp_path: Path) -> None:
 
 def test_absurd_voxel_size(tmp_path: Path) -> None:
     path = write_tomogram(tmp_path / "huge.mrc", np.zeros((2, 2, 2), np.float32), 1e6)
-    with pytest.raises(CryoetInputError, match=r"huge\.mrc: header voxel size 1e\+06 Å is implausible"):
+    with pytest.raises(
+        CryoetInputError, match=r"huge\.mrc: header voxel size 1e\+06 Å is implausible"
+    ):
         read_tomogram(path)
 
 

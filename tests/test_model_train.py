@@ -21,6 +21,7 @@ from napari_cryoet_particles.model.train import (
     train,
 )
 
+ALL_TERMS = {"ntxent": 1.0, "dense": 0.5, "pixel": 1.0, "puzzle_ce": 0.5, "puzzle_kl": 0.5}
 TINY_ENCODER = EncoderConfig(stride=2, width=4, depth=1, dilations=(1,), embedding_dim=6)
 
 
@@ -55,6 +56,9 @@ def tiny_config(**changes) -> TrainConfig:
         projection_dim=8,
         head_hidden=16,
         pixel_queries=64,
+        dense_queries=32,
+        puzzle_gap=2,
+        loss_weights=ALL_TERMS,
     )
     settings.update(changes)
     return TrainConfig(**settings)

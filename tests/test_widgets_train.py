@@ -1,5 +1,6 @@
 """Train dock on a ViewerModel: a few tiny training steps in the worker thread, live loss, save."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,9 @@ def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_p
     detect = DetectWidget(viewer)
     qtbot.addWidget(detect)
     assert [widget.tomograms.item(i).text() for i in range(widget.tomograms.count())] == ["noise"]
+    widget.w_pixel.setValue(0.5)
     config = widget.train_config()
-    set_by_dock = {"ntxent": 1.0, "pixel": 1.0, "puzzle_ce": 0.5, "puzzle_kl": 0.5}
+    set_by_dock = {"ntxent": 1.0, "dense": 0.0, "pixel": 0.5, "puzzle_ce": 0.0, "puzzle_kl": 0.0}
     assert {name: config.loss_weights[name] for name in set_by_dock} == set_by_dock
     assert config.augment.crop_size == 16
     with qtbot.waitSignal(widget.job.finished, timeout=180_000) as blocker:
@@ -82,3 +84,20 @@ def test_train_bad_checkpoint_is_a_notification(qtbot, widget, tmp_path: Path, m
     bad.write_bytes(b"\x00" * 10)
     assert widget.load_checkpoint(bad) is None
     assert len(errors) == 1 and "broken.pt" in errors[0]
+
+
+def test_dock_defaults_are_the_training_defaults(qtbot, viewer) -> None:
+    """A fresh dock trains exactly like ``cryoet-particles train`` (the measured default recipe)."""
+    from napari_cryoet_particles._widgets.train import TrainWidget
+    from napari_cryoet_particles.model.train import TrainConfig
+
+    widget = TrainWidget(viewer)
+    qtbot.addWidget(widget)
+    config, default = widget.train_config(), TrainConfig()
+    assert config.steps == default.steps
+    assert config.batch_size == default.batch_size
+    assert config.loss_weights == default.loss_weights
+    # the dock's contrast box is symmetric in log scale: 1/1.4-1.4 instead of 0.7-1.4
+    assert config.augment.contrast_range == pytest.approx(default.augment.contrast_range, abs=0.02)
+    same_contrast = replace(config.augment, contrast_range=default.augment.contrast_range)
+    assert same_contrast == default.augment

@@ -130,14 +130,22 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("tomograms", nargs="+", help="MRC files")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 1500)")
-    parser.add_argument("--init", default=None, help="start from 'default' (the shipped model) or a checkpoint")
+    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 150)")
+    parser.add_argument(
+        "--init", default=None, help="start from 'default' (the shipped model) or a checkpoint"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run stored in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--crop-size", type=int, default=None, help="crop edge in working voxels (default 32)")
-    parser.add_argument("--batch-size", type=int, default=None, help="positive pairs per step (default 16)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    parser.add_argument(
+        "--crop-size", type=int, default=None, help="crop edge in working voxels (default 32)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="positive pairs per step (default 16)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+    )
     parser.set_defaults(run=run_train)
 
 
@@ -159,7 +167,13 @@ def run_train(args: argparse.Namespace) -> int:
             settings["augment"] = AugmentConfig(crop_size=args.crop_size)
         config = TrainConfig(**settings)
     job = train(
-        volumes, args.out, config, device=args.device, init=args.init, resume=args.resume, overwrite=args.overwrite
+        volumes,
+        args.out,
+        config,
+        device=args.device,
+        init=args.init,
+        resume=args.resume,
+        overwrite=args.overwrite,
     )
     result = run_job_with_bar(job, "train")
     print(f"wrote {result.path} ({result.steps} steps, {result.crops_per_second:.1f} crops/s)")
@@ -168,12 +182,47 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
     """The detection settings shared by ``detect`` and ``batch``."""
-    parser.add_argument("--diameter", type=float, default=None, metavar="NM", help="particle diameter in nm (default 10)")
-    parser.add_argument("--groups", type=int, default=None, metavar="K", help="particle groups (default: by silhouette, 0: off)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="T", help="minimum peak score 0-1 (default: per tomogram, Otsu split of the candidate peaks)")
-    parser.add_argument("--bin", type=int, default=1, metavar="N", help="work at N times the model's voxel size (faster)")
-    parser.add_argument("--voxel-size", type=float, default=None, metavar="A", help="voxel size in Å (overrides the header)")
-    parser.add_argument("--polarity", choices=("auto", "dark", "bright"), default="auto", help="particle contrast (default: detect)")
+    parser.add_argument(
+        "--diameter",
+        type=float,
+        default=None,
+        metavar="NM",
+        help="particle diameter in nm (default 10)",
+    )
+    parser.add_argument(
+        "--groups",
+        type=int,
+        default=None,
+        metavar="K",
+        help="particle groups (default: by silhouette, 0: off)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="minimum peak score 0-1 (default: per tomogram, Otsu split of the candidate peaks)",
+    )
+    parser.add_argument(
+        "--bin",
+        type=int,
+        default=1,
+        metavar="N",
+        help="work at N times the model's voxel size (faster)",
+    )
+    parser.add_argument(
+        "--voxel-size",
+        type=float,
+        default=None,
+        metavar="A",
+        help="voxel size in Å (overrides the header)",
+    )
+    parser.add_argument(
+        "--polarity",
+        choices=("auto", "dark", "bright"),
+        default="auto",
+        help="particle contrast (default: detect)",
+    )
 
 
 def detection_config(args: argparse.Namespace, **settings: object):
@@ -200,8 +249,15 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_detection_options(parser)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--score-map", default=None, metavar="OUT.mrc", help="also write the particle score map (input grid)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--score-map",
+        default=None,
+        metavar="OUT.mrc",
+        help="also write the particle score map (input grid)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_detect)
@@ -220,10 +276,17 @@ def run_detect(args: argparse.Namespace) -> int:
         args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
     )
     volume = read_tomogram(args.tomogram, voxel_size=args.voxel_size)
-    result = run_job_with_bar(detect_particles_job(volume, args.model, config), "detect", disable=args.quiet)
+    result = run_job_with_bar(
+        detect_particles_job(volume, args.model, config), "detect", disable=args.quiet
+    )
     write_picks(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
     if args.score_map:
-        write_tomogram(args.score_map, score_map_at_input(result), result.picks.voxel_size, overwrite=args.overwrite)
+        write_tomogram(
+            args.score_map,
+            score_map_at_input(result),
+            result.picks.voxel_size,
+            overwrite=args.overwrite,
+        )
     seconds = sum(result.timings.values())
     polarity = "inverted" if result.info.get("inverted") else "dark"
     print(
@@ -332,19 +395,56 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_benchmark(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("benchmark", help="measure accuracy and speed against the baselines")
     parser.add_argument("--out", default="docs/benchmarks.md")
-    parser.add_argument("--quick", action="store_true", help="one small random tomogram + the layout one, short 2D training")
-    parser.add_argument("--shared", default=None, metavar="DIR", help="shared reference data (default: ../shared/data)")
-    parser.add_argument("--model", default=None, help="checkpoint for our method (default: the shipped model)")
-    parser.add_argument("--work", default=None, metavar="DIR", help="keep simulated tomograms and picks here (reused)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--methods", nargs="+", choices=("ours", "dog", "slices2d"), default=["ours", "dog", "slices2d"])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one small random tomogram + the layout one, short 2D training",
+    )
+    parser.add_argument(
+        "--shared",
+        default=None,
+        metavar="DIR",
+        help="shared reference data (default: ../shared/data)",
+    )
+    parser.add_argument(
+        "--model", default=None, help="checkpoint for our method (default: the shipped model)"
+    )
+    parser.add_argument(
+        "--work",
+        default=None,
+        metavar="DIR",
+        help="keep simulated tomograms and picks here (reused)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=("ours", "dog", "slices2d"),
+        default=["ours", "dog", "slices2d"],
+    )
+    parser.add_argument(
+        "--no-training",
+        action="store_true",
+        help="skip training models on the test tomograms (from scratch, fine-tuned)",
+    )
     parser.set_defaults(run=run_benchmark)
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.benchmark import run_benchmark as benchmark
 
-    benchmark(args.out, args.quick, args.shared, args.model, args.work, args.threads, tuple(args.methods))
+    benchmark(
+        args.out,
+        args.quick,
+        args.shared,
+        args.model,
+        args.work,
+        args.threads,
+        tuple(args.methods),
+        train=not args.no_training,
+    )
     return 0
 
 
@@ -357,12 +457,25 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         "lists picks, time and error per tomogram; a failing tomogram does not stop the others.",
     )
     parser.add_argument("tomograms", nargs="+", help="MRC files")
-    parser.add_argument("--out-dir", required=True, help="folder for the picks files and the summary")
+    parser.add_argument(
+        "--out-dir", required=True, help="folder for the picks files and the summary"
+    )
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://head:8786 (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=None, help="local cluster worker processes (default 1)")
-    parser.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)")
-    parser.add_argument("--format", choices=("csv", "star", "json"), default="csv", help="picks file format")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler, e.g. tcp://head:8786 (default: a local cluster)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="local cluster worker processes (default 1)"
+    )
+    parser.add_argument(
+        "--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)"
+    )
+    parser.add_argument(
+        "--format", choices=("csv", "star", "json"), default="csv", help="picks file format"
+    )
     add_detection_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

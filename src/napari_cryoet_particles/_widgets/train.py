@@ -136,7 +136,7 @@ class TrainWidget(QWidget):
         form = QFormLayout()
         self.steps = QSpinBox()
         self.steps.setRange(1, 1_000_000)
-        self.steps.setValue(500)
+        self.steps.setValue(150)
         form.addRow("Steps", self.steps)
         self.crop_size = QSpinBox()
         self.crop_size.setRange(16, 128)
@@ -158,13 +158,20 @@ class TrainWidget(QWidget):
 
         losses = QGroupBox("Loss weights")
         loss_form = QFormLayout(losses)
+        losses.setToolTip(
+            "NT-Xent alone measured best for detection (docs/model.md); 0 switches a term off"
+        )
         self.w_ntxent = spin(0, 10, 1.0)
-        self.w_pixel = spin(0, 10, 1.0)
-        self.w_spatial = spin(0, 10, 0.5)
+        self.w_dense = spin(0, 10, 0.0)
+        self.w_dense.setToolTip("Voxel-level NT-Xent between matched voxels of the two views")
+        self.w_pixel = spin(0, 10, 0.0)
+        self.w_pixel.setToolTip("Pixel-propagation consistency (PixPro) with a momentum encoder")
+        self.w_spatial = spin(0, 10, 0.0)
         self.w_spatial.setToolTip(
             "Spatial organization (3D puzzle): cross-entropy and KL terms, each this weight"
         )
         loss_form.addRow("NT-Xent (instance)", self.w_ntxent)
+        loss_form.addRow("Dense voxel NT-Xent", self.w_dense)
         loss_form.addRow("Pixel consistency", self.w_pixel)
         loss_form.addRow("Spatial organization", self.w_spatial)
         layout.addWidget(losses)
@@ -198,9 +205,10 @@ class TrainWidget(QWidget):
                 "batch_size": self.batch_size,
                 "start_from": self.start_from,
                 "device": self.device,
-                "w_ntxent": self.w_ntxent,
-                "w_pixel": self.w_pixel,
-                "w_spatial": self.w_spatial,
+                "loss_ntxent": self.w_ntxent,
+                "loss_dense": self.w_dense,
+                "loss_pixel": self.w_pixel,
+                "loss_spatial": self.w_spatial,
                 "a_noise": self.a_noise,
                 "a_contrast": self.a_contrast,
                 "a_blur": self.a_blur,
@@ -270,6 +278,7 @@ class TrainWidget(QWidget):
             checkpoint_every=max(1, min(100, int(self.steps.value()))),
             loss_weights={
                 "ntxent": float(self.w_ntxent.value()),
+                "dense": float(self.w_dense.value()),
                 "pixel": float(self.w_pixel.value()),
                 "puzzle_ce": spatial,
                 "puzzle_kl": spatial,

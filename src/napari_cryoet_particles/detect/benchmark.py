@@ -25,6 +25,13 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles import __version__
+from napari_cryoet_particles.detect.benchmark_training import (
+    TRAINING_RUNS,
+    TrainingRun,
+    format_training,
+    run_training,
+    training_target_rows,
+)
 from napari_cryoet_particles.io.errors import CryoetInputError
 
 LAYOUT = Path("layouts") / "shrec2021_model_particle_locations.txt"
@@ -346,6 +353,52 @@ def _run_child(
     return wall, json.loads(out.with_suffix(".json").read_text())
 
 
+def _benchmark_training(
+    tomos: list[TestTomogram],
+    runs: list[Run],
+    workdir: Path,
+    shared: Path | None,
+    threads: int | None,
+    log,
+) -> list[TrainingRun]:
+    """Train on each random-layout test tomogram as a user would, then detect and score."""
+    from napari_cryoet_particles.model.device import default_thread_count
+
+    train_threads = default_thread_count()
+    shipped = {r.tomogram: r for r in runs if r.method == "ours"}
+    results: list[TrainingRun] = []
+    for tomo in [t for t in tomos if not t.layout]:
+        folder = _simulate(tomo, workdir, shared)
+        tomogram = folder / "reconstruction.mrc"
+        for name, extra in TRAINING_RUNS:
+            log(f"  training ({name}) on {tomo.name} ...")
+            slug = "scratch" if not extra else "finetune"
+            checkpoint = workdir / f"{tomo.name}-{slug}.pt"
+            seconds, steps, rate = run_training(tomogram, checkpoint, extra, train_threads)
+            out_file = workdir / f"{tomo.name}-ours-{slug}"
+            run = Run(tomo.name, "ours")
+            run.wall, report = _run_child(
+                "ours", tomogram, out_file, None, str(checkpoint), threads, None
+            )
+            evaluate_run(run, folder, out_file)
+            results.append(
+                TrainingRun(
+                    tomo.name,
+                    name,
+                    steps,
+                    seconds / 60,
+                    rate,
+                    train_threads,
+                    run.f1,
+                    run.precision,
+                    run.recall,
+                    shipped[tomo.name].f1 if tomo.name in shipped else float("nan"),
+                )
+            )
+            log(f"    {seconds / 60:.2f} min, {rate:.0f} crops/s, F1 {run.f1:.3f}")
+    return results
+
+
 def _fill(run: Run, report: dict) -> None:
     run.inner = float(report.get("inner", float("nan")))
     run.rss_mb = float(report.get("rss_mb", float("nan")))
@@ -407,8 +460,13 @@ def run_benchmark(
     methods: tuple[str, ...] = METHODS,
     overwrite: bool = True,
     log=print,
+    train: bool = True,
 ) -> list[Run]:
-    """Simulate the test tomograms, run every method, write the Markdown report; return the runs."""
+    """Simulate the test tomograms, run every method, write the Markdown report; return the runs.
+
+    ``train``: also train models on the random-layout test tomograms (from scratch and
+    fine-tuning the shipped model, see :mod:`.benchmark_training`) and detect with them.
+    """
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.model.checkpoint import default_model_path
 
@@ -457,6 +515,9 @@ def run_benchmark(
                 f"    F1 {run.f1:.3f} P {run.precision:.3f} R {run.recall:.3f} AUC {run.crop_auc:.3f} {run.wall:.1f} s {run.rss_mb:.0f} MB"
             )
             runs.append(run)
+    training: list[TrainingRun] = []
+    if train and "ours" in methods:
+        training = _benchmark_training(tomos, runs, workdir, shared_path, threads, log)
     speed: list[Run] = []
     if not quick and "ours" in methods:
         cube = TestTomogram("speed-512-cubed-seed4", 4, (512, 512, 512))
@@ -472,7 +533,9 @@ def run_benchmark(
         _fill(run, report)
         evaluate_run(run, folder, out_file)
         speed.append(run)
-    text = format_report(runs, speed, quick, shared_path, model, threads, (load_before, _load()))
+    text = format_report(
+        runs, speed, quick, shared_path, model, threads, (load_before, _load()), training
+    )
     from napari_cryoet_particles.io.atomic import atomic_write
 
     out = Path(out)
@@ -495,6 +558,7 @@ def format_report(
     model: str | None,
     threads: int | None,
     load: tuple[float, float] = (float("nan"), float("nan")),
+    training: list[TrainingRun] | None = None,
 ) -> str:
     command = "cryoet-particles benchmark" + (" --quick" if quick else "")
     table_runs = runs + speed
@@ -573,6 +637,8 @@ def format_report(
                 + " | ".join(_f(run.stages.get(s, float("nan")), 2) for s in stage_names)
                 + " |"
             )
+    if training:
+        lines += ["", *format_training(training)]
     lines += [
         "",
         "## Targets",
@@ -581,6 +647,7 @@ def format_report(
         "| --- | --- | --- | --- |",
     ]
     lines += _target_rows(runs, speed)
+    lines += training_target_rows(training or [])
     lines += ["", "## Why targets are missed", "", *_why(runs, speed)]
     lines += [
         "",

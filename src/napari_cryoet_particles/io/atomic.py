@@ -13,7 +13,9 @@ def check_can_write(path: str | Path, overwrite: bool) -> Path:
     """Refuse to replace an existing file unless asked to."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise CryoetInputError(path, "exists already; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise CryoetInputError(
+            path, "exists already; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
     if not path.parent.exists():
         raise CryoetInputError(path, f"folder {path.parent} does not exist")
     return path

@@ -25,7 +25,12 @@ from napari_cryoet_particles.io.coords import (
 from napari_cryoet_particles.io.errors import CryoetInputError
 
 PICK_STATUSES = ("auto", "accepted", "rejected", "added")
-FEATURE_DEFAULTS: dict[str, object] = {"score": np.nan, "cluster": -1, "status": "auto", "class": ""}
+FEATURE_DEFAULTS: dict[str, object] = {
+    "score": np.nan,
+    "cluster": -1,
+    "status": "auto",
+    "class": "",
+}
 SHREC_ANGLE_COLUMNS = ("rot_z1", "rot_x", "rot_z2")
 
 
@@ -143,8 +148,9 @@ def _require_columns(path: Path, table: pd.DataFrame, columns: tuple[str, ...], 
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise CryoetInputError(
-            path, f"{what} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(found: {', '.join(map(str, table.columns)) or 'none'})"
+            path,
+            f"{what} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(found: {', '.join(map(str, table.columns)) or 'none'})",
         )
 
 
@@ -155,7 +161,9 @@ def _finite_coordinates(path: Path, xyz: np.ndarray) -> np.ndarray:
         raise CryoetInputError(path, f"coordinates are not numbers ({error})") from None
     bad = ~np.all(np.isfinite(xyz), axis=1)
     if bad.any():
-        raise CryoetInputError(path, f"{int(bad.sum())} picks have missing or non-finite coordinates")
+        raise CryoetInputError(
+            path, f"{int(bad.sum())} picks have missing or non-finite coordinates"
+        )
     return xyz
 
 
@@ -174,8 +182,19 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
         voxel_size = float(table["voxel_size_angstrom"].iloc[0])
     if voxel_size is None and "x_angstrom" in table and len(table) and np.any(xyz[:, 0] != 0):
         nonzero = xyz[:, 0] != 0
-        voxel_size = float(np.median(table["x_angstrom"].to_numpy(dtype=float)[nonzero] / xyz[nonzero, 0]))
-    derived = {"x", "y", "z", "x_angstrom", "y_angstrom", "z_angstrom", "voxel_size_angstrom", "tomogram"}
+        voxel_size = float(
+            np.median(table["x_angstrom"].to_numpy(dtype=float)[nonzero] / xyz[nonzero, 0])
+        )
+    derived = {
+        "x",
+        "y",
+        "z",
+        "x_angstrom",
+        "y_angstrom",
+        "z_angstrom",
+        "voxel_size_angstrom",
+        "tomogram",
+    }
     features = table[[c for c in table.columns if c not in derived]].copy()
     for column in ("status", "class"):
         if column in features:
@@ -187,9 +206,17 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
 # ---------------------------------------------------------------------------------------------
 # RELION STAR
 
-STAR_PIXEL_SIZE_COLUMNS = ("rlnImagePixelSize", "rlnTomoTiltSeriesPixelSize", "rlnDetectorPixelSize")
+STAR_PIXEL_SIZE_COLUMNS = (
+    "rlnImagePixelSize",
+    "rlnTomoTiltSeriesPixelSize",
+    "rlnDetectorPixelSize",
+)
 RELION4_COLUMNS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
-RELION5_COLUMNS = ("rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst")
+RELION5_COLUMNS = (
+    "rlnCenteredCoordinateXAngst",
+    "rlnCenteredCoordinateYAngst",
+    "rlnCenteredCoordinateZAngst",
+)
 
 
 def write_star(
@@ -236,12 +263,18 @@ def _star_particles_table(path: Path) -> pd.DataFrame:
         for name in ("particles", "", *blocks.keys()):
             block = blocks.get(name)
             if isinstance(block, pd.DataFrame) and (
-                set(RELION4_COLUMNS) <= set(block.columns) or set(RELION5_COLUMNS) <= set(block.columns)
+                set(RELION4_COLUMNS) <= set(block.columns)
+                or set(RELION5_COLUMNS) <= set(block.columns)
             ):
                 return block
-        found = {name: list(block.columns) for name, block in blocks.items() if isinstance(block, pd.DataFrame)}
+        found = {
+            name: list(block.columns)
+            for name, block in blocks.items()
+            if isinstance(block, pd.DataFrame)
+        }
         raise CryoetInputError(
-            p, f"STAR file has no rlnCoordinateX/Y/Z or rlnCenteredCoordinateX/Y/ZAngst columns (blocks: {found or 'none'})"
+            p,
+            f"STAR file has no rlnCoordinateX/Y/Z or rlnCenteredCoordinateX/Y/ZAngst columns (blocks: {found or 'none'})",
         )
 
     return _read_table(path, reader, "RELION STAR")
@@ -261,14 +294,20 @@ def _star_picks(
                 star_pixel_size = float(table[column].iloc[0])
                 break
     target = voxel_size or star_pixel_size or 1.0
-    if set(RELION5_COLUMNS) <= set(table.columns) and not set(RELION4_COLUMNS) <= set(table.columns):
+    if set(RELION5_COLUMNS) <= set(table.columns) and not set(RELION4_COLUMNS) <= set(
+        table.columns
+    ):
         if shape_zyx is None:
-            raise CryoetInputError(path, "RELION 5 centred coordinates need the tomogram shape to place them")
+            raise CryoetInputError(
+                path, "RELION 5 centred coordinates need the tomogram shape to place them"
+            )
         xyz_angstrom = _finite_coordinates(path, table[list(RELION5_COLUMNS)].to_numpy())
         zyx = relion_centered_angstrom_to_zyx(xyz_angstrom, shape_zyx, target)
     else:
         xyz = _finite_coordinates(path, table[list(RELION4_COLUMNS)].to_numpy())
-        zyx = xyz_to_zyx(angstrom_to_voxels(voxels_to_angstrom(xyz, star_pixel_size or target), target))
+        zyx = xyz_to_zyx(
+            angstrom_to_voxels(voxels_to_angstrom(xyz, star_pixel_size or target), target)
+        )
     features = pd.DataFrame(index=range(len(table)))
     if "rlnAutopickFigureOfMerit" in table:
         features["score"] = table["rlnAutopickFigureOfMerit"].to_numpy(dtype=float)
@@ -303,7 +342,9 @@ def read_star_by_tomogram(
     if "rlnTomoName" not in table:
         return {"": _star_picks(path, table, star_pixel_size, voxel_size, shape_zyx, "")}
     return {
-        str(name): _star_picks(path, group.reset_index(drop=True), star_pixel_size, voxel_size, shape_zyx, str(name))
+        str(name): _star_picks(
+            path, group.reset_index(drop=True), star_pixel_size, voxel_size, shape_zyx, str(name)
+        )
         for name, group in table.groupby("rlnTomoName", sort=False)
     }
 
@@ -322,11 +363,14 @@ def read_star(
     by_tomogram = read_star_by_tomogram(path, star_pixel_size, voxel_size, shape_zyx)
     if tomogram is not None:
         if tomogram not in by_tomogram:
-            raise CryoetInputError(path, f"no picks for tomogram {tomogram!r} (has: {', '.join(by_tomogram)})")
+            raise CryoetInputError(
+                path, f"no picks for tomogram {tomogram!r} (has: {', '.join(by_tomogram)})"
+            )
         return by_tomogram[tomogram]
     if len(by_tomogram) > 1:
         raise CryoetInputError(
-            path, f"holds picks of {len(by_tomogram)} tomograms ({', '.join(list(by_tomogram)[:5])}, ...); say which one"
+            path,
+            f"holds picks of {len(by_tomogram)} tomograms ({', '.join(list(by_tomogram)[:5])}, ...); say which one",
         )
     return next(iter(by_tomogram.values()))
 
@@ -354,7 +398,10 @@ def write_copick_json(
             "score": float(score) if np.isfinite(score) else 1.0,
         }
         for (x, y, z), score, cluster in zip(
-            xyz_angstrom, picks.features["score"].to_numpy(dtype=float), picks.features["cluster"], strict=True
+            xyz_angstrom,
+            picks.features["score"].to_numpy(dtype=float),
+            picks.features["cluster"],
+            strict=True,
         )
     ]
     document = {
@@ -388,7 +435,8 @@ def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks
     points = document["points"] or []
     try:
         xyz_angstrom = np.array(
-            [[p["location"]["x"], p["location"]["y"], p["location"]["z"]] for p in points], dtype=float
+            [[p["location"]["x"], p["location"]["y"], p["location"]["z"]] for p in points],
+            dtype=float,
         ).reshape(-1, 3)
     except (KeyError, TypeError) as error:
         raise CryoetInputError(path, f"a point lacks location x/y/z ({error})") from None
@@ -424,25 +472,39 @@ def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str 
         return pd.read_csv(p, sep=r"\s+", header=None, comment="#", dtype={0: str})
 
     if path.is_file() and not path.read_text().strip():
-        return Picks(np.zeros((0, 3)), voxel_size, pd.DataFrame({"class": pd.Series([], dtype=object)}))
+        return Picks(
+            np.zeros((0, 3)), voxel_size, pd.DataFrame({"class": pd.Series([], dtype=object)})
+        )
     table = _read_table(path, reader, "SHREC particle_locations")
     if table.shape[1] < 4:
-        raise CryoetInputError(path, f"expected lines 'CLASS X Y Z [rot rot rot]', found {table.shape[1]} columns")
+        raise CryoetInputError(
+            path, f"expected lines 'CLASS X Y Z [rot rot rot]', found {table.shape[1]} columns"
+        )
     coordinates = _finite_coordinates(path, table.iloc[:, 1:4].to_numpy())
     zyx = coordinates if order == "zyx" else xyz_to_zyx(coordinates)
     features = pd.DataFrame({"class": table.iloc[:, 0].astype(str).to_numpy(), "score": 1.0})
     for i, column in enumerate(SHREC_ANGLE_COLUMNS):
-        features[column] = table.iloc[:, 4 + i].to_numpy(dtype=float) if table.shape[1] > 4 + i else np.nan
+        features[column] = (
+            table.iloc[:, 4 + i].to_numpy(dtype=float) if table.shape[1] > 4 + i else np.nan
+        )
     return Picks(zyx, voxel_size, features)
 
 
 def write_shrec_locations(path: str | Path, picks: Picks, overwrite: bool = False) -> Path:
     """Write SHREC 2021 ``particle_locations.txt`` (``CLASS X Y Z rotZ1 rotX rotZ2``, voxels)."""
     xyz = zyx_to_xyz(picks.zyx)
-    angles = np.column_stack(
-        [picks.features[c].to_numpy(dtype=float) if c in picks.features else np.full(len(picks), np.nan)
-         for c in SHREC_ANGLE_COLUMNS]
-    ) if len(picks) else np.zeros((0, 3))
+    angles = (
+        np.column_stack(
+            [
+                picks.features[c].to_numpy(dtype=float)
+                if c in picks.features
+                else np.full(len(picks), np.nan)
+                for c in SHREC_ANGLE_COLUMNS
+            ]
+        )
+        if len(picks)
+        else np.zeros((0, 3))
+    )
     classes = [c if c else "particle" for c in picks.features["class"].astype(str)]
     lines = []
     for name, (x, y, z), rotations in zip(classes, xyz, angles, strict=True):
@@ -469,7 +531,9 @@ def read_picks(path: str | Path, voxel_size: float | None = None) -> Picks:
         return read_copick_json(path, voxel_size)
     if suffix == ".txt":
         return read_shrec_locations(path, voxel_size or 10.0)
-    raise CryoetInputError(path, f"unknown picks format {suffix!r} (use .csv, .star, .json or .txt)")
+    raise CryoetInputError(
+        path, f"unknown picks format {suffix!r} (use .csv, .star, .json or .txt)"
+    )
 
 
 def write_picks(
@@ -490,4 +554,6 @@ def write_picks(
         return write_copick_json(path, picks, overwrite=overwrite)
     if suffix == ".txt":
         return write_shrec_locations(path, picks, overwrite)
-    raise CryoetInputError(path, f"unknown picks format {suffix!r} (use .csv, .star, .json or .txt)")
+    raise CryoetInputError(
+        path, f"unknown picks format {suffix!r} (use .csv, .star, .json or .txt)"
+    )

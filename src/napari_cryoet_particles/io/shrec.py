@@ -51,6 +51,9 @@ def read_shrec_folder(path: str | Path) -> ShrecDataset:
         if (folder / name).is_file():
             mask = read_tomogram(folder / name, check_finite=False).data
             if mask.shape != tomogram.shape:
-                raise CryoetInputError(folder / name, f"shape {mask.shape} differs from the reconstruction's {tomogram.shape}")
+                raise CryoetInputError(
+                    folder / name,
+                    f"shape {mask.shape} differs from the reconstruction's {tomogram.shape}",
+                )
             masks[name] = mask
     return ShrecDataset(folder, tomogram, truth, masks.get(OCCUPANCY), masks.get(CLASS_MASK))

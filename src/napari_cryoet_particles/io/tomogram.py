@@ -50,7 +50,9 @@ def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None
             "fix the header (e.g. with `alterheader`) or give the voxel size explicitly",
         )
     if not np.allclose(sizes, size, rtol=1e-3):
-        warnings.warn(f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=3)
+        warnings.warn(
+            f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=3
+        )
     return size
 
 
@@ -59,10 +61,17 @@ def count_non_finite(data: np.ndarray) -> int:
     if not np.issubdtype(data.dtype, np.floating):
         return 0
     step = max(1, FULL_SCAN_VOXELS // max(1, int(np.prod(data.shape[1:]))))
-    return int(sum(np.count_nonzero(~np.isfinite(data[i : i + step])) for i in range(0, data.shape[0], step)))
+    return int(
+        sum(
+            np.count_nonzero(~np.isfinite(data[i : i + step]))
+            for i in range(0, data.shape[0], step)
+        )
+    )
 
 
-def read_tomogram(path: str | Path, voxel_size: float | None = None, check_finite: bool = True) -> Volume:
+def read_tomogram(
+    path: str | Path, voxel_size: float | None = None, check_finite: bool = True
+) -> Volume:
     """Open a 3D MRC-family file memory-mapped (read-only).
 
     ``voxel_size`` (Å) overrides the header. Raises :class:`CryoetInputError` with a one-line
@@ -79,7 +88,10 @@ def read_tomogram(path: str | Path, voxel_size: float | None = None, check_finit
             mrc = mrcfile.mmap(path, mode="r", permissive=False)
     except ValueError as error:
         text = str(error)
-        if any(word in text.lower() for word in ("too small", "smaller than", "truncated", "greater than file size")):
+        if any(
+            word in text.lower()
+            for word in ("too small", "smaller than", "truncated", "greater than file size")
+        ):
             raise CryoetInputError(path, f"MRC file is truncated ({text})") from None
         raise CryoetInputError(path, f"not a valid MRC file ({text})") from None
     except (RuntimeWarning, OSError, EOFError) as error:
@@ -89,7 +101,9 @@ def read_tomogram(path: str | Path, voxel_size: float | None = None, check_finit
         ndim = 0 if data is None else data.ndim
         shape = () if data is None else data.shape
         mrc.close()
-        raise CryoetInputError(path, f"expected a 3D tomogram, got a {ndim}D array of shape {shape}")
+        raise CryoetInputError(
+            path, f"expected a 3D tomogram, got a {ndim}D array of shape {shape}"
+        )
     if min(data.shape) < 1:
         mrc.close()
         raise CryoetInputError(path, f"empty volume of shape {data.shape}")
@@ -97,14 +111,17 @@ def read_tomogram(path: str | Path, voxel_size: float | None = None, check_finit
     if voxel_size is not None:
         low, high = PLAUSIBLE_VOXEL_SIZE
         if not low <= float(voxel_size) <= high:
-            raise CryoetInputError(path, f"voxel size {voxel_size} Å is implausible (expected {low:g}-{high:g} Å)")
+            raise CryoetInputError(
+                path, f"voxel size {voxel_size} Å is implausible (expected {low:g}-{high:g} Å)"
+            )
         header_size = float(voxel_size)
     if check_finite:
         bad = count_non_finite(data)
         if bad:
             mrc.close()
             raise CryoetInputError(
-                path, f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''} out of {data.size} voxels"
+                path,
+                f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''} out of {data.size} voxels",
             )
     # The memory map stays open as long as ``data`` is referenced (numpy keeps the mmap alive).
     return Volume(data=data, voxel_size=header_size, path=path)
@@ -128,7 +145,9 @@ def write_tomogram(
     if data.dtype not in (np.float32, np.int8, np.int16, np.uint8, np.uint16):
         data = data.astype(np.float32)
     with atomic_write(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile warns about NaN; readers refuse them
+        warnings.simplefilter(
+            "ignore", RuntimeWarning
+        )  # mrcfile warns about NaN; readers refuse them
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(data)
             mrc.voxel_size = float(voxel_size)
