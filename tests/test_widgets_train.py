@@ -46,10 +46,12 @@ def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_p
     set_by_dock = {"ntxent": 1.0, "dense": 0.0, "pixel": 0.5, "puzzle_ce": 0.0, "puzzle_kl": 0.0}
     assert {name: config.loss_weights[name] for name in set_by_dock} == set_by_dock
     assert config.augment.crop_size == 16
+    assert widget._work_dir is None  # no temporary folder until something is trained
     with qtbot.waitSignal(widget.job.finished, timeout=180_000) as blocker:
         assert widget.start()
     outcome = blocker.args[0]
     assert outcome.error is None and not outcome.cancelled
+    assert outcome.result.path.parent == widget.work_dir()
     assert outcome.result.steps == 3
     assert len(widget.plot.history["loss"]) == 3
     assert MODELS.model is not None and "trained here" in MODELS.label

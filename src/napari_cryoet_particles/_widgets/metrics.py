@@ -311,4 +311,4 @@ class MetricsWidget(QWidget):
             self.canvas.setMinimumHeight(560)
             self.canvas.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
             self.canvas_holder.addWidget(self.canvas)
-            self.canvas.draw_idle()
+            self.canvas.draw()

@@ -9,6 +9,7 @@ instead of training.
 import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ class LossPlot(QWidget):
         self.history = {}
         self.axes.clear()
         self.axes.set(xlabel="step", ylabel="loss", title="Training loss")
-        self.canvas.draw_idle()
+        self.canvas.draw()
 
     def add(self, step: int, values: dict[str, float], force: bool = False) -> None:
         for name, value in values.items():
@@ -103,7 +104,7 @@ class LossPlot(QWidget):
         self.axes.set(xlabel="step", ylabel="loss", title="Training loss")
         if self.history:
             self.axes.legend(fontsize=7, loc="best", framealpha=0.6)
-        self.canvas.draw_idle()
+        self.canvas.draw()
 
 
 class TrainWidget(QWidget):
@@ -112,7 +113,7 @@ class TrainWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = real_viewer(napari_viewer)
-        self.work_dir = Path(tempfile.mkdtemp(prefix="cryoet-particles-train-"))
+        self._work_dir: Path | None = None
         self.checkpoint: Path | None = None
         layout = QVBoxLayout(self)
 
@@ -223,6 +224,14 @@ class TrainWidget(QWidget):
         self.refresh_tomograms()
         self._model_changed(MODELS.label)
 
+    def work_dir(self) -> Path:
+        """This dock's folder for training checkpoints, made on first use, removed with the dock
+        (or at exit): "Save checkpoint…" copies a model out of it."""
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix="cryoet-particles-train-"))
+            weakref.finalize(self, shutil.rmtree, self._work_dir, ignore_errors=True)
+        return self._work_dir
+
     # -- tomogram list --------------------------------------------------------------------------
 
     def refresh_tomograms(self, *_: Any) -> None:
@@ -299,7 +308,7 @@ class TrainWidget(QWidget):
             show_info(f"Training is not available in this installation ({error})")
             return False
         volumes = [volume_of(layer) for layer in layers]
-        out = self.work_dir / f"model-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+        out = self.work_dir() / f"model-{time.strftime('%Y%m%d-%H%M%S')}.pt"
         start = self.start_from.currentText()
         init: Any = None
         if start == "shipped default model":

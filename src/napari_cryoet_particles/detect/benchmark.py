@@ -694,10 +694,10 @@ def _why(runs: list[Run], speed: list[Run]) -> list[str]:
     for run in [r for r in ours + speed if r.method == "ours" and r.precision < 0.3]:
         notes.append(
             f"- **{run.tomogram}**: {run.n_picks} picks at precision {_f(run.precision)}: the automatic "
-            f"threshold ({_f(run.threshold, 2)}) fell among the background maxima. Otsu's split of the "
-            "candidate scores is not reliable when background maxima far outnumber the particles and "
-            "their scores reach those of particles (here the k-means particle cluster also took in "
-            "background voxels); a fixed `--threshold` avoids it."
+            f"threshold ({_f(run.threshold, 2)}) let many background maxima through: the particles' "
+            "scores overlap those of the background maxima. Thicker ice means a lower signal-to-noise "
+            "ratio, and the k-means particle probability of particle voxels is less confident, so no "
+            "threshold separates the two groups well (see docs/detection.md, Peaks)."
         )
     if ours and np.nanmean([r.crop_auc for r in ours]) < TARGETS["crop_auc"]:
         notes.append(

@@ -19,7 +19,7 @@ class DetectionConfig:
     """Everything a detection run can be told; the defaults are the ones the CLI uses.
 
     ``threshold`` is the minimum particle score (0-1) of a peak; ``None`` chooses it per
-    tomogram by Otsu's rule on the scores of all candidate maxima (see
+    tomogram by Otsu's rule on the scores of the candidate maxima (see
     :func:`~napari_cryoet_particles.detect.pipeline.automatic_threshold`); the result's
     ``info["auto_threshold"]`` holds that automatic value even when a threshold was given, e.g.
     for a GUI that detects once with a low threshold and filters interactively. ``groups`` is the number of particle groups; ``None``

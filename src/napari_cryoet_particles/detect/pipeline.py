@@ -69,6 +69,8 @@ SMOOTH_FRACTION = 1 / 3
 #: Maxima below this score are not even candidates for the automatic threshold.
 CANDIDATE_FLOOR = 0.05
 MIN_CANDIDATES = 10
+#: Histogram bins for the most common candidate score (see :func:`automatic_threshold`).
+MODE_BINS = 50
 #: The pooled embedding used for particle groups averages 2³ coarse voxels.
 POOL = 2
 ModelLike = nn.Module | str | Path | None
@@ -126,17 +128,31 @@ def _fit_crops(
 
 
 def automatic_threshold(candidate_scores: np.ndarray) -> float:
-    """Otsu's threshold on the scores of all candidate maxima (0.5 with too few of them).
+    """Otsu's threshold on the candidate maxima from the bulk of the background maxima up (0.5
+    with too few candidates).
 
-    Candidate maxima fall in two groups: particles, near the top of the 0-1 scale, and maxima
-    of background noise, whose level depends on the tomogram (its noise, how far the background
+    Candidate maxima fall in groups: particles, near the top of the 0-1 scale, and maxima of
+    background noise, whose level depends on the tomogram (its noise, how far the background
     clusters lie from the particle clusters). A fixed cut-off suits one tomogram and not the
-    next; Otsu's split of the candidates' own histogram follows the gap between the two groups.
+    next; Otsu's split follows the gap between the groups. Background maxima usually far
+    outnumber particles, so the histogram's fullest bin below 0.5 (scores are particle
+    probabilities: below 0.5 a maximum is more likely background) marks the bulk of the
+    background: Otsu on the candidates from there up splits that bulk from the particles. On all candidates, a low
+    tail of weak maxima (thick, noisy tomograms) pulled Otsu's split below the background bulk
+    and let tens of thousands of background maxima through (validation tomograms, seeds 100-199).
     """
     scores = np.asarray(candidate_scores, dtype=float)
     if len(scores) < MIN_CANDIDATES or np.ptp(scores) <= 0:
         return 0.5
-    return float(threshold_otsu(scores))
+    counts, edges = np.histogram(scores, bins=MODE_BINS)
+    background = (edges[:-1] + edges[1:]) / 2 < 0.5  # more likely background than particle
+    if not background.any():
+        return float(threshold_otsu(scores))
+    mode = edges[int(np.argmax(np.where(background, counts, -1)))]
+    upper = scores[scores >= mode]
+    if len(upper) < MIN_CANDIDATES or np.ptp(upper) <= 0:
+        upper = scores
+    return float(threshold_otsu(upper))
 
 
 def _grid(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
