@@ -36,7 +36,7 @@ def test_run_training_reports_the_child_error(tmp_path: Path) -> None:
 
 
 def _run(name: str, minutes: float, f1: float, shipped: float) -> TrainingRun:
-    return TrainingRun("random-seed1", name, 150, minutes, 88.0, 2, f1, 0.7, 0.6, shipped)
+    return TrainingRun("random-seed1", name, 0, 150, minutes, 88.0, 2, f1, 0.7, 0.6, shipped)
 
 
 def test_training_rows_judge_time_per_run_and_f1_gap_on_the_mean() -> None:
@@ -52,7 +52,8 @@ def test_training_rows_judge_time_per_run_and_f1_gap_on_the_mean() -> None:
     table = format_training(runs)
     assert table[0] == "## Training on the user's tomogram"
     assert (
-        "| random-seed1 | from scratch | 2 | 150 | 1.20 | 88 | 0.700 | 0.600 | 0.700 | +0.010 |"
+        "| random-seed1 | from scratch | 0 | 2 | 150 | 1.20 | 88 | 0.700 | 0.600 | 0.700 | +0.010 |"
         in table
     )
+    assert "- from scratch: ΔF1 mean -0.020, from -0.050 to +0.010 over 2 runs." in table
     assert format_training([]) == [] and training_target_rows([]) == []

@@ -51,3 +51,31 @@ def test_subcommands_not_built_yet_say_so_and_exit_non_zero(capsys: pytest.Captu
         if getattr(sub.get_default("run"), "not_built", False):
             assert main([name, *arguments[name]]) == EXIT_NOT_BUILT
             assert "not built yet" in capsys.readouterr().err
+
+
+def test_detection_options_reach_the_config() -> None:
+    from napari_cryoet_particles.cli import detection_config
+
+    args = build_parser().parse_args(
+        ["detect", "t.mrc", "--out", "p.csv", "--density-weight", "3", "--clusters", "5"]
+    )
+    config = detection_config(args)
+    assert config.density_weight == 3.0 and config.n_clusters == 5
+    default = detection_config(build_parser().parse_args(["detect", "t.mrc", "--out", "p.csv"]))
+    assert default.density_weight == 0.0 and default.n_clusters == 3
+
+
+def test_bad_density_weight_is_a_clear_error(tiny_tomogram, tmp_path, capsys) -> None:
+    code = main(
+        [
+            "detect",
+            str(tiny_tomogram),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--density-weight",
+            "-1",
+        ]
+    )
+    assert code == 2
+    assert "density weight -1.0 is outside 0-100" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()

@@ -368,3 +368,33 @@ def test_released_pages_of_a_memory_map_read_back_the_same(tmp_path: Path) -> No
     release_pages(volume.data[2:4])
     release_pages(data)  # not memory-mapped: nothing happens
     np.testing.assert_array_equal(volume.data[2:4], before)
+
+
+def test_density_channel_lets_kmeans_find_dense_voxels_the_embedding_misses() -> None:
+    """An embedding whose main variance is not particle / background (two kinds of background)
+    and a darkness that marks the particles: with the weighted density channel the particle
+    probability ranks the dense voxels first; without it k-means follows the embedding."""
+    from sklearn.metrics import roc_auc_score
+
+    from napari_cryoet_particles.detect.cluster import fit_particle_clusters
+    from napari_cryoet_particles.detect.pipeline import with_density
+
+    rng = np.random.default_rng(0)
+    n, channels = 6000, 8
+    particle = rng.random(n) < 0.1
+    embedding = rng.normal(0, 1, (n, channels)).astype(np.float32)
+    embedding[:, 0] += np.where(rng.random(n) < 0.5, -4.0, 4.0)  # two kinds of background
+    darkness = rng.normal(0, 0.3, n) - 2.0 * particle
+    core = embedding.T.reshape(channels, 10, 20, 30)
+    rows = with_density(core, darkness.reshape(10, 20, 30), 3.0)
+    assert rows.shape == (n, channels + 1) and np.allclose(rows[:, -1], darkness)
+    assert with_density(core, darkness.reshape(10, 20, 30), 0.0).shape == (n, channels)
+
+    weights = np.ones(channels + 1, dtype=np.float32)
+    weights[-1] = 3.0
+    with_channel = fit_particle_clusters(rows, darkness, 5, 0, weights)
+    _, probability = with_channel.assign(rows)
+    assert roc_auc_score(particle, probability) > 0.95
+    without = fit_particle_clusters(embedding, darkness, 5, 0)
+    _, probability = without.assign(embedding)
+    assert roc_auc_score(particle, probability) < 0.8

@@ -223,6 +223,20 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="particle contrast (default: detect)",
     )
+    parser.add_argument(
+        "--density-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="also cluster the local density, with this weight (default 0: embedding only)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=None,
+        metavar="K",
+        help="k-means clusters of the voxels (default 3)",
+    )
 
 
 def detection_config(args: argparse.Namespace, **settings: object):
@@ -239,6 +253,10 @@ def detection_config(args: argparse.Namespace, **settings: object):
     )
     if args.diameter is not None:
         config.diameter_nm = args.diameter
+    if args.density_weight is not None:
+        config.density_weight = args.density_weight
+    if args.clusters is not None:
+        config.n_clusters = args.clusters
     return config
 
 

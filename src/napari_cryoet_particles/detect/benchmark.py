@@ -11,6 +11,7 @@ Nothing is tuned on the test tomograms' truth.
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ from scipy import ndimage
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.detect.benchmark_training import (
     TRAINING_RUNS,
+    TRAINING_SEEDS,
     TrainingRun,
     format_training,
     run_training,
@@ -370,11 +372,11 @@ def _benchmark_training(
     for tomo in [t for t in tomos if not t.layout]:
         folder = _simulate(tomo, workdir, shared)
         tomogram = folder / "reconstruction.mrc"
-        for name, extra in TRAINING_RUNS:
-            log(f"  training ({name}) on {tomo.name} ...")
-            slug = "scratch" if not extra else "finetune"
+        for (name, extra), seed in itertools.product(TRAINING_RUNS, TRAINING_SEEDS):
+            log(f"  training ({name}, seed {seed}) on {tomo.name} ...")
+            slug = f"{'scratch' if not extra else 'finetune'}-seed{seed}"
             checkpoint = workdir / f"{tomo.name}-{slug}.pt"
-            seconds, steps, rate = run_training(tomogram, checkpoint, extra, train_threads)
+            seconds, steps, rate = run_training(tomogram, checkpoint, extra, train_threads, seed)
             out_file = workdir / f"{tomo.name}-ours-{slug}"
             run = Run(tomo.name, "ours")
             run.wall, report = _run_child(
@@ -385,6 +387,7 @@ def _benchmark_training(
                 TrainingRun(
                     tomo.name,
                     name,
+                    seed,
                     steps,
                     seconds / 60,
                     rate,

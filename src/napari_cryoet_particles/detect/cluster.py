@@ -37,13 +37,16 @@ class ParticleClusters:
     std: np.ndarray
     darkness: np.ndarray
     sizes: np.ndarray
+    weights: np.ndarray | None = None
+    """Per-channel factors applied after standardising (None: all 1)."""
 
     @property
     def n_clusters(self) -> int:
         return len(self.centres)
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float32) - self.mean) / self.std
+        z = (np.asarray(x, dtype=np.float32) - self.mean) / self.std
+        return z if self.weights is None else z * self.weights
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """Squared distances (N, K) of embeddings ``x`` (N, C) to the cluster centres."""
@@ -92,7 +95,11 @@ def particle_clusters(cluster_darkness: np.ndarray, darkness: np.ndarray) -> np.
 
 
 def fit_particle_clusters(
-    samples: np.ndarray, darkness: np.ndarray, n_clusters: int = 3, seed: int = 0
+    samples: np.ndarray,
+    darkness: np.ndarray,
+    n_clusters: int = 3,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
 ) -> ParticleClusters:
     """k-means on sampled voxel embeddings (N, C) and the choice of the particle cluster(s).
 
@@ -111,6 +118,9 @@ def fit_particle_clusters(
     mean = samples.mean(0)
     std = samples.std(0) + 1e-6
     z = (samples - mean) / std
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float32)
+        z = z * weights
     kmeans = MiniBatchKMeans(
         n_clusters=n_clusters, random_state=seed, n_init=3, batch_size=4096, max_iter=200
     ).fit(z)
@@ -125,4 +135,4 @@ def fit_particle_clusters(
     d = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
     d.sort(axis=1)
     temperature = TEMPERATURE_FRACTION * float(np.median(d[:, 1] - d[:, 0])) or 1.0
-    return ParticleClusters(centres, particle, temperature, mean, std, cluster_dark, sizes)
+    return ParticleClusters(centres, particle, temperature, mean, std, cluster_dark, sizes, weights)

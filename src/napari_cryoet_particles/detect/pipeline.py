@@ -155,6 +155,14 @@ def automatic_threshold(candidate_scores: np.ndarray) -> float:
     return float(threshold_otsu(upper))
 
 
+def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.ndarray:
+    """Voxel rows (N, C) of an embedding tile (C, z, y, x), plus the darkness when ``weight``."""
+    flat = core.reshape(core.shape[0], -1).T
+    if weight <= 0:
+        return flat
+    return np.concatenate([flat, darkness.reshape(-1, 1).astype(flat.dtype)], axis=1)
+
+
 def _grid(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Crop or edge-pad a 3D array to ``shape``."""
     array = array[tuple(slice(0, n) for n in shape)]
@@ -227,7 +235,7 @@ def detect_particles_job(
         if cancel is not None:
             cancel.check()
         core = embed_tile(encoder, work.read, work.shape, crop, device)
-        flat = core.reshape(core.shape[0], -1).T
+        flat = with_density(core, darkness[crop.out], config.density_weight)
         where = np.flatnonzero(mask[crop.out])
         if where.size == 0:
             where = np.arange(flat.shape[0])
@@ -236,8 +244,13 @@ def detect_particles_job(
         sample_dark.append(darkness[crop.out].ravel()[where])
         step += 1
         yield Progress(step, total, "fitting clusters")
+    samples_all = np.concatenate(samples)
+    weights = None
+    if config.density_weight > 0:
+        weights = np.ones(samples_all.shape[1], dtype=np.float32)
+        weights[-1] = config.density_weight
     clusters = fit_particle_clusters(
-        np.concatenate(samples), np.concatenate(sample_dark), config.n_clusters, config.seed
+        samples_all, np.concatenate(sample_dark), config.n_clusters, config.seed, weights
     )
     timings["fit"] = time.perf_counter() - clock
     info["particle_clusters"] = clusters.particle.tolist()
@@ -252,7 +265,7 @@ def detect_particles_job(
     def score_tile(tile: Tile, core: np.ndarray) -> None:
         nonlocal pooled
         channels = core.shape[0]
-        ids, prob = clusters.assign(core.reshape(channels, -1).T)
+        ids, prob = clusters.assign(with_density(core, darkness[tile.out], config.density_weight))
         release_pages(work.raw)
         probability[tile.out] = prob.reshape(core.shape[1:])
         cluster_id[tile.out] = ids.reshape(core.shape[1:])
