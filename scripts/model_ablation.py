@@ -55,6 +55,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default=None, help="run only variants whose name contains this")
+    parser.add_argument(
+        "--density-weight", type=float, default=0.0, help="detection's density channel (0: off)"
+    )
+    parser.add_argument("--clusters", type=int, default=3, help="detection's k-means clusters")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -82,7 +86,13 @@ def main() -> None:
         scores = {}
         for seed, dataset in tests.items():
             result = detect_particles(
-                dataset.tomogram, out, DetectionConfig(torch_threads=args.threads)
+                dataset.tomogram,
+                out,
+                DetectionConfig(
+                    torch_threads=args.threads,
+                    density_weight=args.density_weight,
+                    n_clusters=args.clusters,
+                ),
             )
             score = score_shrec(dataset.truth, result.picks, dataset.occupancy, skip=SHREC2021_SKIP)
             scores[seed] = (score.precision, score.recall, score.f1)

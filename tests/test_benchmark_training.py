@@ -9,6 +9,7 @@ from napari_cryoet_particles.detect.benchmark_training import (
     format_training,
     run_training,
     training_target_rows,
+    training_why,
 )
 from napari_cryoet_particles.io import write_tomogram
 from napari_cryoet_particles.model import load_checkpoint
@@ -57,3 +58,13 @@ def test_training_rows_judge_time_per_run_and_f1_gap_on_the_mean() -> None:
     )
     assert "- from scratch: ΔF1 mean -0.020, from -0.050 to +0.010 over 2 runs." in table
     assert format_training([]) == [] and training_target_rows([]) == []
+
+
+def test_training_why_explains_a_missed_target_and_names_the_worst_run() -> None:
+    runs = [
+        _run("from scratch", 1.0, 0.60, 0.65),
+        _run("fine-tune shipped model", 1.0, 0.30, 0.65),
+    ]
+    (bullet,) = training_why(runs)
+    assert "ΔF1 -0.050" in bullet and "fine-tune shipped model, seed 0" in bullet
+    assert training_why([_run("from scratch", 1.0, 0.66, 0.65)]) == []

@@ -33,6 +33,7 @@ from napari_cryoet_particles.detect.benchmark_training import (
     format_training,
     run_training,
     training_target_rows,
+    training_why,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
 
@@ -573,7 +574,7 @@ def format_report(
         f"**Machine**: {machine_description(threads)}. Load average (1 min) {_f(load[0], 1)} at the "
         f"start and {_f(load[1], 1)} at the end: other processes shared the cores, so times are upper bounds.",
         "",
-        f"**Model**: {model or 'the shipped default model'}.",
+        f"**Model**: {model or describe_default_model()}.",
         "",
         "**Test data**: tomograms simulated by this package from seeds below 100 (the default model is "
         "trained on seeds ≥ 1000; detection settings were chosen on seeds 100-199): never seen in training "
@@ -651,7 +652,10 @@ def format_report(
     ]
     lines += _target_rows(runs, speed)
     lines += training_target_rows(training or [])
-    lines += ["", "## Why targets are missed", "", *_why(runs, speed)]
+    why = [*_why(runs, speed), *training_why(training or [])]
+    if len(why) > 1 and why[0] == "Every target is met.":
+        why = why[1:]
+    lines += ["", "## Why targets are missed", "", *why]
     lines += [
         "",
         "## What was shrunk in the original 2D method",
@@ -667,6 +671,23 @@ def format_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def describe_default_model() -> str:
+    """The shipped model and what its metadata says it was trained on."""
+    from napari_cryoet_particles.model.checkpoint import load_default_model
+
+    try:
+        metadata = load_default_model().metadata
+    except CryoetInputError:
+        return "the shipped default model"
+    data = "; ".join(metadata.get("training_data", [])) or "unknown data"
+    script = metadata.get("script", "")
+    return (
+        f"the shipped default model, trained without labels on {data}"
+        + (f" by `{script}`" if script else "")
+        + f" ({metadata.get('training_minutes', '?')} min on CPU)"
+    )
 
 
 def _why(runs: list[Run], speed: list[Run]) -> list[str]:
