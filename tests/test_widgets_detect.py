@@ -109,3 +109,22 @@ def test_detect_reports_bad_model_without_traceback(
     assert blocker.args[0].error is not None
     assert len(errors) == 1 and "bad.pt" in errors[0] and "Traceback" not in errors[0]
     assert widget.run_button.isEnabled()
+
+
+def test_density_option_runs_detection_with_the_density_channel(
+    qtbot, viewer, tiny_model: Path
+) -> None:
+    from napari_cryoet_particles._widgets.detect import DENSITY_CLUSTERS, DENSITY_WEIGHT
+
+    widget, _ = make_widget(qtbot, viewer, tiny_model)
+    assert not widget.with_density.isChecked()
+    assert widget.config().density_weight == 0.0
+    widget.with_density.setChecked(True)
+    config = widget.config()
+    assert (config.density_weight, config.n_clusters) == (DENSITY_WEIGHT, DENSITY_CLUSTERS)
+    with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
+        assert widget.run()
+    outcome = blocker.args[0]
+    assert outcome.error is None and not outcome.cancelled
+    assert len(outcome.result.info["cluster_sizes"]) == DENSITY_CLUSTERS
+    assert widget.picks_layer is not None and len(widget.picks_layer.data) > 0

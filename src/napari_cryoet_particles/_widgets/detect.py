@@ -44,6 +44,8 @@ from napari_cryoet_particles.io import CryoetInputError, Volume
 
 MODEL_DEFAULT = "Shipped default model"
 MODEL_TRAINED = "Model from the Train dock"
+#: The density-channel setting measured on validation simulations (docs/detection.md).
+DENSITY_WEIGHT, DENSITY_CLUSTERS = 3.0, 5
 MODEL_FILE = "Checkpoint file"
 #: Detection keeps candidates down to this score; the slider then hides or shows them instantly.
 CANDIDATE_FLOOR = 0.1
@@ -115,6 +117,13 @@ class DetectWidget(QWidget):
         self.device = QComboBox()
         self.device.addItems(available_devices())
         form.addRow("Device", self.device)
+        self.with_density = QCheckBox("Cluster the local density too")
+        self.with_density.setToolTip(
+            "k-means on the embedding plus the low-passed tomogram (density weight "
+            f"{DENSITY_WEIGHT:g}, {DENSITY_CLUSTERS} clusters): on simulations far less dependent on "
+            "which model is used (e.g. one you trained); off by default, see docs/detection.md"
+        )
+        form.addRow("", self.with_density)
         self.score_map = QCheckBox("Add the score map as an image layer")
         form.addRow("", self.score_map)
         layout.addLayout(form)
@@ -160,6 +169,7 @@ class DetectWidget(QWidget):
                 "binning": self.binning,
                 "device": self.device,
                 "score_map": self.score_map,
+                "with_density": self.with_density,
                 "auto_threshold": self.auto_threshold,
                 "color_by": self.color_by,
             },
@@ -212,7 +222,7 @@ class DetectWidget(QWidget):
         from napari_cryoet_particles.detect import DetectionConfig
 
         groups = self.groups.value()
-        return DetectionConfig(
+        config = DetectionConfig(
             diameter_nm=float(self.diameter.value()),
             threshold=min(CANDIDATE_FLOOR, float(self.threshold.value())),
             groups=None if groups == 0 else (0 if groups == 1 else groups),
@@ -220,6 +230,9 @@ class DetectWidget(QWidget):
             device=self.device.currentText(),
             keep_score_map=True,
         )
+        if self.with_density.isChecked():
+            config.density_weight, config.n_clusters = DENSITY_WEIGHT, DENSITY_CLUSTERS
+        return config
 
     # -- running --------------------------------------------------------------------------------
 
