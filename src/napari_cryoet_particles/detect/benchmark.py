@@ -30,6 +30,7 @@ from napari_cryoet_particles.detect.benchmark_training import (
     TRAINING_RUNS,
     TRAINING_SEEDS,
     TrainingRun,
+    _f,
     format_training,
     run_training,
     training_target_rows,
@@ -550,10 +551,6 @@ def run_benchmark(
     return runs + speed
 
 
-def _f(value: float, digits: int = 3) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-
 def format_report(
     runs: list[Run],
     speed: list[Run],
@@ -652,9 +649,7 @@ def format_report(
     ]
     lines += _target_rows(runs, speed)
     lines += training_target_rows(training or [])
-    why = [*_why(runs, speed), *training_why(training or [])]
-    if len(why) > 1 and why[0] == "Every target is met.":
-        why = why[1:]
+    why = [*_why(runs, speed), *training_why(training or [])] or ["Every target is met."]
     lines += ["", "## Why targets are missed", "", *why]
     lines += [
         "",
@@ -773,7 +768,7 @@ def _why(runs: list[Run], speed: list[Run]) -> list[str]:
             "each pass). For a 200 MB tomogram the 3× bound leaves almost nothing beyond the imports; "
             "smaller tiles (`DetectionConfig.tile_voxels`) lower the peak and cost time."
         )
-    return notes or ["Every target is met."]
+    return notes
 
 
 def _target_rows(runs: list[Run], speed: list[Run]) -> list[str]:
