@@ -23,7 +23,9 @@ def write_points(path: str, data: Any, attributes: dict) -> list[str]:
     shown = attributes.get("shown")
     mask = None if shown is None or len(shown) != len(data) else np.asarray(shown, dtype=bool)
     metadata = attributes.get("metadata") or {}
-    picks = picks_from_points(data, attributes.get("features"), attributes.get("scale"), metadata, mask)
+    picks = picks_from_points(
+        data, attributes.get("features"), attributes.get("scale"), metadata, mask
+    )
     if not picks.tomogram:
         picks.tomogram = str(attributes.get("name") or "")
     shape = metadata.get("tomogram_shape")

@@ -260,10 +260,38 @@ def detection_config(args: argparse.Namespace, **settings: object):
     return config
 
 
+def add_copick_input_options(parser: argparse.ArgumentParser) -> None:
+    """Where detection reads a copick project's tomograms and writes its picks back."""
+    group = parser.add_argument_group("copick project input (the input is a copick config JSON)")
+    group.add_argument("--tomo-type", default=None, metavar="T", help="tomogram type, e.g. wbp")
+    group.add_argument(
+        "--to-copick",
+        default=None,
+        metavar="OBJECT",
+        help="also store the picks in the run as copick picks of this object "
+        "(user cryoet-particles)",
+    )
+    group.add_argument(
+        "--session-id", default="0", help="copick session id of the picks written (default 0)"
+    )
+
+
 def add_detect(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("detect", help="detect particles in a tomogram and write picks")
-    parser.add_argument("tomogram", help="MRC file")
-    parser.add_argument("--out", required=True, help="picks file (.csv, .star, .json)")
+    parser = sub.add_parser(
+        "detect",
+        help="detect particles in a tomogram and write picks",
+        description="Detect particles in an MRC or OME-Zarr tomogram, or in the tomogram of a run "
+        "of a copick project (PROJECT.json --run RUN; --voxel-size then chooses the voxel "
+        "spacing).",
+    )
+    parser.add_argument("tomogram", help="MRC file, OME-Zarr folder or copick project config")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="picks file (.csv, .star, .json, .txt); may be left out with --to-copick",
+    )
+    parser.add_argument("--run", dest="copick_run", default=None, help="copick run to detect in")
+    add_copick_input_options(parser)
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_detection_options(parser)
@@ -281,23 +309,74 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_detect)
 
 
+def _detect_input(args: argparse.Namespace):
+    """The volume to detect in, and the copick root when the input is a copick project."""
+    from napari_cryoet_particles.io import read_tomogram
+    from napari_cryoet_particles.io.copick_project import (
+        check_can_write_run_picks,
+        is_copick_config,
+        open_project,
+        read_run_tomogram,
+    )
+
+    if not is_copick_config(args.tomogram):
+        if args.copick_run or args.to_copick or args.tomo_type:
+            raise CryoetInputError(
+                args.tomogram, "--run, --tomo-type and --to-copick need a copick project config"
+            )
+        return read_tomogram(args.tomogram, voxel_size=args.voxel_size), None
+    if not args.copick_run:
+        raise CryoetInputError(args.tomogram, "a copick project needs --run RUN")
+    root = open_project(args.tomogram)
+    if args.to_copick:
+        check_can_write_run_picks(
+            root, args.copick_run, args.to_copick, args.session_id, overwrite=args.overwrite
+        )
+    volume = read_run_tomogram(
+        root, args.copick_run, args.tomo_type, args.voxel_size, args.tomogram
+    )
+    return volume, root
+
+
 def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect import detect_particles_job, score_map_at_input
-    from napari_cryoet_particles.io import read_tomogram, write_picks, write_tomogram
+    from napari_cryoet_particles.io import write_tomogram
     from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.copick_project import write_run_picks
+    from napari_cryoet_particles.io.formats import format_for, write_picks_file
     from napari_cryoet_particles.jobs import run_job_with_bar
 
-    check_can_write(args.out, args.overwrite)
+    if not args.out and not args.to_copick:
+        raise CryoetInputError(None, "say where the picks go: --out FILE and/or --to-copick OBJECT")
+    if args.out:
+        format_for(args.out)
+        check_can_write(args.out, args.overwrite)
     if args.score_map:
         check_can_write(args.score_map, args.overwrite)
     config = detection_config(
         args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
     )
-    volume = read_tomogram(args.tomogram, voxel_size=args.voxel_size)
+    volume, root = _detect_input(args)
     result = run_job_with_bar(
         detect_particles_job(volume, args.model, config), "detect", disable=args.quiet
     )
-    write_picks(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
+    if root is not None:
+        result.picks.tomogram = args.copick_run
+    where = []
+    if args.out:
+        write_picks_file(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
+        where.append(str(args.out))
+    if root is not None and args.to_copick:
+        where.append(
+            write_run_picks(
+                root,
+                args.copick_run,
+                result.picks,
+                args.to_copick,
+                args.session_id,
+                overwrite=args.overwrite,
+            )
+        )
     if args.score_map:
         write_tomogram(
             args.score_map,
@@ -308,23 +387,58 @@ def run_detect(args: argparse.Namespace) -> int:
     seconds = sum(result.timings.values())
     polarity = "inverted" if result.info.get("inverted") else "dark"
     print(
-        f"{len(result.picks)} picks in {result.info.get('n_groups', 1)} groups written to {args.out} "
+        f"{len(result.picks)} picks in {result.info.get('n_groups', 1)} groups written to {' and '.join(where)} "
         f"({seconds:.1f} s; voxel {result.picks.voxel_size:g} Å, model at {result.info['working_voxel_size']:g} Å, "
         f"particles {polarity})"
     )
     return 0
 
 
+def add_star_options(parser: argparse.ArgumentParser) -> None:
+    """How to read a RELION STAR file (any picks input)."""
+    parser.add_argument(
+        "--tomogram",
+        default=None,
+        metavar="NAME",
+        help="which tomogram (rlnTomoName) of a STAR file holding several",
+    )
+    parser.add_argument(
+        "--star-pixel-size",
+        type=float,
+        default=None,
+        metavar="A",
+        help="pixel size (Å) of a STAR file's rlnCoordinateX/Y/Z when the file does not say "
+        "(no rlnImagePixelSize or optics block)",
+    )
+
+
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "evaluate",
         help="score picks against ground truth",
-        description="Score picks against ground truth: precision, recall, F1. "
-        "A SHREC folder with occupancy_mask.mrc is scored by the SHREC rule (particle-id map dilated by "
-        "one voxel), a bare particle_locations.txt by the distance rule (hit radius per class).",
+        description="Score picks against ground truth. --metric localization (default): precision, "
+        "recall, F1; a SHREC folder with occupancy_mask.mrc is scored by the SHREC rule (particle-id "
+        "map dilated by one voxel), other truth by the distance rule (hit radius per class). "
+        "--metric czii: the CryoET Object Identification challenge's F-beta (beta 4), over every "
+        "tomogram of the truth (a copick project, a multi-tomogram STAR file...).",
     )
-    parser.add_argument("--truth", required=True, help="SHREC folder or particle_locations.txt")
-    parser.add_argument("--pred", required=True, help="picks file (.csv, .star, .json, SHREC .txt)")
+    parser.add_argument(
+        "--truth",
+        required=True,
+        help="SHREC folder, particle_locations.txt, picks file (.csv, .star, .json) or copick "
+        "project config",
+    )
+    parser.add_argument(
+        "--pred",
+        required=True,
+        help="picks file (.csv, .star, .json, SHREC .txt) or copick project config",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=("localization", "czii"),
+        default="localization",
+        help="what to compute (default localization)",
+    )
     parser.add_argument(
         "--rule",
         choices=("auto", "shrec", "distance"),
@@ -360,6 +474,27 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         default="xyz",
         help="column order of SHREC .txt files (zyx for SHREC 2019)",
     )
+    add_star_options(parser)
+    copick = parser.add_argument_group("copick projects as --truth / --pred")
+    copick.add_argument(
+        "--run", dest="copick_run", default=None, help="only this run (localization needs one)"
+    )
+    copick.add_argument(
+        "--truth-user", default=None, help="user id of the truth picks (default: any)"
+    )
+    copick.add_argument("--truth-session", default=None, help="session id of the truth picks")
+    copick.add_argument(
+        "--pred-user",
+        default=None,
+        help="user id of the predicted picks (default: cryoet-particles)",
+    )
+    copick.add_argument("--pred-session", default=None, help="session id of the predicted picks")
+    parser.add_argument(
+        "--pred-type",
+        default=None,
+        metavar="NAME",
+        help="czii: the particle type of predictions that have none (label-free picks)",
+    )
     parser.add_argument("--json", default=None, help="write the metrics to this JSON file")
     parser.add_argument(
         "--plots", default=None, help="folder to write curves.png (picks with scores)"
@@ -368,25 +503,78 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_evaluate)
 
 
+def _read_side(args: argparse.Namespace, side: str, **options: object) -> dict:
+    """Truth or predictions as picks per tomogram (``side``: ``truth`` or ``pred``)."""
+    from napari_cryoet_particles.io.copick_project import USER_ID
+    from napari_cryoet_particles.io.sources import read_picks_source
+
+    user = getattr(args, f"{side}_user")
+    if side == "pred" and user is None:
+        user = USER_ID
+    return read_picks_source(
+        getattr(args, side),
+        run=args.copick_run,
+        user_id=user,
+        session_id=getattr(args, f"{side}_session"),
+        tomogram=args.tomogram,
+        star_pixel_size=args.star_pixel_size,
+        order=args.order,
+        **options,
+    )
+
+
+def _only(by_tomogram: dict, path: str, what: str):
+    if len(by_tomogram) != 1:
+        names = ", ".join(list(by_tomogram)[:5])
+        raise CryoetInputError(
+            path,
+            f"holds {what} of {len(by_tomogram)} tomograms ({names}); say which one "
+            "(--tomogram NAME, or --run RUN for a copick project)",
+        )
+    return next(iter(by_tomogram.values()))
+
+
+def _evaluate_truth(args: argparse.Namespace):
+    """TruthData for localization: a SHREC folder or txt as before, any other source by format."""
+    from pathlib import Path
+
+    from napari_cryoet_particles.evaluate.report import TruthData, load_truth
+
+    path = Path(args.truth)
+    if path.is_dir() or path.suffix.lower() == ".txt":
+        return load_truth(path, order=args.order)
+    truth = _only(_read_side(args, "truth"), args.truth, "truth")
+    if len(truth) == 0:
+        raise CryoetInputError(path, "the truth has no particles to score against")
+    return TruthData(truth, source=path)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from napari_cryoet_particles.evaluate import plot_ranking_curves, save_figure_png, write_json
-    from napari_cryoet_particles.evaluate.report import evaluate_files, format_report, parse_skip
+    from napari_cryoet_particles.evaluate.report import evaluate_data, format_report, parse_skip
     from napari_cryoet_particles.io.atomic import check_can_write
 
     if args.json:
         check_can_write(args.json, args.overwrite)
     if args.plots and Path(args.plots).is_dir():
         check_can_write(Path(args.plots) / "curves.png", args.overwrite)
-    report = evaluate_files(
-        args.truth,
+    if args.metric == "czii":
+        return _run_czii(args)
+    truth = _evaluate_truth(args)
+    pred = _only(
+        _read_side(args, "pred", voxel_size=truth.truth.voxel_size, shape_zyx=truth.shape),
         args.pred,
+        "picks",
+    )
+    report = evaluate_data(
+        truth,
+        pred,
         rule=args.rule,
         radius=args.radius,
         radius_table=args.radii,
         skip=parse_skip(args.skip),
-        order=args.order,
         count_skipped_picks=args.count_skipped_picks,
     )
     for warning in report.result.warnings:
@@ -407,6 +595,107 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(
                 f"wrote {save_figure_png(figure, folder / 'curves.png', overwrite=args.overwrite)}"
             )
+    return 0
+
+
+def _run_czii(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.evaluate import write_json
+    from napari_cryoet_particles.evaluate.czii import czii_score, format_czii
+
+    truth = _read_side(args, "truth")
+    pred = _read_side(args, "pred")
+    if len(truth) == 1 and len(pred) == 1:
+        pred = {next(iter(truth)): next(iter(pred.values()))}
+    if args.pred_type:
+        for picks in pred.values():
+            classes = picks.features["class"].astype(str)
+            picks.features["class"] = classes.where(classes != "", args.pred_type)
+    result = czii_score(truth, pred)
+    for warning in result.warnings:
+        print(f"cryoet-particles evaluate: warning: {warning}", file=sys.stderr)
+    print(format_czii(result))
+    if args.json:
+        print(f"wrote {write_json(args.json, result.to_dict(), overwrite=args.overwrite)}")
+    return 0
+
+
+def add_convert(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "convert",
+        help="convert picks between formats (CSV, RELION 4/5 STAR, copick JSON, SHREC txt)",
+        description="Convert a picks file to another format, keeping angles, particle names, scores "
+        "and statuses where the target format has a place for them (what it has none for is "
+        "named on stderr). The output format is the file's suffix, or --format.",
+    )
+    parser.add_argument("input", help="picks file (.csv, .star, .json, .txt)")
+    parser.add_argument("output", help="picks file to write")
+    add_star_options(parser)
+    parser.add_argument(
+        "--voxel-size",
+        type=float,
+        default=None,
+        metavar="A",
+        help="voxel size (Å) of the tomogram the output is for: coordinates are rescaled to it "
+        "(and a SHREC txt or bare CSV input is read in it)",
+    )
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("Z", "Y", "X"),
+        help="tomogram shape in voxels (RELION 5 centred coordinates, in or out)",
+    )
+    parser.add_argument(
+        "--format",
+        default=None,
+        help="output format by name: csv, star, star5 (RELION 5), copick, shrec",
+    )
+    parser.add_argument(
+        "--object", default=None, help="copick object name (default: the picks' one class)"
+    )
+    parser.add_argument(
+        "--order",
+        choices=("xyz", "zyx"),
+        default="xyz",
+        help="column order of a SHREC .txt input (zyx for SHREC 2019)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.set_defaults(run=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.formats import format_for, read_picks_file, write_picks_file
+    from napari_cryoet_particles.io.picks import carried_features
+
+    target = format_for(args.output, args.format)
+    check_can_write(args.output, args.overwrite)
+    shape = None if args.shape is None else tuple(args.shape)
+    picks = read_picks_file(
+        args.input,
+        voxel_size=args.voxel_size,
+        star_pixel_size=args.star_pixel_size,
+        tomogram=args.tomogram,
+        shape_zyx=shape,
+        order=args.order,
+    )
+    written = write_picks_file(
+        args.output,
+        picks,
+        target.name,
+        overwrite=args.overwrite,
+        shape_zyx=shape,
+        object_name=args.object,
+    )
+    dropped = [f for f in carried_features(picks) if f not in target.keeps]
+    if dropped:
+        print(
+            f"cryoet-particles convert: warning: {target.label} has no place for: "
+            f"{', '.join(dropped)}",
+            file=sys.stderr,
+        )
+    print(f"wrote {len(picks)} picks to {written} ({target.label}, {picks.voxel_size:g} Å voxels)")
     return 0
 
 
@@ -527,7 +816,15 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-SUBCOMMANDS = (add_simulate, add_train, add_detect, add_evaluate, add_benchmark, add_batch)
+SUBCOMMANDS = (
+    add_simulate,
+    add_train,
+    add_detect,
+    add_evaluate,
+    add_convert,
+    add_benchmark,
+    add_batch,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

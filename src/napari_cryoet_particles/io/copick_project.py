@@ -236,17 +236,16 @@ def read_run_picks(
     return Picks(np.concatenate([p.zyx for p in parts]), voxel_size, features, run.name)
 
 
-def write_run_picks(
+def check_can_write_run_picks(
     root: Any,
     run_name: str,
-    picks: Picks,
     object_name: str,
     session_id: str = TOOL_SESSION,
     user_id: str = USER_ID,
     overwrite: bool = False,
-) -> str:
-    """Store picks in the run as the copick picks set (object, user, session); returns a short
-    description of where. An existing set is replaced only with ``overwrite``."""
+) -> Any:
+    """Refuse an object the project does not know, or an existing picks set unless
+    ``overwrite``; returns the run."""
     run = get_run(root, run_name)
     objects = [o.name for o in root.pickable_objects]
     if object_name not in objects:
@@ -262,6 +261,27 @@ def write_run_picks(
             f"run {run_name!r} has {object_name} picks of {user_id}/{session_id} already; "
             "pass overwrite=True (CLI: --overwrite) to replace them",
         )
+    return run
+
+
+def run_voxel_size(root: Any, run_name: str, default: float = 10.0) -> float:
+    """The finest voxel spacing of a run that has a tomogram (``default`` when none has)."""
+    choices = tomogram_choices(get_run(root, run_name))
+    return choices[0].voxel_size if choices else default
+
+
+def write_run_picks(
+    root: Any,
+    run_name: str,
+    picks: Picks,
+    object_name: str,
+    session_id: str = TOOL_SESSION,
+    user_id: str = USER_ID,
+    overwrite: bool = False,
+) -> str:
+    """Store picks in the run as the copick picks set (object, user, session); returns a short
+    description of where. An existing set is replaced only with ``overwrite``."""
+    run = check_can_write_run_picks(root, run_name, object_name, session_id, user_id, overwrite)
     points = copick_points(picks)
     positions = np.array([[p["location"][a] for a in "xyz"] for p in points]).reshape(-1, 3)
     target = run.new_picks(object_name, session_id, user_id, exist_ok=overwrite)

@@ -161,9 +161,7 @@ ALL_FEATURES = ("score", "angles", "class", "status", "cluster")
 #: Every picks format; the first of a suffix is the one a bare file name means.
 PICKS_FORMATS: tuple[PicksFormat, ...] = (
     PicksFormat("csv", ".csv", "CSV (voxels + Å)", _read_csv, _write_csv, ALL_FEATURES),
-    PicksFormat(
-        "star", ".star", "RELION 4 STAR (voxels)", _read_star, _write_star4, ALL_FEATURES
-    ),
+    PicksFormat("star", ".star", "RELION 4 STAR (voxels)", _read_star, _write_star4, ALL_FEATURES),
     PicksFormat(
         "star5",
         ".star",

@@ -53,7 +53,9 @@ def scale_levels(group: Any, path: str | Path | None = None) -> list[tuple[str, 
             )
             levels.append((str(dataset["path"]), float(scale[-1]) * UNIT_ANGSTROM.get(unit, 1.0)))
     except (KeyError, IndexError, StopIteration, TypeError, ValueError) as error:
-        raise CryoetInputError(path, f"OME-Zarr multiscales metadata is incomplete ({error})") from None
+        raise CryoetInputError(
+            path, f"OME-Zarr multiscales metadata is incomplete ({error})"
+        ) from None
     if not levels:
         raise CryoetInputError(path, "OME-Zarr holds no scale levels")
     return sorted(levels, key=lambda level: level[1])
@@ -68,9 +70,7 @@ def choose_level(
     path_, size = min(levels, key=lambda level: abs(math.log(level[1] / voxel_size)))
     if abs(size - voxel_size) > LEVEL_TOLERANCE * voxel_size:
         sizes = ", ".join(f"{s:g}" for _, s in levels)
-        raise CryoetInputError(
-            path, f"no scale level of {voxel_size:g} Å (levels: {sizes} Å)"
-        )
+        raise CryoetInputError(path, f"no scale level of {voxel_size:g} Å (levels: {sizes} Å)")
     return path_, size
 
 
@@ -101,7 +101,8 @@ def volume_from_group(
         bad = count_non_finite(data)
         if bad:
             raise CryoetInputError(
-                path, f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''} out of {data.size} voxels"
+                path,
+                f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''} out of {data.size} voxels",
             )
     return Volume(data=data, voxel_size=size, path=None if path is None else Path(path))
 

@@ -122,6 +122,20 @@ def orientations(picks: Picks) -> np.ndarray | None:
     return None
 
 
+def carried_features(picks: Picks) -> list[str]:
+    """Which per-pick information the picks carry, in the terms of
+    :attr:`napari_cryoet_particles.io.formats.PicksFormat.keeps`."""
+    features = picks.features
+    carried = {
+        "score": bool(np.isfinite(picks.scores).any()),
+        "angles": orientations(picks) is not None,
+        "class": bool((features["class"].astype(str) != "").any()),
+        "status": bool((features["status"].astype(str) != "auto").any()),
+        "cluster": bool((pd.to_numeric(features["cluster"], errors="coerce") >= 0).any()),
+    }
+    return [name for name, present in carried.items() if present]
+
+
 def angles_in(picks: Picks, columns: tuple[str, str, str]) -> np.ndarray | None:
     """The picks' orientations as angles of a format (:data:`RELION_ANGLE_COLUMNS` or
     :data:`SHREC_ANGLE_COLUMNS`), converted when they came in the other; NaN where unknown."""
@@ -530,7 +544,9 @@ def picks_from_copick_points(
     xyz_angstrom = _finite_coordinates(path or Path("copick"), xyz_angstrom + transforms[:, :3, 3])
     features = pd.DataFrame(
         {
-            "score": [float(p.get("score") if p.get("score") is not None else np.nan) for p in points],
+            "score": [
+                float(p.get("score") if p.get("score") is not None else np.nan) for p in points
+            ],
             "cluster": [int(p.get("instance_id") or 0) - 1 for p in points],
             "class": [object_name] * len(points),
         }
