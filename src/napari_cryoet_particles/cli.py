@@ -756,17 +756,25 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_batch(sub: argparse._SubParsersAction) -> None:
+    from napari_cryoet_particles.io.formats import picks_suffixes
+
     parser = sub.add_parser(
         "batch",
         help="detect particles in many tomograms on a Dask cluster",
         description="Run detect over many tomograms, one Dask task each, on a local cluster or on a "
         "running Dask scheduler. Picks go to OUT_DIR/<tomogram>_picks.csv; OUT_DIR/batch_summary.csv "
-        "lists picks, time and error per tomogram; a failing tomogram does not stop the others.",
+        "lists picks, time and error per tomogram; a failing tomogram does not stop the others. "
+        "Given a copick project config, every run of the project (or those of --runs) is one "
+        "tomogram, named by its run; --to-copick stores each run's picks back into it.",
     )
-    parser.add_argument("tomograms", nargs="+", help="MRC files")
+    parser.add_argument(
+        "tomograms", nargs="+", help="MRC files, OME-Zarr folders or one copick config"
+    )
     parser.add_argument(
         "--out-dir", required=True, help="folder for the picks files and the summary"
     )
+    parser.add_argument("--runs", nargs="+", default=None, help="copick runs (default: all)")
+    add_copick_input_options(parser)
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     parser.add_argument(
         "--scheduler",
@@ -781,7 +789,10 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         "--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)"
     )
     parser.add_argument(
-        "--format", choices=("csv", "star", "json"), default="csv", help="picks file format"
+        "--format",
+        choices=[suffix.lstrip(".") for suffix in picks_suffixes()],
+        default="csv",
+        help="picks file format",
     )
     add_detection_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -789,13 +800,55 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_batch)
 
 
+def _batch_inputs(args: argparse.Namespace):
+    """(tomogram paths, picks names or None, copick root or None) of a batch."""
+    from napari_cryoet_particles.io.copick_project import (
+        check_can_write_run_picks,
+        choose_tomogram,
+        get_run,
+        is_copick_config,
+        open_project,
+        run_names,
+        tomogram_local_path,
+    )
+
+    if not (len(args.tomograms) == 1 and is_copick_config(args.tomograms[0])):
+        if args.runs or args.to_copick or args.tomo_type:
+            raise CryoetInputError(
+                None, "--runs, --tomo-type and --to-copick need a copick project"
+            )
+        return args.tomograms, None, None
+    config = args.tomograms[0]
+    root = open_project(config)
+    names = args.runs or run_names(root)
+    paths = []
+    for name in names:
+        run = get_run(root, name, config)
+        if args.to_copick:
+            check_can_write_run_picks(
+                root, name, args.to_copick, args.session_id, overwrite=args.overwrite
+            )
+        path = tomogram_local_path(
+            run, choose_tomogram(run, args.tomo_type, args.voxel_size, config)
+        )
+        if path is None:
+            raise CryoetInputError(
+                config, f"run {name!r}: batch needs the tomograms on this machine (a local project)"
+            )
+        paths.append(str(path))
+    return paths, names, root
+
+
 def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
+    from napari_cryoet_particles.io.copick_project import write_run_picks
+    from napari_cryoet_particles.io.formats import read_picks_file
     from napari_cryoet_particles.jobs import run_job_with_bar
 
+    tomograms, names, root = _batch_inputs(args)
     config = detection_config(args, device="cpu")
     job = batch_detect_job(
-        args.tomograms,
+        tomograms,
         args.out_dir,
         args.model,
         config,
@@ -804,12 +857,22 @@ def run_batch(args: argparse.Namespace) -> int:
         threads_per_worker=args.threads_per_worker,
         suffix=f".{args.format}",
         overwrite=args.overwrite,
+        names=names,
     )
     items = run_job_with_bar(job, "batch", disable=args.quiet)
     failed = [item for item in items if item.error]
+    if root is not None and args.to_copick:
+        for name, item in zip(names, items, strict=True):
+            if not item.error:
+                picks = read_picks_file(item.picks_file)
+                picks.tomogram = name
+                write_run_picks(
+                    root, name, picks, args.to_copick, args.session_id, overwrite=args.overwrite
+                )
     print(
         f"{len(items) - len(failed)} of {len(items)} tomograms done, "
         f"{sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
+        + (f"; picks stored in the copick runs as {args.to_copick}" if args.to_copick else "")
     )
     for item in failed:
         print(f"failed: {item.error}", file=sys.stderr)

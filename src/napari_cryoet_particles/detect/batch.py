@@ -17,10 +17,11 @@ import pandas as pd
 from napari_cryoet_particles.detect.config import DetectionConfig
 from napari_cryoet_particles.io.atomic import atomic_write, check_can_write
 from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.formats import picks_suffixes
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress
 
 SUMMARY_NAME = "batch_summary.csv"
-PICKS_SUFFIXES = (".csv", ".star", ".json")
+PICKS_SUFFIXES = picks_suffixes()
 
 
 @dataclass
@@ -34,8 +35,10 @@ class BatchItem:
     error: str = ""
 
 
-def picks_path_for(tomogram: Path, out_dir: Path, suffix: str) -> Path:
-    return out_dir / f"{tomogram.stem}_picks{suffix}"
+def picks_path_for(tomogram: Path | str, out_dir: Path, suffix: str) -> Path:
+    """``<name>_picks<suffix>``: ``tomogram`` is a file (its stem) or a name (a copick run)."""
+    name = tomogram.stem if isinstance(tomogram, Path) else tomogram
+    return out_dir / f"{name}_picks{suffix}"
 
 
 def detect_file(
@@ -87,13 +90,15 @@ def batch_detect_job(
     suffix: str = ".csv",
     overwrite: bool = False,
     cancel: CancelToken | None = None,
+    names: Sequence[str] | None = None,
 ) -> Job[list[BatchItem]]:
     """Detect particles in every tomogram on a Dask cluster; yields a Progress per finished one.
 
     ``scheduler`` is the address of a running Dask scheduler (``tcp://host:8786``); without it a
     local cluster of ``workers`` processes is started and closed afterwards. Picks go to
     ``out_dir/<tomogram stem>_picks<suffix>``; ``out_dir/batch_summary.csv`` lists picks count,
-    time and error per tomogram.
+    time and error per tomogram. ``names`` name the picks files instead of the tomograms' file
+    names (e.g. copick runs, whose tomograms are all called ``wbp.zarr``).
     """
     from dask.distributed import as_completed
 
@@ -105,14 +110,16 @@ def batch_detect_job(
     paths = [Path(t) for t in tomograms]
     if not paths:
         raise CryoetInputError(None, "no tomograms given")
-    stems = [p.stem for p in paths]
+    stems = list(names) if names is not None else [p.stem for p in paths]
+    if len(stems) != len(paths):
+        raise CryoetInputError(None, f"{len(stems)} names for {len(paths)} tomograms")
     if len(set(stems)) != len(stems):
         raise CryoetInputError(
             None, "two tomograms share a file name; their picks files would collide"
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    targets = [picks_path_for(p, out, suffix) for p in paths]
+    targets = [picks_path_for(name, out, suffix) for name in stems]
     for target in [*targets, out / SUMMARY_NAME]:
         check_can_write(target, overwrite)
     model_arg = None if model is None else str(model)
