@@ -79,7 +79,11 @@ def test_star_pixel_size_from_the_optics_block(tmp_path: Path) -> None:
     starfile.write(
         {
             "optics": pd.DataFrame(
-                {"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [2.5], "rlnImagePixelSize": [10.0]}
+                {
+                    "rlnOpticsGroup": [1],
+                    "rlnTomoTiltSeriesPixelSize": [2.5],
+                    "rlnImagePixelSize": [10.0],
+                }
             ),
             "particles": pd.DataFrame(
                 {
@@ -113,7 +117,9 @@ def test_ome_zarr_round_trip_and_levels(tmp_path: Path) -> None:
     binned = read_ome_zarr(path, voxel_size=15.68)
     assert binned.shape == (8, 12, 16)
     np.testing.assert_allclose(binned.data[0, 0, 0], data[:2, :2, :2].mean(), rtol=1e-5)
-    with pytest.raises(CryoetInputError, match=r"no scale level of 10 Å \(levels: 7.84, 15.68, 31.36"):
+    with pytest.raises(
+        CryoetInputError, match=r"no scale level of 10 Å \(levels: 7.84, 15.68, 31.36"
+    ):
         read_tomogram(path, voxel_size=10.0)
     with pytest.raises(CryoetInputError, match="exists already"):
         write_tomogram(path, data, 7.84)
@@ -141,9 +147,7 @@ def test_a_folder_that_is_not_ome_zarr_is_refused(tmp_path: Path) -> None:
 def star_pair(tmp_path: Path) -> tuple[Path, Path]:
     """A truth CSV of one tomogram (10 Å) and a STAR of two tomograms without a pixel size,
     whose tomo_b picks are the truth in 2.5 Å tilt-series pixels."""
-    truth = Picks(
-        np.array([[5.0, 10.0, 20.0], [15.0, 30.0, 40.0]]), 10.0, tomogram="tomo_b"
-    )
+    truth = Picks(np.array([[5.0, 10.0, 20.0], [15.0, 30.0, 40.0]]), 10.0, tomogram="tomo_b")
     truth_csv = write_picks_file(tmp_path / "truth.csv", truth)
     xyz = truth.zyx[:, ::-1] * 4.0
     table = pd.DataFrame(
@@ -190,9 +194,7 @@ KEEPS = {f.name: set(f.keeps) for f in PICKS_FORMATS}
 def test_convert_round_trips_between_every_pair_of_formats(
     tmp_path: Path, rich_picks: Picks, source: str, target: str, capsys
 ) -> None:
-    first = write_picks_file(
-        tmp_path / f"in{SUFFIX[source]}", rich_picks, source, shape_zyx=SHAPE
-    )
+    first = write_picks_file(tmp_path / f"in{SUFFIX[source]}", rich_picks, source, shape_zyx=SHAPE)
     out = tmp_path / f"out{SUFFIX[target]}"
     shape = ["--shape", *map(str, SHAPE)]
     voxel = ["--voxel-size", "10"]

@@ -143,7 +143,7 @@ def choose_tomogram(
 
 def _copick_tomogram(run: Any, choice: TomogramChoice) -> Any:
     spacing = run.get_voxel_spacing(choice.voxel_size)
-    return spacing.get_tomogram(choice.tomo_type)
+    return spacing.get_tomograms(choice.tomo_type)[0]
 
 
 def tomogram_local_path(run: Any, choice: TomogramChoice) -> Path | None:
