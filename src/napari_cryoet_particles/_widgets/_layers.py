@@ -290,3 +290,54 @@ def status_counts(features: pd.DataFrame) -> dict[str, int]:
         features["status"].astype(str).value_counts() if len(features) else pd.Series(dtype=int)
     )
     return {status: int(counts.get(status, 0)) for status in PICK_STATUSES}
+
+
+# ---------------------------------------------------------------------------------------------
+# copick runs
+
+
+def copick_run_layers(
+    config: str | Path,
+    run: str,
+    tomo_type: str | None = None,
+    voxel_size: float | None = None,
+    picks_role: str = "truth",
+) -> list[tuple[Any, dict[str, Any], str]]:
+    """A copick run as layers: its tomogram (lazy OME-Zarr) and one Points layer per picks set
+    (``picks_role`` ``truth`` for Metrics, or ``picks`` to curate). The layers' metadata name the
+    project and run, so picks can be written back into it."""
+    from napari_cryoet_particles.io.copick_project import (
+        open_project,
+        picks_sets,
+        read_run_picks,
+        read_run_tomogram,
+    )
+
+    root = open_project(config)
+    volume = read_run_tomogram(root, run, tomo_type, voxel_size, config)
+    copick = {"copick_config": str(config), "copick_run": run}
+    image = tomogram_layer_data(volume.data, volume.voxel_size, run, volume.path)
+    image[1]["metadata"].update(copick)
+    layers: list[tuple[Any, dict[str, Any], str]] = [image]
+    for found in picks_sets(root, run):
+        picks = read_run_picks(
+            root,
+            run,
+            volume.voxel_size_or_default,
+            found.object_name,
+            found.user_id,
+            found.session_id,
+        )
+        name = f"{run} {found.object_name} ({found.user_id}/{found.session_id})"
+        target = root.get_object(found.object_name)
+        radius = getattr(target, "radius", None)
+        make = truth_layer_data if picks_role == "truth" else picks_layer_data
+        data, kwargs, kind = make(
+            picks,
+            name,
+            diameter_angstrom=2 * radius if radius else None,
+            tomogram_shape=volume.shape,
+        )
+        kwargs["metadata"].update(copick)
+        layers.append((data, kwargs, kind))
+    return layers

@@ -174,7 +174,7 @@ PICKS_FORMATS: tuple[PicksFormat, ...] = (
     PicksFormat(
         "copick",
         ".json",
-        "copick picks JSON (Å)",
+        "copick JSON (Å)",
         _read_copick,
         _write_copick,
         ("score", "angles", "class", "cluster"),
@@ -182,7 +182,7 @@ PICKS_FORMATS: tuple[PicksFormat, ...] = (
     PicksFormat(
         "shrec",
         ".txt",
-        "SHREC particle_locations.txt (voxels)",
+        "SHREC particle_locations.txt",
         _read_shrec,
         _write_shrec,
         ("angles", "class"),
