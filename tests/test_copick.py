@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import COPICK_RUNS as RUNS
+from conftest import COPICK_SHAPE as SHAPE
+from conftest import COPICK_TRUTH_USER as TRUTH_USER
+from conftest import make_copick_project
 from napari_cryoet_particles.cli import EXIT_USAGE, main
 from napari_cryoet_particles.io import CryoetInputError, read_csv
 from napari_cryoet_particles.io.copick_project import (
@@ -19,35 +23,6 @@ from napari_cryoet_particles.io.copick_project import (
     read_run_tomogram,
     write_run_picks,
 )
-from napari_cryoet_particles.simulate import SimulationConfig, simulate
-
-RUNS = ("TS_1", "TS_2")
-SHAPE = (24, 48, 48)
-TRUTH_USER = "curation"
-
-
-def make_copick_project(folder: Path) -> Path:
-    """Two runs, each a simulated tomogram (10 Å, OME-Zarr, 2 levels) with its proteins as
-    ``ribosome`` truth picks of user ``curation``."""
-    import copick
-    from copick.models import PickableObject
-
-    objects = [
-        PickableObject(name="ribosome", is_particle=True, label=1, radius=150.0),
-        PickableObject(name="apo-ferritin", is_particle=True, label=2, radius=60.0),
-    ]
-    config = folder / "project.json"
-    root = copick.new_config(str(config), str(folder / "overlay"), pickable_objects=objects)
-    for seed, name in enumerate(RUNS, start=1):
-        result = simulate(
-            SimulationConfig(shape=SHAPE, seed=seed, n_particles=4, n_vesicles=0, n_fiducials=0)
-        )
-        run = root.new_run(name)
-        run.new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(result.reconstruction, levels=2)
-        truth = result.phantom.truth
-        xyz_angstrom = truth.zyx[:, ::-1] * 10.0
-        run.new_picks("ribosome", "0", TRUTH_USER).from_numpy(xyz_angstrom)
-    return config
 
 
 @pytest.fixture(scope="module")
