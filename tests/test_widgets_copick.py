@@ -45,8 +45,6 @@ def test_copick_run_detect_and_write_back(qtbot, viewer, project: Path, tiny_mod
     detect.model.setCurrentText(MODEL_FILE)
     detect.model_path.setText(str(tiny_model))
     detect.device.setCurrentText("cpu")
-    detect.diameter.setValue(6.0)
-    detect.groups.setValue(0)
     with qtbot.waitSignal(detect.job.finished, timeout=120_000) as blocker:
         assert detect.run()
     assert blocker.args[0].error is None
