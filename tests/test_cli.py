@@ -8,7 +8,7 @@ import pytest
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.cli import EXIT_NOT_BUILT, build_parser, main
 
-CONTRACT = ("simulate", "train", "detect", "evaluate", "benchmark")
+CONTRACT = ("simulate", "train", "detect", "evaluate", "convert", "benchmark", "batch")
 
 
 def subcommand_parsers() -> dict:
