@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cryoet_particles.detect.benchmark_training import (
+from napari_cryoet_particles.benchmark.training import (
     TrainingRun,
     format_training,
     run_training,

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from napari_cryoet_particles.detect import detect_dog
-from napari_cryoet_particles.detect.benchmark import Run, find_shared, format_report, window_means
-from napari_cryoet_particles.detect.slices2d import (
+from napari_cryoet_particles.baselines import detect_dog
+from napari_cryoet_particles.benchmark.run import Run, find_shared, format_report, window_means
+from napari_cryoet_particles.baselines.slices2d import (
     Slices2DConfig,
     SmallResNet,
     choose_slices,

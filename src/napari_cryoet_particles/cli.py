@@ -451,7 +451,7 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect.benchmark import run_benchmark as benchmark
+    from napari_cryoet_particles.benchmark.run import run_benchmark as benchmark
 
     benchmark(
         args.out,

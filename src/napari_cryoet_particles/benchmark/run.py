@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles import __version__
-from napari_cryoet_particles.detect.benchmark_training import (
+from napari_cryoet_particles.benchmark.training import (
     TRAINING_RUNS,
     TRAINING_SEEDS,
     TrainingRun,
@@ -124,7 +124,7 @@ def test_tomograms(quick: bool, with_layout: bool) -> list[TestTomogram]:
 
 def crop_grid(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(slices, ys, xs): the slices the original method picks by edge detection, and the crop grid."""
-    from napari_cryoet_particles.detect.slices2d import _grid_centres, choose_slices
+    from napari_cryoet_particles.baselines.slices2d import _grid_centres, choose_slices
 
     slices = choose_slices(data, N_SLICES, 10, margin=CROP // 2)
     ys, xs = _grid_centres(data.shape[1:], CROP, CROP_STEP)
@@ -174,7 +174,7 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from napari_cryoet_particles.detect import dog, pipeline, slices2d  # noqa: F401 (imports first)
+    from napari_cryoet_particles.baselines import dog, slices2d  # noqa: F401 (imports first)
     from napari_cryoet_particles.io import read_tomogram, write_picks
 
     report: dict[str, object] = {"rss_imports_mb": peak_rss_mb()}
@@ -201,7 +201,7 @@ def _child(argv: list[str]) -> int:
             maps[int(z)] = image
             binary[int(z)] = image >= 0.5
     elif args.method == "dog":
-        from napari_cryoet_particles.detect.dog import detect_dog
+        from napari_cryoet_particles.baselines.dog import detect_dog
 
         picks, response, info = detect_dog(volume)
         write_picks(out.with_suffix(".csv"), picks, overwrite=True)
@@ -213,7 +213,7 @@ def _child(argv: list[str]) -> int:
             maps[int(z)] = response[int(z)]
             binary[int(z)] = _balls_on_slice(picks.zyx, int(z), response.shape[1:], radius)
     else:
-        from napari_cryoet_particles.detect.slices2d import Slices2DConfig, detect_slices2d
+        from napari_cryoet_particles.baselines.slices2d import Slices2DConfig, detect_slices2d
 
         config = Slices2DConfig(threads=args.threads)
         if args.steps:
@@ -334,7 +334,7 @@ def _run_child(
     command = [
         sys.executable,
         "-m",
-        "napari_cryoet_particles.detect.benchmark",
+        "napari_cryoet_particles.benchmark.run",
         method,
         str(tomogram),
         "--out",
