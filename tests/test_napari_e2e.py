@@ -44,8 +44,9 @@ def test_sample_detect_curate_metrics_export(
         name: viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
         for name in ("Tomogram", "Detect", "Curate", "Metrics", "Export")
     }
-    layers = docks["Tomogram"].open_sample()
-    image, truth = layers
+    with qtbot.waitSignal(docks["Tomogram"].job.finished, timeout=120_000):
+        assert docks["Tomogram"].open_sample()
+    image, truth = docks["Tomogram"].sample_layers
     assert tuple(image.scale) == (10.0,) * 3 and truth.metadata["role"] == "truth"
 
     detect = docks["Detect"]

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryoet_particles._widgets._layers import picks_layer_data
-from napari_cryoet_particles._widgets._picks import camera, set_threshold
+from napari_cryoet_particles._widgets._layers import camera, picks_layer_data, set_threshold
 from napari_cryoet_particles.io import Picks, read_csv, read_star
 
 SCORES = [0.9, 0.2, 0.6, 0.4, 0.8]
@@ -82,7 +81,10 @@ def test_tomogram_widget_opens_shrec_folder_and_sample(qtbot, viewer, shrec_fold
     qtbot.addWidget(widget)
     layers = widget.open_path(shrec_folder)
     assert [type(layer).__name__ for layer in layers] == ["Image", "Points"]
-    sample = widget.open_sample()
+    assert widget.open_sample()
+    assert widget.job.running  # simulated in a worker thread: napari stays responsive
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=120_000)
+    sample = widget.sample_layers
     assert any(isinstance(layer, Points) and layer.name == "truth" for layer in sample)
     assert widget.selector.layer().name == "sample tomogram"
 
@@ -110,7 +112,7 @@ def test_tomogram_widget_reports_bad_file(qtbot, viewer, tmp_path: Path, monkeyp
 
 
 def test_export_csv_and_star_respect_threshold_and_status(qtbot, viewer, tmp_path: Path) -> None:
-    from napari_cryoet_particles._widgets._picks import set_status
+    from napari_cryoet_particles._widgets._layers import set_status
     from napari_cryoet_particles._widgets.export import ExportWidget
 
     layer = add_picks(viewer)
@@ -241,7 +243,7 @@ def test_curate_keys_bound_on_layer_and_added_points(qtbot, viewer) -> None:
 def test_metrics_match_evaluate_and_follow_curation(
     qtbot, viewer, shrec_folder: Path, tmp_path: Path
 ) -> None:
-    from napari_cryoet_particles._widgets._picks import set_status
+    from napari_cryoet_particles._widgets._layers import set_status
     from napari_cryoet_particles._widgets.metrics import MetricsWidget
     from napari_cryoet_particles._writer import write_points
     from napari_cryoet_particles.evaluate.report import evaluate_files

@@ -22,15 +22,16 @@ from napari_cryoet_particles._widgets._common import (
     real_viewer,
     show_info,
 )
-from napari_cryoet_particles._widgets._layers import normalise_features, status_counts
-from napari_cryoet_particles._widgets._picks import (
-    EVENTS,
+from napari_cryoet_particles._widgets._layers import (
     centre_on,
     is_picks_layer,
     navigation_order,
+    normalise_features,
+    picks_events,
     set_status,
     set_status_filter,
     show_slab,
+    status_counts,
     watch_additions,
 )
 from napari_cryoet_particles.io.picks import PICK_STATUSES
@@ -118,7 +119,7 @@ class CurateWidget(QWidget):
 
         persist("curate", {"slab": self.slab})
         self.selector.layerChanged.connect(self.set_layer)
-        EVENTS.changed.connect(self._on_picks_changed)
+        self.selector.picksChanged.connect(self._on_picks_changed)
         self.set_layer(self.selector.layer())
 
     # -- layer binding --------------------------------------------------------------------------
@@ -167,11 +168,8 @@ class CurateWidget(QWidget):
             return
 
     def _on_picks_changed(self, layer: Any) -> None:
-        try:
-            if layer is self._bound_layer:
-                self.update_counts()
-        except RuntimeError:
-            EVENTS.changed.disconnect(self._on_picks_changed)
+        if layer is self._bound_layer:
+            self.update_counts()
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -248,7 +246,7 @@ class CurateWidget(QWidget):
         layer.selected_data = set(indices)
         layer.remove_selected()
         self.current = None
-        EVENTS.changed.emit(layer)
+        picks_events(layer).changed.emit(layer)
 
     def apply_slab(self, *_: Any) -> None:
         show_slab(self.viewer, float(self.slab.value()) * 10.0)
