@@ -250,6 +250,8 @@ class DetectWidget(QWidget):
         self.run_button.setEnabled(True)
         if outcome.result is None:
             return
+        if layer not in self.viewer.layers:
+            show_info(f"{layer.name} was removed during detection; its picks are kept")
         self.show_result(outcome.result, layer)
 
     def show_result(self, result: Any, image: Any) -> Any:

@@ -77,6 +77,7 @@ class TomogramWidget(QWidget):
         )
         layout.addLayout(buttons)
         self.job = JobRow()
+        self.job.setVisible(False)  # shown once the sample is simulated
         layout.addWidget(self.job)
         self.sample_layers: list[Any] = []
         binning_row = QHBoxLayout()
@@ -99,13 +100,14 @@ class TomogramWidget(QWidget):
         form = QFormLayout()
         self.labels = {
             key: QLabel("—")
-            for key in ("shape", "voxel", "range", "contrast", "dtype", "storage", "path")
+            for key in ("shape", "voxel", "range", "contrast", "mean", "dtype", "storage", "path")
         }
         for key, text in (
             ("shape", "Shape (z, y, x)"),
             ("voxel", "Voxel size"),
             ("range", "Values"),
             ("contrast", "0.5–99.5 %"),
+            ("mean", "Mean"),
             ("dtype", "Data type"),
             ("storage", "Storage"),
             ("path", "File"),
@@ -166,6 +168,7 @@ class TomogramWidget(QWidget):
         """
         from napari_cryoet_particles._sample_data import sample_data_job
 
+        self.job.setVisible(True)
         return self.job.start(sample_data_job, self._sample_done, what="Simulating the sample")
 
     def _sample_done(self, outcome: JobOutcome) -> None:
@@ -269,10 +272,12 @@ class TomogramWidget(QWidget):
         if sample.size:
             lo, hi = np.percentile(sample, [0.5, 99.5])
             self.labels["range"].setText(f"{sample.min():.3g} to {sample.max():.3g}")
-            self.labels["contrast"].setText(f"{lo:.3g} to {hi:.3g}, mean {sample.mean():.3g}")
-            tip = "From a strided sample of the voxels (a large file is never read in full)"
-            self.labels["range"].setToolTip(tip)
-            self.labels["contrast"].setToolTip(tip)
+            self.labels["contrast"].setText(f"{lo:.3g} to {hi:.3g}")
+            self.labels["mean"].setText(f"{sample.mean():.3g}")
+            for key in ("range", "contrast", "mean"):
+                self.labels[key].setToolTip(
+                    "From a strided sample of the voxels (a large file is never read in full)"
+                )
         self.labels["dtype"].setText(str(data.dtype))
         nbytes = int(np.prod(shape)) * np.dtype(data.dtype).itemsize
         self.labels["storage"].setText(f"{storage_of(data)}, {nbytes / 1e6:.1f} MB")
