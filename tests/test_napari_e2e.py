@@ -32,6 +32,7 @@ def key(qtbot, viewer, text: str) -> None:
     qtbot.keyClick(viewer.window._qt_viewer.canvas.native, text)
 
 
+@pytest.mark.slow
 def test_sample_detect_curate_metrics_export(
     make_napari_viewer, qtbot, tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ def widget(qtbot, viewer):
     return widget
 
 
+@pytest.mark.slow
 def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_path: Path) -> None:
     from napari_cryoet_particles._widgets._state import viewer_state
     from napari_cryoet_particles._widgets.detect import MODEL_TRAINED, DetectWidget
