@@ -89,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     window.resize(1600, 1000)
     docks = {}
     for name in DOCKS:
-        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        # tabified: stacked docks would add up their heights and grow the window past 1000 px
+        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name != DOCKS[0])
         docks[name] = (dock, widget)
+    window.resize(1600, 1000)
 
     def shoot(name: str, filename: str = "") -> Path:
         for other, (dock, _) in docks.items():
