@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make demo              napari with the plugin's docks on a sample tomogram (HEADLESS=1: same pipeline, no screen)
-#   make test              lint + the quick tests (about 2 min; tests marked 'slow' are left out)
+#   make test              lint + the quick tests (about a minute; tests marked 'slow' are left out)
 #   make test-all          lint + every test, as CI runs it (real napari windows run under Xvfb)
 # All create .venv, install the package with its test extras and the system libraries napari needs;
 # the first run downloads and installs napari, torch and the rest: a few minutes.
