@@ -25,8 +25,11 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cryoet_particles._widgets._common import LayerSelector, heading, persist, real_viewer
-from napari_cryoet_particles._widgets._layers import picks_from_layer
-from napari_cryoet_particles._widgets._picks import EVENTS, is_picks_layer, is_truth_layer
+from napari_cryoet_particles._widgets._layers import (
+    is_picks_layer,
+    is_truth_layer,
+    picks_from_layer,
+)
 from napari_cryoet_particles.io import CryoetInputError
 
 RULES = {"auto": "auto", "SHREC (particle-id map)": "shrec", "distance (hit radius)": "distance"}
@@ -159,7 +162,7 @@ class MetricsWidget(QWidget):
         self.skip.editingFinished.connect(self.schedule)
         self.truth_selector.layerChanged.connect(self._layers_changed)
         self.picks_selector.layerChanged.connect(self._layers_changed)
-        EVENTS.changed.connect(self._on_picks_changed)
+        self.picks_selector.picksChanged.connect(self.schedule)
         self._layers_changed()
 
     # -- triggers -------------------------------------------------------------------------------
@@ -169,13 +172,6 @@ class MetricsWidget(QWidget):
             self._timer.start()
         except RuntimeError:  # widget closed
             return
-
-    def _on_picks_changed(self, layer: Any) -> None:
-        try:
-            if layer is self.picks_selector.layer():
-                self.schedule()
-        except RuntimeError:
-            EVENTS.changed.disconnect(self._on_picks_changed)
 
     def _layers_changed(self, *_: Any) -> None:
         truth = self.truth_selector.layer()

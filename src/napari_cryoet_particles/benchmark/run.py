@@ -2,8 +2,8 @@
 
 Test tomograms are simulated here, from seeds below 100 (the default model is trained on seeds
 from 1000 up, detection settings were chosen on seeds 100-199), one of them on the real SHREC
-2021 particle layout from the shared reference data. Each method runs in its own subprocess
-(read → detect → write picks), so wall time and peak memory (the child's own peak resident
+2021 particle layout shipped in the package's data (or ``--shared DIR``). Each method runs in its
+own subprocess (read → detect → write picks), so wall time and peak memory (the child's own peak resident
 set, ``VmHWM``) are those of a user running it. Picks are scored by the SHREC rule (occupancy map
 dilated by one voxel; 4V94, vesicles and fiducials skipped, as the SHREC 2021 results did);
 crops of 32² on three slices chosen by edge detection are scored at crop level (AUC, F1).
@@ -37,6 +37,7 @@ from napari_cryoet_particles.benchmark.training import (
     training_why,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.simulate.phantom import SHREC2021_LAYOUT
 
 LAYOUT = Path("layouts") / "shrec2021_model_particle_locations.txt"
 METHODS = ("ours", "dog", "slices2d")
@@ -93,16 +94,9 @@ class Run:
 
 
 def find_shared(explicit: str | Path | None = None) -> Path | None:
-    """The shared reference data folder: ``explicit``, else ``../shared/data`` from the repo or cwd."""
-    if explicit is not None:
-        path = Path(explicit)
-        return path if (path / LAYOUT).is_file() else None
-    repo = Path(__file__).resolve().parents[3]
-    for base in (repo, Path.cwd()):
-        path = base.parent / "shared" / "data"
-        if (path / LAYOUT).is_file():
-            return path
-    return None
+    """The reference data folder holding :data:`LAYOUT`: ``explicit``, else the package's data."""
+    path = Path(explicit) if explicit is not None else SHREC2021_LAYOUT.parents[1]
+    return path if (path / LAYOUT).is_file() else None
 
 
 def test_tomograms(quick: bool, with_layout: bool) -> list[TestTomogram]:
@@ -482,7 +476,7 @@ def run_benchmark(
     shared_path = find_shared(shared)
     if shared_path is None:
         log(
-            "shared reference data not found (looked for ../shared/data; use --shared DIR): "
+            f"{LAYOUT} not found in {shared or SHREC2021_LAYOUT.parents[1]}: "
             "the SHREC 2021 layout tomogram is left out"
         )
     workdir = Path(work) if work else Path(tempfile.mkdtemp(prefix="cryoet-benchmark-"))
@@ -578,9 +572,9 @@ def format_report(
         "or tuning. "
         + (
             "`shrec2021-layout` places the particles of the real SHREC 2021 ground-truth layout "
-            f"(`{LAYOUT}` in the shared reference data)."
+            f"(`{LAYOUT}` in the reference data)."
             if shared is not None
-            else "The shared reference data was not found, so the SHREC 2021 layout tomogram is missing."
+            else "The SHREC 2021 layout was not found, so the layout tomogram is missing."
         ),
         "",
         "**Scoring**: SHREC rule (prediction rounded and looked up in the occupancy map dilated by one "
