@@ -62,6 +62,7 @@ def test_truth_picks_read_in_voxels(project: Path) -> None:
     assert truth.tomogram == "TS_1"
 
 
+@pytest.mark.slow
 def test_detect_cli_writes_picks_back_into_the_run(
     project: Path, tiny_model: Path, tmp_path: Path, capsys
 ) -> None:
@@ -135,6 +136,7 @@ def test_czii_metric_over_the_runs_of_a_project(project: Path, capsys) -> None:
     assert re.search(r"score .*: 0\.1429", out)
 
 
+@pytest.mark.slow
 def test_batch_over_every_run(project: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
     import copick
 

@@ -29,9 +29,10 @@ from napari_cryoet_particles.io import (
     zyx_to_relion_centered_angstrom,
     zyx_to_xyz,
 )
+from napari_cryoet_particles.simulate import SHREC2021_LAYOUT
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CHLAMY_STAR = SHARED_DATA / "real_files" / "chlamy_ps2_particles.star"
+DATA = Path(__file__).resolve().parent / "data"
+CHLAMY_STAR = DATA / "real_files" / "chlamy_ps2_particles.star"
 
 
 @pytest.fixture
@@ -143,7 +144,7 @@ def test_shrec_locations_round_trip(tmp_path: Path, picks: Picks) -> None:
 
 
 def test_real_shrec2021_layout_reads() -> None:
-    truth = read_shrec_locations(SHARED_DATA / "layouts" / "shrec2021_model_particle_locations.txt")
+    truth = read_shrec_locations(SHREC2021_LAYOUT)
     assert len(truth) == 1466
     first = truth.subset(np.array([0]))
     assert first.features["class"].iloc[0] == "vesicle"
@@ -153,7 +154,7 @@ def test_real_shrec2021_layout_reads() -> None:
 
 def test_shrec2019_layout_uses_zyx_order() -> None:
     truth = read_shrec_locations(
-        SHARED_DATA / "layouts" / "shrec2019_model_9_particle_locations.txt", order="zyx"
+        DATA / "layouts" / "shrec2019_model_9_particle_locations.txt", order="zyx"
     )
     assert len(truth) == 2540
     assert truth.zyx[0].tolist() == [180.0, 480.0, 118.0]

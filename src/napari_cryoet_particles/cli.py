@@ -6,25 +6,12 @@ function that does the work; errors in user input end with a one-line message an
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.io.errors import CryoetInputError
 
 EXIT_USAGE = 2
-EXIT_NOT_BUILT = 3
-
-
-class NotBuiltYet(Exception):
-    """A subcommand of the contract that this version does not provide yet."""
-
-
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotBuiltYet(f"'cryoet-particles {name}' is not built yet in version {__version__}")
-
-    run.not_built = True  # type: ignore[attr-defined]
-    return run
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -711,7 +698,8 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
         "--shared",
         default=None,
         metavar="DIR",
-        help="shared reference data (default: ../shared/data)",
+        help="reference data folder holding layouts/shrec2021_model_particle_locations.txt "
+        "(default: the package's own data)",
     )
     parser.add_argument(
         "--model", default=None, help="checkpoint for our method (default: the shipped model)"
@@ -740,7 +728,7 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect.benchmark import run_benchmark as benchmark
+    from napari_cryoet_particles.benchmark.run import run_benchmark as benchmark
 
     benchmark(
         args.out,
@@ -913,9 +901,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CryoetInputError as error:
         print(f"cryoet-particles {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except NotBuiltYet as error:
-        print(f"cryoet-particles: {error}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except KeyboardInterrupt:
         print("cryoet-particles: interrupted", file=sys.stderr)
         return 130

@@ -25,8 +25,7 @@ from napari_cryoet_particles._widgets._common import (
     report_error,
     show_info,
 )
-from napari_cryoet_particles._widgets._layers import picks_from_layer
-from napari_cryoet_particles._widgets._picks import EVENTS, is_points
+from napari_cryoet_particles._widgets._layers import is_points, picks_from_layer
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.formats import PICKS_FORMATS, PicksFormat, write_picks_file
 
@@ -123,15 +122,8 @@ class ExportWidget(QWidget):
         )
         self.selector.layerChanged.connect(self.update_summary)
         self.which.currentTextChanged.connect(self.update_summary)
-        EVENTS.changed.connect(self._on_picks_changed)
+        self.selector.picksChanged.connect(self.update_summary)
         self.update_summary()
-
-    def _on_picks_changed(self, layer: Any) -> None:
-        try:
-            if layer is self.selector.layer():
-                self.update_summary()
-        except RuntimeError:
-            EVENTS.changed.disconnect(self._on_picks_changed)
 
     def selected_picks(self):
         layer = self.selector.layer()

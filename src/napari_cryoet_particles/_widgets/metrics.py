@@ -26,8 +26,11 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cryoet_particles._widgets._common import LayerSelector, heading, persist, real_viewer
-from napari_cryoet_particles._widgets._layers import picks_from_layer
-from napari_cryoet_particles._widgets._picks import EVENTS, is_picks_layer, is_truth_layer
+from napari_cryoet_particles._widgets._layers import (
+    is_picks_layer,
+    is_truth_layer,
+    picks_from_layer,
+)
 from napari_cryoet_particles.evaluate.czii import CZII_PARTICLES
 from napari_cryoet_particles.io import CryoetInputError
 
@@ -179,7 +182,7 @@ class MetricsWidget(QWidget):
         self.skip.editingFinished.connect(self.schedule)
         self.truth_selector.layerChanged.connect(self._layers_changed)
         self.picks_selector.layerChanged.connect(self._layers_changed)
-        EVENTS.changed.connect(self._on_picks_changed)
+        self.picks_selector.picksChanged.connect(self.schedule)
         self._layers_changed()
 
     # -- triggers -------------------------------------------------------------------------------
@@ -189,13 +192,6 @@ class MetricsWidget(QWidget):
             self._timer.start()
         except RuntimeError:  # widget closed
             return
-
-    def _on_picks_changed(self, layer: Any) -> None:
-        try:
-            if layer is self.picks_selector.layer():
-                self.schedule()
-        except RuntimeError:
-            EVENTS.changed.disconnect(self._on_picks_changed)
 
     def _layers_changed(self, *_: Any) -> None:
         truth = self.truth_selector.layer()

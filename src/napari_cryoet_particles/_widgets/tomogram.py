@@ -18,6 +18,8 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cryoet_particles._widgets._common import (
+    JobOutcome,
+    JobRow,
     LayerSelector,
     button,
     heading,
@@ -29,30 +31,19 @@ from napari_cryoet_particles._widgets._common import (
 )
 from napari_cryoet_particles._widgets._layers import (
     copick_run_layers,
+    is_image,
     picks_layer_data,
     sample_for_contrast,
     truth_layer_data,
+    voxel_size_of,
 )
 from napari_cryoet_particles.io.formats import picks_suffixes
 
 PLUGIN = "napari-cryoet-particles"
-SAMPLE_KEY = "simulated"
 BINNINGS = ("1", "2", "3", "4", "8")
 TOMOGRAM_FILTER = "Tomograms (*.mrc *.rec *.map *.MRC *.REC *.MAP);;All files (*)"
 COPICK_FILTER = "copick project (*.json);;All files (*)"
 PICKS_ROLES = {"as truth (Metrics)": "truth", "as picks to curate": "picks"}
-
-
-def is_image(layer: Any) -> bool:
-    """A 3D grey-level image that is a tomogram (not a score map)."""
-    from napari.layers import Image
-
-    return (
-        isinstance(layer, Image)
-        and layer.ndim == 3
-        and not layer.rgb
-        and layer.metadata.get("role") != "score_map"
-    )
 
 
 def binned_lazy(data: Any, factor: int) -> Any:
@@ -94,7 +85,7 @@ class TomogramWidget(QWidget):
             )
         )
         buttons.addWidget(
-            button("Sample", self.open_sample, "A small simulated tomogram with truth")
+            button("Sample", self.open_sample, "Simulate a small tomogram with truth (a few s)")
         )
         layout.addLayout(buttons)
         more = QHBoxLayout()
@@ -112,6 +103,10 @@ class TomogramWidget(QWidget):
             )
         )
         layout.addLayout(more)
+        self.job = JobRow()
+        self.job.setVisible(False)  # shown once the sample is simulated
+        layout.addWidget(self.job)
+        self.sample_layers: list[Any] = []
         self.copick_panel = QWidget()
         copick_form = QFormLayout(self.copick_panel)
         copick_form.setContentsMargins(0, 0, 0, 0)
@@ -165,12 +160,15 @@ class TomogramWidget(QWidget):
         layout.addWidget(self.selector)
         form = QFormLayout()
         self.labels = {
-            key: QLabel("—") for key in ("shape", "voxel", "range", "dtype", "storage", "path")
+            key: QLabel("—")
+            for key in ("shape", "voxel", "range", "contrast", "mean", "dtype", "storage", "path")
         }
         for key, text in (
             ("shape", "Shape (z, y, x)"),
             ("voxel", "Voxel size"),
             ("range", "Values"),
+            ("contrast", "0.5–99.5 %"),
+            ("mean", "Mean"),
             ("dtype", "Data type"),
             ("storage", "Storage"),
             ("path", "File"),
@@ -299,7 +297,7 @@ class TomogramWidget(QWidget):
             show_info("Open the tomogram the picks belong to first")
             return None
         path = Path(path)
-        voxel = float(layer.metadata.get("voxel_size", layer.scale[-1]))
+        voxel = voxel_size_of(layer)
         shape = tuple(int(n) for n in layer.data.shape)
         try:
             picks = read_picks_file(
@@ -334,13 +332,26 @@ class TomogramWidget(QWidget):
         self._bin_new(layers)
         return layers
 
-    def open_sample(self) -> list[Any]:
-        try:
-            layers = self.viewer.open_sample(PLUGIN, SAMPLE_KEY)
-        except Exception as error:  # noqa: BLE001
-            report_error(error, "Opening the sample")
-            return []
-        return layers
+    def open_sample(self) -> bool:
+        """Simulate the sample in a worker thread (progress bar, Cancel): napari stays usable.
+
+        Its layers are added when the job is done (:attr:`sample_layers`); returns whether the
+        job started.
+        """
+        from napari_cryoet_particles._sample_data import sample_data_job
+
+        self.job.setVisible(True)
+        return self.job.start(sample_data_job, self._sample_done, what="Simulating the sample")
+
+    def _sample_done(self, outcome: JobOutcome) -> None:
+        if outcome.result is None:
+            return
+        from napari.layers import Layer
+
+        self.sample_layers = [
+            self.viewer.add_layer(Layer.create(data, kwargs, kind))
+            for data, kwargs, kind in outcome.result
+        ]
 
     def _bin_new(self, layers: list[Any]) -> None:
         factor = int(self.binning.currentText())
@@ -355,7 +366,7 @@ class TomogramWidget(QWidget):
 
     def _bin_in_place(self, layer: Any, factor: int) -> None:
         limits = tuple(layer.contrast_limits)
-        voxel = float(layer.metadata.get("voxel_size", layer.scale[-1])) * factor
+        voxel = voxel_size_of(layer) * factor
         layer.data = binned_lazy(layer.data, factor)
         layer.scale = (voxel,) * 3
         layer.translate = np.asarray(layer.translate) + (factor - 1) / 2 * voxel / factor
@@ -373,7 +384,7 @@ class TomogramWidget(QWidget):
         if factor <= 1:
             show_info("Choose a binning factor above 1")
             return None
-        source_voxel = float(layer.metadata.get("voxel_size", layer.scale[-1]))
+        source_voxel = voxel_size_of(layer)
         voxel = source_voxel * factor
         metadata = {
             **{k: v for k, v in layer.metadata.items() if not k.startswith("_")},
@@ -416,7 +427,7 @@ class TomogramWidget(QWidget):
                 label.setText("—")
             return
         data = layer.data
-        voxel = float(layer.metadata.get("voxel_size", layer.scale[-1]))
+        voxel = voxel_size_of(layer)
         shape = tuple(int(n) for n in data.shape)
         size_nm = ", ".join(f"{n * voxel / 10:.0f}" for n in shape)
         self.labels["shape"].setText(f"{shape[0]} × {shape[1]} × {shape[2]} voxels ({size_nm} nm)")
@@ -432,10 +443,13 @@ class TomogramWidget(QWidget):
         sample = sample[np.isfinite(sample)]
         if sample.size:
             lo, hi = np.percentile(sample, [0.5, 99.5])
-            self.labels["range"].setText(
-                f"{sample.min():.4g} to {sample.max():.4g} (0.5–99.5 %: {lo:.4g} to {hi:.4g}; "
-                f"mean {sample.mean():.4g}, sampled)"
-            )
+            self.labels["range"].setText(f"{sample.min():.3g} to {sample.max():.3g}")
+            self.labels["contrast"].setText(f"{lo:.3g} to {hi:.3g}")
+            self.labels["mean"].setText(f"{sample.mean():.3g}")
+            for key in ("range", "contrast", "mean"):
+                self.labels[key].setToolTip(
+                    "From a strided sample of the voxels (a large file is never read in full)"
+                )
         self.labels["dtype"].setText(str(data.dtype))
         nbytes = int(np.prod(shape)) * np.dtype(data.dtype).itemsize
         self.labels["storage"].setText(f"{storage_of(data)}, {nbytes / 1e6:.1f} MB")
