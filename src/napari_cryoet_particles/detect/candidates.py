@@ -85,7 +85,9 @@ def dog_zscore(slab: np.ndarray, radius: float) -> np.ndarray:
     """Robust z-score of the DoG response of ``slab`` (particles bright) at blob ``radius``."""
     sigma = max(0.5, radius / np.sqrt(3.0))
     response = ndimage.gaussian_filter(slab, sigma, mode="nearest", truncate=TRUNCATE)
-    response -= ndimage.gaussian_filter(slab, SIGMA_RATIO * sigma, mode="nearest", truncate=TRUNCATE)
+    response -= ndimage.gaussian_filter(
+        slab, SIGMA_RATIO * sigma, mode="nearest", truncate=TRUNCATE
+    )
     sample = response.ravel()[:: max(1, response.size // 1_000_000)]
     median = float(np.median(sample))
     spread = 1.4826 * float(np.median(np.abs(sample - median)))

@@ -27,10 +27,10 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
 from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
 from napari_cryoet_particles.detect.groups import choose_groups
-from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
 from napari_cryoet_particles.detect.tiling import (
     Tile,
     embed_tile,
