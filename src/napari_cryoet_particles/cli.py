@@ -6,13 +6,21 @@ function that does the work; errors in user input end with a one-line message an
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.io.errors import CryoetInputError
 
 EXIT_USAGE = 2
 EXIT_NOT_BUILT = 3
+EXIT_INTERRUPTED = 130
+#: Files the picks writers know, by suffix (CSV, RELION STAR, copick JSON, SHREC txt).
+PICKS_FILE_SUFFIXES = (".csv", ".star", ".json", ".txt")
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 class NotBuiltYet(Exception):
@@ -92,9 +100,12 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     import math
 
+    from napari_cryoet_particles.io.atomic import check_output_folder
     from napari_cryoet_particles.jobs import run_job_with_bar
     from napari_cryoet_particles.simulate import SimulationConfig, simulate_dataset_job
+    from napari_cryoet_particles.simulate.simulator import check_output_folder as check_empty
 
+    check_empty(check_output_folder(args.out), args.overwrite)
     options = {
         "shape": args.size,
         "tilt_range": args.tilt_range,
@@ -151,10 +162,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io import read_tomogram
+    from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.jobs import run_job_with_bar
     from napari_cryoet_particles.model.augment import AugmentConfig
     from napari_cryoet_particles.model.train import TrainConfig, train
 
+    check_output_file(args.out, args.overwrite or args.resume, CHECKPOINT_SUFFIXES, "checkpoint")
     volumes = [read_tomogram(path) for path in args.tomograms]
     config = None
     if not args.resume or args.steps is not None:
@@ -175,9 +188,32 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
     )
-    result = run_job_with_bar(job, "train")
+    started = time.time()
+    try:
+        result = run_job_with_bar(job, "train")
+    except KeyboardInterrupt:
+        print(f"cryoet-particles train: {interrupted_training(args, started)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"wrote {result.path} ({result.steps} steps, {result.crops_per_second:.1f} crops/s)")
     return 0
+
+
+def interrupted_training(args: argparse.Namespace, started: float) -> str:
+    """What an interrupted training run left at ``--out`` and how to go on (one line)."""
+    from napari_cryoet_particles.model.checkpoint import load_checkpoint
+
+    out = Path(args.out)
+    if not out.exists() or out.stat().st_mtime < started:
+        return f"interrupted before the first checkpoint was written; nothing saved to {out}"
+    loaded = load_checkpoint(out)
+    done = loaded.steps_done
+    if done is None or loaded.complete:
+        return f"interrupted; {out} holds a finished model"
+    command = " ".join(["cryoet-particles train", *args.tomograms, "--out", str(out), "--resume"])
+    return (
+        f"interrupted at step {done[0]} of {done[1]}: {out} is an unfinished, resumable "
+        f"checkpoint (detect warns when it is used); continue with: {command}"
+    )
 
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
@@ -284,12 +320,13 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
 def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect import detect_particles_job, score_map_at_input
     from napari_cryoet_particles.io import read_tomogram, write_picks, write_tomogram
-    from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.atomic import check_output_file
+    from napari_cryoet_particles.io.tomogram import TOMOGRAM_SUFFIXES
     from napari_cryoet_particles.jobs import run_job_with_bar
 
-    check_can_write(args.out, args.overwrite)
+    check_output_file(args.out, args.overwrite, PICKS_FILE_SUFFIXES, "picks")
     if args.score_map:
-        check_can_write(args.score_map, args.overwrite)
+        check_output_file(args.score_map, args.overwrite, TOMOGRAM_SUFFIXES, "score map")
     config = detection_config(
         args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
     )
@@ -305,6 +342,8 @@ def run_detect(args: argparse.Namespace) -> int:
             result.picks.voxel_size,
             overwrite=args.overwrite,
         )
+    for warning in result.info.get("warnings", []):
+        print(f"cryoet-particles detect: warning: {warning}", file=sys.stderr)
     seconds = sum(result.timings.values())
     polarity = "inverted" if result.info.get("inverted") else "dark"
     print(
@@ -369,16 +408,16 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from napari_cryoet_particles.evaluate import plot_ranking_curves, save_figure_png, write_json
     from napari_cryoet_particles.evaluate.report import evaluate_files, format_report, parse_skip
-    from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.atomic import check_output_file, check_output_folder
 
     if args.json:
-        check_can_write(args.json, args.overwrite)
-    if args.plots and Path(args.plots).is_dir():
-        check_can_write(Path(args.plots) / "curves.png", args.overwrite)
+        check_output_file(args.json, args.overwrite, (".json",), "metrics")
+    if args.plots:
+        check_output_folder(args.plots)
+        if Path(args.plots).is_dir():
+            check_output_file(Path(args.plots) / "curves.png", args.overwrite)
     report = evaluate_files(
         args.truth,
         args.pred,
@@ -452,7 +491,9 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.benchmark import run_benchmark as benchmark
+    from napari_cryoet_particles.io.atomic import check_output_file
 
+    check_output_file(args.out, True, (".md",), "benchmark report")
     benchmark(
         args.out,
         args.quick,
@@ -472,7 +513,9 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         help="detect particles in many tomograms on a Dask cluster",
         description="Run detect over many tomograms, one Dask task each, on a local cluster or on a "
         "running Dask scheduler. Picks go to OUT_DIR/<tomogram>_picks.csv; OUT_DIR/batch_summary.csv "
-        "lists picks, time and error per tomogram; a failing tomogram does not stop the others.",
+        "lists picks, time and error per tomogram; a failing tomogram does not stop the others, a "
+        "killed worker's tomogram is retried on another one. OUT_DIR/batch_manifest.json records "
+        "inputs, checksums, model, settings and outputs: run again with --resume to skip what is done.",
     )
     parser.add_argument("tomograms", nargs="+", help="MRC files")
     parser.add_argument(
@@ -495,6 +538,11 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         "--format", choices=("csv", "star", "json"), default="csv", help="picks file format"
     )
     add_detection_options(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the tomograms an earlier run of this batch finished (see batch_manifest.json)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_batch)
@@ -502,6 +550,7 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
 
 def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
+    from napari_cryoet_particles.detect.manifest import MANIFEST_NAME, read_manifest
     from napari_cryoet_particles.jobs import run_job_with_bar
 
     config = detection_config(args, device="cpu")
@@ -515,13 +564,28 @@ def run_batch(args: argparse.Namespace) -> int:
         threads_per_worker=args.threads_per_worker,
         suffix=f".{args.format}",
         overwrite=args.overwrite,
+        resume=args.resume,
     )
-    items = run_job_with_bar(job, "batch", disable=args.quiet)
+    try:
+        items = run_job_with_bar(job, "batch", disable=args.quiet)
+    except KeyboardInterrupt:
+        manifest = read_manifest(Path(args.out_dir)) if Path(args.out_dir).is_dir() else None
+        finished = len(manifest["tomograms"]) if manifest else 0
+        print(
+            f"cryoet-particles batch: interrupted; {finished} finished tomograms are recorded in "
+            f"{Path(args.out_dir) / MANIFEST_NAME}: run the same command with --resume to do the rest",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     failed = [item for item in items if item.error]
+    resumed = sum(item.resumed for item in items)
     print(
-        f"{len(items) - len(failed)} of {len(items)} tomograms done, "
-        f"{sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
+        f"{len(items) - len(failed)} of {len(items)} tomograms done"
+        + (f" ({resumed} by an earlier run)" if resumed else "")
+        + f", {sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
     )
+    for warning in dict.fromkeys(w for item in items for w in item.warnings):
+        print(f"cryoet-particles batch: warning: {warning}", file=sys.stderr)
     for item in failed:
         print(f"failed: {item.error}", file=sys.stderr)
     return 1 if failed else 0
@@ -542,6 +606,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def plain_warnings(command: str) -> Iterator[None]:
+    """Show warnings as one line each (``cryoet-particles CMD: warning: ...``), above the progress
+    bar, without the source file and code line Python adds."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"cryoet-particles {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -549,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.run(args) or 0)
+        with plain_warnings(args.command):
+            return int(args.run(args) or 0)
     except CryoetInputError as error:
         print(f"cryoet-particles {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -557,8 +637,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cryoet-particles: {error}", file=sys.stderr)
         return EXIT_NOT_BUILT
     except KeyboardInterrupt:
-        print("cryoet-particles: interrupted", file=sys.stderr)
-        return 130
+        print(
+            f"cryoet-particles {args.command}: interrupted; no output file was left half-written",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

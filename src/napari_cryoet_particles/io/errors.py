@@ -1,4 +1,4 @@
-"""The one error type for bad user input: its message is meant to be shown as it is."""
+"""The project's error types for bad user input: their messages are meant to be shown as they are."""
 
 from pathlib import Path
 
@@ -10,3 +10,7 @@ class CryoetInputError(ValueError):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+class CryoetWriteError(CryoetInputError):
+    """An output file cannot be written (folder not writable, disk full); nothing was replaced."""

@@ -107,10 +107,16 @@ def read_tomogram(
     if min(data.shape) < 1:
         mrc.close()
         raise CryoetInputError(path, f"empty volume of shape {data.shape}")
-    header_size = _header_voxel_size(mrc, path)
-    if voxel_size is not None:
+    if voxel_size is None:
+        try:
+            header_size = _header_voxel_size(mrc, path)
+        except CryoetInputError:
+            mrc.close()
+            raise
+    else:  # the user's value replaces the header, which is then not even looked at
         low, high = PLAUSIBLE_VOXEL_SIZE
-        if not low <= float(voxel_size) <= high:
+        if not np.isfinite(voxel_size) or not low <= float(voxel_size) <= high:
+            mrc.close()
             raise CryoetInputError(
                 path, f"voxel size {voxel_size} Å is implausible (expected {low:g}-{high:g} Å)"
             )
