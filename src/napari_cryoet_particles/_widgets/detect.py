@@ -30,6 +30,7 @@ from napari_cryoet_particles._widgets._common import (
     real_viewer,
     remember,
     show_info,
+    show_warning,
 )
 from napari_cryoet_particles._widgets._layers import COLOR_MODES, picks_layer_data
 from napari_cryoet_particles._widgets._picks import (
@@ -263,6 +264,8 @@ class DetectWidget(QWidget):
         self.run_button.setEnabled(True)
         if outcome.result is None:
             return
+        for warning in outcome.result.info.get("warnings", []):
+            show_warning(f"Detection: {warning}")
         self.show_result(outcome.result, layer)
 
     def show_result(self, result: Any, image: Any) -> Any:

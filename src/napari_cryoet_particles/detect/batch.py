@@ -181,9 +181,9 @@ def batch_detect_job(
     time, warnings and error per tomogram, ``out_dir/batch_manifest.json`` what was done
     (see :mod:`.manifest`). ``resume``: skip the tomograms the manifest of an earlier run with
     the same model and settings records as finished, redo the others (replacing their files).
+    Every check (inputs, output folder, existing files, model) happens when this is called,
+    before any work; the returned generator runs the batch.
     """
-    from dask.distributed import as_completed
-
     config = (config or DetectionConfig()).validated()
     if suffix not in PICKS_SUFFIXES:
         raise CryoetInputError(
@@ -238,10 +238,29 @@ def batch_detect_job(
                 )
             )
     todo = [(p, t) for p, t in zip(paths, targets, strict=True) if not done[str(p)]]
+    cluster = (scheduler, workers, threads_per_worker, processes)
+    return _run_batch(items, todo, paths, targets, out, manifest, model_arg, config, cluster, cancel)
+
+
+def _run_batch(
+    items: list[BatchItem],
+    todo: list[tuple[Path, Path]],
+    paths: list[Path],
+    targets: list[Path],
+    out: Path,
+    manifest: dict,
+    model_arg: str | None,
+    config: DetectionConfig,
+    cluster_options: tuple,
+    cancel: CancelToken | None,
+) -> Job[list[BatchItem]]:
+    """The work of :func:`batch_detect_job` once everything is checked."""
+    from dask.distributed import as_completed
+
     yield Progress(len(items), len(paths), "starting the Dask cluster")
     if todo:
         write_manifest(out, manifest)
-        client, cluster = _client(scheduler, workers, threads_per_worker, processes)
+        client, cluster = _client(*cluster_options)
         try:
             futures = {
                 client.submit(detect_file, str(p), str(t), model_arg, config, pure=False): p
