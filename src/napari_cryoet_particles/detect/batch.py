@@ -239,7 +239,9 @@ def batch_detect_job(
             )
     todo = [(p, t) for p, t in zip(paths, targets, strict=True) if not done[str(p)]]
     cluster = (scheduler, workers, threads_per_worker, processes)
-    return _run_batch(items, todo, paths, targets, out, manifest, model_arg, config, cluster, cancel)
+    return _run_batch(
+        items, todo, paths, targets, out, manifest, model_arg, config, cluster, cancel
+    )
 
 
 def _run_batch(

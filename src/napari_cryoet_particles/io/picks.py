@@ -22,7 +22,7 @@ from napari_cryoet_particles.io.coords import (
     zyx_to_relion_centered_angstrom,
     zyx_to_xyz,
 )
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
 
 PICK_STATUSES = ("auto", "accepted", "rejected", "added")
 FEATURE_DEFAULTS: dict[str, object] = {
@@ -167,6 +167,7 @@ def _finite_coordinates(path: Path, xyz: np.ndarray) -> np.ndarray:
     return xyz
 
 
+@reader("picks CSV")
 def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
     """Read a picks CSV with at least ``x,y,z`` voxel columns (``score`` and features optional).
 
@@ -323,6 +324,7 @@ def _star_picks(
     return Picks(zyx, target, features, tomogram)
 
 
+@reader("RELION STAR")
 def read_star_by_tomogram(
     path: str | Path,
     star_pixel_size: float | None = None,
@@ -419,6 +421,7 @@ def write_copick_json(
     return Path(path)
 
 
+@reader("copick JSON")
 def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks:
     """Read copick picks JSON (Å) into voxels of ``voxel_size`` (default: the file's spacing)."""
     path = Path(path)
@@ -457,6 +460,7 @@ def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks
 # SHREC particle_locations.txt
 
 
+@reader("SHREC particle_locations")
 def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str = "xyz") -> Picks:
     """Read a SHREC ``particle_locations.txt``: ``CLASS X Y Z rotZ1 rotX rotZ2`` per line.
 

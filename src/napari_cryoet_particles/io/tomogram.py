@@ -8,7 +8,7 @@ import mrcfile
 import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_write
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st")
 #: Voxel sizes outside this range (Å) are taken for a broken header, not a real tomogram.
@@ -69,6 +69,7 @@ def count_non_finite(data: np.ndarray) -> int:
     )
 
 
+@reader("an MRC tomogram")
 def read_tomogram(
     path: str | Path, voxel_size: float | None = None, check_finite: bool = True
 ) -> Volume:

@@ -1,0 +1,262 @@
+"""Fuzzing every reader: whatever the bytes, only the project's own clear error escapes.
+
+Each reader gets both raw garbage and near-valid files (a valid file with some bytes changed, or
+text built from the format's own vocabulary), which is where parsers break. The budget
+(``FUZZ_EXAMPLES`` per reader, derandomised so CI runs are repeatable) keeps the whole file at
+a few seconds; raise it locally with ``CRYOET_FUZZ_EXAMPLES=2000``.
+"""
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from napari_cryoet_particles.io import (
+    CryoetInputError,
+    Picks,
+    read_copick_json,
+    read_csv,
+    read_picks,
+    read_shrec_locations,
+    read_star,
+    read_tomogram,
+)
+
+FUZZ_EXAMPLES = int(os.environ.get("CRYOET_FUZZ_EXAMPLES", "60"))
+FUZZ = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def only_clear_errors(read: Callable[[Path], object], content: bytes, suffix: str) -> None:
+    """``read`` either succeeds or raises :class:`CryoetInputError`; nothing else escapes."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzzed{suffix}"
+        path.write_bytes(content)
+        try:
+            result = read(path)
+        except CryoetInputError as error:
+            assert str(error).strip() and "\n" not in str(error).strip()
+            return
+        if isinstance(result, Picks):
+            assert result.zyx.shape == (len(result), 3)
+            assert np.isfinite(result.zyx).all()
+
+
+# -- MRC headers -------------------------------------------------------------------------------
+
+
+def _valid_mrc() -> bytes:
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "valid.mrc"
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6))
+            mrc.voxel_size = 10.0
+        buffer.write(path.read_bytes())
+    return buffer.getvalue()
+
+
+VALID_MRC = _valid_mrc()
+HEADER = 1024
+
+
+@FUZZ
+@given(
+    changes=st.dictionaries(st.integers(0, HEADER - 1), st.integers(0, 255), max_size=24),
+    words=st.dictionaries(
+        st.integers(0, HEADER // 4 - 1), st.integers(-(2**31), 2**31 - 1), max_size=6
+    ),
+    cut=st.one_of(st.none(), st.integers(0, len(VALID_MRC))),
+)
+def test_mrc_with_changed_header_bytes(changes: dict, words: dict, cut: int | None) -> None:
+    content = bytearray(VALID_MRC)
+    for index, value in changes.items():
+        content[index] = value
+    for index, value in words.items():  # whole header fields: sizes, mode, extended header...
+        content[4 * index : 4 * index + 4] = int(value).to_bytes(4, "little", signed=True)
+    only_clear_errors(read_tomogram, bytes(content[:cut]), ".mrc")
+
+
+@FUZZ
+@given(content=st.binary(max_size=2048))
+def test_mrc_of_random_bytes(content: bytes) -> None:
+    only_clear_errors(read_tomogram, content, ".mrc")
+
+
+# -- picks CSV ---------------------------------------------------------------------------------
+
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**20), 10**20).map(str),
+    st.sampled_from(["", "nan", "NaN", "inf", "-", "accepted", "auto", '"', "1e400", "0x10"]),
+    st.text(max_size=6),
+)
+CSV_COLUMNS = [
+    "x",
+    "y",
+    "z",
+    "score",
+    "voxel_size_angstrom",
+    "x_angstrom",
+    "status",
+    "class",
+    "cluster",
+    "tomogram",
+    "",
+]
+
+
+@st.composite
+def csv_texts(draw) -> str:
+    columns = draw(st.lists(st.sampled_from(CSV_COLUMNS), min_size=1, max_size=9))
+    rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=len(columns) + 1), max_size=5))
+    separator = draw(st.sampled_from([",", ";", "\t"]))
+    return "\n".join(separator.join(row) for row in [columns, *rows])
+
+
+@FUZZ
+@given(text=st.one_of(csv_texts(), st.text(max_size=300)))
+def test_picks_csv(text: str) -> None:
+    only_clear_errors(read_csv, text.encode("utf-8", "surrogatepass"), ".csv")
+
+
+@FUZZ
+@given(content=st.binary(max_size=600))
+def test_picks_csv_of_random_bytes(content: bytes) -> None:
+    only_clear_errors(read_csv, content, ".csv")
+
+
+# -- RELION STAR -------------------------------------------------------------------------------
+
+STAR_COLUMNS = [
+    "rlnCoordinateX",
+    "rlnCoordinateY",
+    "rlnCoordinateZ",
+    "rlnCenteredCoordinateXAngst",
+    "rlnCenteredCoordinateYAngst",
+    "rlnCenteredCoordinateZAngst",
+    "rlnTomoName",
+    "rlnImagePixelSize",
+    "rlnAutopickFigureOfMerit",
+    "rlnClassNumber",
+    "rlnAngleRot",
+    "rlnCryoetStatus",
+]
+
+
+@st.composite
+def star_texts(draw) -> str:
+    blocks = []
+    for _ in range(draw(st.integers(1, 2))):
+        name = draw(st.sampled_from(["particles", "optics", "", "global"]))
+        columns = draw(st.lists(st.sampled_from(STAR_COLUMNS), min_size=1, max_size=8))
+        header = "\n".join(f"_{c} #{i + 1}" for i, c in enumerate(columns))
+        rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=len(columns) + 1), max_size=4))
+        body = "\n".join(" ".join(cell.replace(" ", "") or "x" for cell in row) for row in rows)
+        loop = draw(st.sampled_from(["loop_\n", ""]))
+        blocks.append(f"data_{name}\n\n{loop}{header}\n{body}\n")
+    return "\n".join(blocks)
+
+
+@FUZZ
+@given(text=st.one_of(star_texts(), st.text(max_size=300)))
+def test_relion_star(text: str) -> None:
+    only_clear_errors(read_star, text.encode("utf-8", "surrogatepass"), ".star")
+
+
+@FUZZ
+@given(content=st.binary(max_size=600))
+def test_relion_star_of_random_bytes(content: bytes) -> None:
+    only_clear_errors(read_star, content, ".star")
+
+
+# -- copick JSON -------------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+COORDINATE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), JSON_VALUES)
+
+
+@st.composite
+def copick_documents(draw) -> str:
+    point = st.fixed_dictionaries(
+        {},
+        optional={
+            "location": st.one_of(
+                st.fixed_dictionaries({"x": COORDINATE, "y": COORDINATE, "z": COORDINATE}),
+                JSON_VALUES,
+            ),
+            "score": COORDINATE,
+            "instance_id": COORDINATE,
+            "transformation_": JSON_VALUES,
+        },
+    )
+    document = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "points": st.one_of(st.lists(point, max_size=4), JSON_VALUES),
+                "voxel_spacing": COORDINATE,
+                "pickable_object_name": JSON_VALUES,
+                "run_name": JSON_VALUES,
+                "unit": JSON_VALUES,
+            },
+        )
+    )
+    return json.dumps(document)
+
+
+@FUZZ
+@given(text=st.one_of(copick_documents(), JSON_VALUES.map(json.dumps), st.text(max_size=200)))
+def test_copick_json(text: str) -> None:
+    only_clear_errors(read_copick_json, text.encode("utf-8", "surrogatepass"), ".json")
+
+
+# -- SHREC particle_locations.txt --------------------------------------------------------------
+
+
+@st.composite
+def shrec_texts(draw) -> str:
+    lines = draw(
+        st.lists(
+            st.lists(
+                st.one_of(CELLS, st.sampled_from(["1s3x", "vesicle", "4V94"])),
+                min_size=0,
+                max_size=8,
+            ),
+            max_size=6,
+        )
+    )
+    return "\n".join(" ".join(cell.replace(" ", "") for cell in line) for line in lines)
+
+
+@FUZZ
+@given(text=st.one_of(shrec_texts(), st.text(max_size=300)))
+def test_shrec_locations(text: str) -> None:
+    only_clear_errors(read_shrec_locations, text.encode("utf-8", "surrogatepass"), ".txt")
+
+
+@FUZZ
+@given(content=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".star", ".json", ".txt"]))
+def test_read_picks_by_suffix_of_random_bytes(content: bytes, suffix: str) -> None:
+    only_clear_errors(read_picks, content, suffix)
