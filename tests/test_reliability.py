@@ -324,16 +324,31 @@ def test_four_dimensional_mrc_is_refused(tmp_path: Path) -> None:
         read_tomogram(path)
 
 
-@pytest.mark.parametrize("mode", [3, 4, 101])
-def test_unsupported_mrc_modes_are_refused(mode: int, tmp_path: Path) -> None:
-    dtypes = {3: np.complex64, 4: np.complex64, 101: np.uint8}
+@pytest.mark.parametrize(
+    ("mode", "dtype", "message"),
+    [
+        (4, np.complex64, "unsupported data type complex64"),
+        (3, np.complex64, "Unrecognised mode '3'"),
+        (101, np.uint8, "Unrecognised mode '101'"),
+    ],
+)
+def test_unsupported_mrc_modes_are_refused(mode, dtype, message, tmp_path: Path) -> None:
     path = tmp_path / f"mode{mode}.mrc"
     with mrcfile.new(path) as mrc:
-        mrc.set_data(np.zeros((4, 8, 8), dtype=dtypes[mode] if mode != 3 else np.float32))
+        mrc.set_data(np.ones((16, 32, 32), dtype=dtype))
         mrc.header.mode = mode
-    with pytest.raises(CryoetInputError, match=str(path.name)):
-        volume = read_tomogram(path)
-        detect_particles(volume)
+    with pytest.raises(CryoetInputError, match=message):
+        detect_particles(read_tomogram(path))
+
+
+def test_star_without_coordinates_says_so_once(tmp_path: Path) -> None:
+    from napari_cryoet_particles.io import read_star
+
+    path = tmp_path / "angles.star"
+    path.write_text("data_particles\n\nloop_\n_rlnTomoName #1\n_rlnAngleRot #2\ntomo 10\n")
+    with pytest.raises(CryoetInputError) as error:
+        read_star(path)
+    assert str(error.value).count(str(path)) == 1 and "no rlnCoordinateX/Y/Z" in str(error.value)
 
 
 def test_copick_json_without_points_is_refused(tmp_path: Path) -> None:

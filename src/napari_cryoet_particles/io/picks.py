@@ -138,6 +138,8 @@ def _read_table(path: Path, reader, what: str) -> pd.DataFrame:
         raise CryoetInputError(path, f"{what} file is empty")
     try:
         return reader(path)
+    except CryoetInputError:
+        raise
     except pd.errors.EmptyDataError:
         raise CryoetInputError(path, f"{what} file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
