@@ -54,15 +54,17 @@ def four_tomograms(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     return tomograms, reference
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def two_workers():
-    """A real local Dask cluster: 2 worker processes, each under a nanny that restarts it."""
+    """A real local Dask cluster: 2 worker processes, each under a nanny that restarts it (one
+    per test: a test that kills a worker leaves the cluster restarting it)."""
     from dask.distributed import Client, LocalCluster
 
     cluster = LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     )
     client = Client(cluster)
+    client.wait_for_workers(2, timeout=60)
     yield client
     client.close()
     cluster.close()
