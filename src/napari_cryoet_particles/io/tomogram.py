@@ -51,7 +51,7 @@ def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None
         )
     if not np.allclose(sizes, size, rtol=1e-3):
         warnings.warn(
-            f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=3
+            f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=4
         )
     return size
 
