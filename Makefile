@@ -1,7 +1,9 @@
 # Two commands on a fresh machine:
 #   make demo              napari with the plugin's docks on a sample tomogram (HEADLESS=1: same pipeline, no screen)
-#   make test              the whole test suite (real napari windows run under Xvfb)
-# Both create .venv, install the package with its test extras and the system libraries napari needs.
+#   make test              lint + the quick tests (about a minute; tests marked 'slow' are left out)
+#   make test-all          lint + every test, as CI runs it (real napari windows run under Xvfb)
+# All create .venv, install the package with its test extras and the system libraries napari needs;
+# the first run downloads and installs napari, torch and the rest: a few minutes.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,13 +14,13 @@ HEADLESS ?=
 DEMO_OUT ?= demo-output
 XVFB := xvfb-run -a -s "-screen 0 1600x1000x24"
 
-.PHONY: install system-deps demo test lint benchmark screenshots clean
+.PHONY: install system-deps demo test test-all lint benchmark screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[testing]'
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install $(TORCH)
+	$(BIN)/pip install -e '.[testing]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -36,9 +38,10 @@ else
 	$(BIN)/python scripts/demo.py --headless --out $(DEMO_OUT) --overwrite
 endif
 
-test: install system-deps
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+test: lint system-deps
+	$(XVFB) $(BIN)/python -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+test-all: lint system-deps
 	$(XVFB) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install

@@ -99,11 +99,11 @@ def gui(model: Path, quit_after: float | None = None) -> int:
         name: viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name != "Tomogram")[1]
         for name in DOCKS
     }
-    docks["Tomogram"].open_sample()
     detect = docks["Detect"]
     detect.model.setCurrentText(MODEL_FILE)
     detect.model_path.setText(str(model))
-    detect.run()
+    docks["Tomogram"].job.finished.connect(lambda outcome: detect.run())
+    docks["Tomogram"].open_sample()
     if quit_after is not None:
         from qtpy.QtCore import QTimer
 

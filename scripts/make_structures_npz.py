@@ -1,6 +1,6 @@
 """Pack the 13 SHREC 2021 density maps into the package: ``data/structures_10A.npz``.
 
-Reads ``../shared/data/structures_10A/*.mrc`` (PolNet, Apache-2.0; 10 Å voxels, protein
+Reads ``tests/data/structures_10A/*.mrc`` (PolNet, Apache-2.0; 10 Å voxels, protein
 positive, background 0), scales every map by the same factor (:data:`DENSITY_SCALE`, so that
 densely packed protein is about 1), crops the empty padding and stores float16 arrays plus each
 map's centre of mass (the point a particle's coordinates refer to). The licence file is copied
@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "structures_10A"
+DEFAULT_SOURCE = ROOT / "tests" / "data" / "structures_10A"
 DEFAULT_OUT = ROOT / "src" / "napari_cryoet_particles" / "data" / "structures_10A.npz"
 LICENCE = "LICENSE-polnet-Apache-2.0.txt"
 #: The maps saturate at about 200-250 inside protein; one common factor keeps relative masses.

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from napari._qt import qt_main_window
     from qtpy.QtWidgets import QApplication, QScrollArea
 
-    from napari_cryoet_particles._widgets._picks import centre_on
+    from napari_cryoet_particles._widgets._layers import centre_on
     from napari_cryoet_particles._widgets.detect import MODEL_DEFAULT, MODEL_FILE, MODEL_TRAINED
     from napari_cryoet_particles.model import default_model_path
 
@@ -89,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     window.resize(1600, 1000)
     docks = {}
     for name in DOCKS:
-        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        # tabified: stacked docks would add up their heights and grow the window past 1000 px
+        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name != DOCKS[0])
         docks[name] = (dock, widget)
+    window.resize(1600, 1000)
 
     def shoot(name: str, filename: str = "") -> Path:
         for other, (dock, _) in docks.items():
@@ -102,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
         return path
 
     tomogram = docks["Tomogram"][1]
-    image, truth = tomogram.open_sample()
+    tomogram.open_sample()
+    wait_for(tomogram.job, app)
+    image, truth = tomogram.sample_layers
     viewer.dims.set_point(0, image.data_to_world((image.data.shape[0] // 2, 0, 0))[0])
     tomogram.show_layer(image)
     shoot("Tomogram")

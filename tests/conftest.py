@@ -124,3 +124,35 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(
         path, encoder, ModelConfig(encoder=encoder.config, working_voxel_size=10.0)
     )
+
+
+COPICK_RUNS = ("TS_1", "TS_2")
+COPICK_SHAPE = (24, 48, 48)
+COPICK_TRUTH_USER = "curation"
+
+
+def make_copick_project(folder: Path) -> Path:
+    """A local copick project: two runs, each a simulated tomogram (10 Å, OME-Zarr, 2 levels)
+    with its proteins as ``ribosome`` truth picks of user ``curation``, session 0."""
+    import copick
+    from copick.models import PickableObject
+
+    from napari_cryoet_particles.simulate import SimulationConfig, simulate
+
+    objects = [
+        PickableObject(name="ribosome", is_particle=True, label=1, radius=150.0),
+        PickableObject(name="apo-ferritin", is_particle=True, label=2, radius=60.0),
+    ]
+    config = folder / "project.json"
+    root = copick.new_config(str(config), str(folder / "overlay"), pickable_objects=objects)
+    for seed, name in enumerate(COPICK_RUNS, start=1):
+        result = simulate(
+            SimulationConfig(
+                shape=COPICK_SHAPE, seed=seed, n_particles=4, n_vesicles=0, n_fiducials=0
+            )
+        )
+        run = root.new_run(name)
+        run.new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(result.reconstruction, levels=2)
+        xyz_angstrom = result.phantom.truth.zyx[:, ::-1] * 10.0
+        run.new_picks("ribosome", "0", COPICK_TRUTH_USER).from_numpy(xyz_angstrom)
+    return config

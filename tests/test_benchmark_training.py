@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from napari_cryoet_particles.detect.benchmark_training import (
+from napari_cryoet_particles.benchmark.training import (
     TrainingRun,
     format_training,
     run_training,
@@ -17,6 +18,7 @@ from napari_cryoet_particles.model import load_checkpoint
 TINY_RECIPE = ("--steps", "2", "--crop-size", "16", "--batch-size", "2")
 
 
+@pytest.mark.slow
 def test_run_training_trains_in_a_child_and_reads_its_summary(tmp_path: Path) -> None:
     data = np.random.default_rng(0).normal(size=(32, 48, 48)).astype(np.float32)
     tomogram = write_tomogram(tmp_path / "tomo.mrc", data, 10.0)
@@ -26,6 +28,7 @@ def test_run_training_trains_in_a_child_and_reads_its_summary(tmp_path: Path) ->
     assert load_checkpoint(out).config.training["steps"] == 2
 
 
+@pytest.mark.slow
 def test_run_training_reports_the_child_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing.mrc"
     try:

@@ -6,15 +6,9 @@ import sys
 import pytest
 
 from napari_cryoet_particles import __version__
-from napari_cryoet_particles.cli import EXIT_NOT_BUILT, build_parser, main
+from napari_cryoet_particles.cli import build_parser, main
 
-CONTRACT = ("simulate", "train", "detect", "evaluate", "benchmark")
-
-
-def subcommand_parsers() -> dict:
-    parser = build_parser()
-    actions = [a for a in parser._actions if a.dest == "command"]
-    return actions[0].choices
+CONTRACT = ("simulate", "train", "detect", "evaluate", "convert", "benchmark", "batch")
 
 
 def test_help_lists_every_contract_subcommand() -> None:
@@ -37,20 +31,6 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
 def test_no_subcommand_prints_help_and_fails(capsys: pytest.CaptureFixture) -> None:
     assert main([]) != 0
     assert "commands" in capsys.readouterr().out
-
-
-def test_subcommands_not_built_yet_say_so_and_exit_non_zero(capsys: pytest.CaptureFixture) -> None:
-    arguments = {
-        "simulate": ["--out", "x"],
-        "train": ["t.mrc", "--out", "m.pt"],
-        "detect": ["t.mrc", "--out", "p.csv"],
-        "evaluate": ["--truth", "t", "--pred", "p"],
-        "benchmark": [],
-    }
-    for name, sub in subcommand_parsers().items():
-        if getattr(sub.get_default("run"), "not_built", False):
-            assert main([name, *arguments[name]]) == EXIT_NOT_BUILT
-            assert "not built yet" in capsys.readouterr().err
 
 
 def test_detection_options_reach_the_config() -> None:

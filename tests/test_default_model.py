@@ -1,5 +1,7 @@
 """The model shipped inside the package: loads, is small, says how it was made, and finds particles."""
 
+import pytest
+
 from napari_cryoet_particles.detect import DetectionConfig, detect_particles
 from napari_cryoet_particles.evaluate import evaluate_picks
 from napari_cryoet_particles.io import Volume
@@ -17,6 +19,7 @@ def test_default_model_is_shipped_small_and_documented() -> None:
     assert all("seed=100" in line for line in model.metadata["training_data"])
 
 
+@pytest.mark.slow
 def test_detect_without_a_model_uses_the_shipped_one() -> None:
     sample = make_sample_dataset(seed=0)
     volume = Volume(sample.volume, sample.voxel_size)

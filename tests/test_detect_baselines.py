@@ -1,5 +1,6 @@
 """Baselines: DoG blob detection, the shrunk original 2D method, and the benchmark's plumbing."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,16 +8,17 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from napari_cryoet_particles.detect import detect_dog
-from napari_cryoet_particles.detect.benchmark import Run, find_shared, format_report, window_means
-from napari_cryoet_particles.detect.slices2d import (
+from napari_cryoet_particles.baselines import detect_dog
+from napari_cryoet_particles.baselines.slices2d import (
     Slices2DConfig,
     SmallResNet,
     choose_slices,
     detect_slices2d,
     nt_xent,
 )
+from napari_cryoet_particles.benchmark.run import Run, find_shared, format_report, window_means
 from napari_cryoet_particles.io import CryoetInputError, Volume
+from napari_cryoet_particles.simulate import SHREC2021_LAYOUT
 
 
 def _blobs(
@@ -108,11 +110,14 @@ def test_window_means_average_the_crop_around_each_grid_point() -> None:
     np.testing.assert_allclose(means, [1.0, 0.0, 0.0, 0.0])
 
 
-def test_shared_data_is_found_or_reported(tmp_path: Path) -> None:
+def test_reference_data_defaults_to_the_package_and_a_given_folder_is_checked(
+    tmp_path: Path,
+) -> None:
+    assert find_shared() == SHREC2021_LAYOUT.parents[1]
     assert find_shared(tmp_path) is None
-    found = find_shared()
-    if found is not None:
-        assert (found / "layouts").is_dir()
+    (tmp_path / "layouts").mkdir()
+    shutil.copy(SHREC2021_LAYOUT, tmp_path / "layouts")
+    assert find_shared(tmp_path) == tmp_path
 
 
 def test_report_states_targets_and_machine() -> None:

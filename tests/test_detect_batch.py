@@ -61,6 +61,7 @@ def test_batch_refuses_to_overwrite_before_starting(batch_inputs, tmp_path: Path
     assert (tmp_path / "tomo_1_picks.csv").read_text() == "x,y,z\n"
 
 
+@pytest.mark.slow
 def test_batch_cli_reports_failures(
     batch_inputs, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -12,7 +12,7 @@ from napari_cryoet_particles.cli import EXIT_USAGE, main
 from napari_cryoet_particles.io import Picks, write_csv, write_shrec_locations, write_tomogram
 
 SHAPE = (16, 24, 40)
-DATA = Path(__file__).parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from napari_cryoet_particles.evaluate import (
 from napari_cryoet_particles.evaluate.radii import SHREC2021_MASK_FRACTION
 from napari_cryoet_particles.io import read_shrec_locations
 
-DATA = Path(__file__).parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 TRUTH = DATA / "layouts" / "shrec2019_model_9_particle_locations.txt"
 PREDICTIONS = DATA / "peer_results" / "shrec2019_model_9_deepfinder_predictions.txt"
 OFFICIAL_LOG = DATA / "peer_results" / "shrec2019_model_9_deepfinder_evaluation_log.txt"

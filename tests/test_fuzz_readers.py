@@ -6,9 +6,11 @@ text built from the format's own vocabulary), which is where parsers break. The 
 a few seconds; raise it locally with ``CRYOET_FUZZ_EXAMPLES=2000``.
 """
 
+import functools
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,7 @@ from napari_cryoet_particles.io import (
     read_star,
     read_tomogram,
 )
+from napari_cryoet_particles.io.formats import picks_suffixes, read_picks_by_tomogram
 
 #: Changed header bytes often make the voxel size anisotropic: a legitimate warning, not an error.
 pytestmark = pytest.mark.filterwarnings("ignore:.*anisotropic voxel size")
@@ -260,6 +263,127 @@ def test_shrec_locations(text: str) -> None:
 
 
 @FUZZ
-@given(content=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".star", ".json", ".txt"]))
+@given(content=st.binary(max_size=400), suffix=st.sampled_from(picks_suffixes()))
 def test_read_picks_by_suffix_of_random_bytes(content: bytes, suffix: str) -> None:
     only_clear_errors(read_picks, content, suffix)
+
+
+# -- the picks registry with its read options ---------------------------------------------------
+
+READ_OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "voxel_size": st.one_of(st.floats(0.1, 100.0), st.just(10.0)),
+        "star_pixel_size": st.floats(0.1, 100.0),
+        "shape_zyx": st.tuples(*[st.integers(1, 512)] * 3),
+        "order": st.sampled_from(["xyz", "zyx"]),
+    },
+)
+
+
+@FUZZ
+@given(
+    data=st.one_of(
+        st.tuples(st.just(".csv"), csv_texts()),
+        st.tuples(st.just(".star"), star_texts()),
+        st.tuples(st.just(".json"), copick_documents()),
+        st.tuples(st.just(".txt"), shrec_texts()),
+    ),
+    options=READ_OPTIONS,
+)
+def test_picks_registry_with_read_options(data: tuple[str, str], options: dict) -> None:
+    suffix, text = data
+
+    def read(path: Path) -> None:
+        for picks in read_picks_by_tomogram(path, **options).values():
+            assert picks.zyx.shape == (len(picks), 3) and np.isfinite(picks.zyx).all()
+
+    only_clear_errors(read, text.encode("utf-8", "surrogatepass"), suffix)
+
+
+# -- OME-Zarr tomograms and copick project configs (folders and JSON metadata) -------------------
+
+
+@functools.cache
+def _valid_ome_zarr() -> Path:
+    from napari_cryoet_particles.io.omezarr import write_ome_zarr
+
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-omezarr-"))
+    data = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    return write_ome_zarr(folder / "valid.zarr", data, 10.0, levels=2)
+
+
+def _replace_somewhere(document: object, draw: Callable, value_strategy) -> object:
+    """``document`` with one node (chosen by walking down at random) replaced by a drawn value."""
+    children = (
+        list(document.items())
+        if isinstance(document, dict)
+        else list(enumerate(document))
+        if isinstance(document, list)
+        else []
+    )
+    if not children or draw(st.integers(0, 3)) == 0:
+        return draw(value_strategy)
+    key, child = children[draw(st.integers(0, len(children) - 1))]
+    document[key] = _replace_somewhere(child, draw, value_strategy)
+    return document
+
+
+#: Metadata values for a zarr array: sizes stay small, a changed shape must not mean terabytes.
+ZARR_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 70) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+
+
+@FUZZ
+@given(
+    data=st.data(),
+    metadata=st.lists(st.sampled_from([".zattrs", "0/.zarray", "1/.zarray"]), max_size=3),
+    chunk=st.one_of(st.none(), st.binary(max_size=200)),
+)
+def test_ome_zarr_with_changed_metadata_and_chunks(data, metadata: list, chunk) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzzed.zarr"
+        shutil.copytree(_valid_ome_zarr(), path)
+        for name in metadata:
+            document = json.loads((path / name).read_text())
+            changed = _replace_somewhere(document, data.draw, ZARR_VALUES)
+            (path / name).write_text(json.dumps(changed))
+        if chunk is not None:
+            (path / "0" / "0.0.0").write_bytes(chunk)
+        try:
+            volume = read_tomogram(path)
+        except CryoetInputError as error:
+            assert str(error).strip() and "\n" not in str(error).strip()
+            return
+        assert volume.data.ndim == 3
+
+
+def _copick_config(overlay: Path) -> dict:
+    return {
+        "config_type": "filesystem",
+        "name": "fuzzed",
+        "pickable_objects": [
+            {"name": "ribosome", "is_particle": True, "label": 1, "radius": 150.0},
+        ],
+        "overlay_root": f"local://{overlay}",
+        "overlay_fs_args": {"auto_mkdir": True},
+    }
+
+
+@FUZZ
+@given(data=st.data(), changes=st.integers(0, 3))
+def test_copick_config_with_changed_content(data, changes: int) -> None:
+    from napari_cryoet_particles.io.copick_project import open_project, run_names
+
+    with tempfile.TemporaryDirectory() as folder:
+        document: object = _copick_config(Path(folder) / "overlay")
+        for _ in range(changes):
+            document = _replace_somewhere(document, data.draw, JSON_VALUES)
+
+        def read(path: Path) -> None:
+            run_names(open_project(path))
+
+        only_clear_errors(read, json.dumps(document).encode(), ".json")

@@ -29,9 +29,10 @@ from napari_cryoet_particles.io import (
     zyx_to_relion_centered_angstrom,
     zyx_to_xyz,
 )
+from napari_cryoet_particles.simulate import SHREC2021_LAYOUT
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CHLAMY_STAR = SHARED_DATA / "real_files" / "chlamy_ps2_particles.star"
+DATA = Path(__file__).resolve().parent / "data"
+CHLAMY_STAR = DATA / "real_files" / "chlamy_ps2_particles.star"
 
 
 @pytest.fixture
@@ -119,9 +120,12 @@ def test_star_relion5_round_trip(tmp_path: Path, picks: Picks) -> None:
 
 
 def test_copick_round_trip_is_in_angstrom(tmp_path: Path, picks: Picks) -> None:
-    path = write_copick_json(tmp_path / "picks.json", picks)
+    with pytest.raises(CryoetInputError, match="a copick picks set holds one object"):
+        write_copick_json(tmp_path / "mixed.json", picks)
+    path = write_copick_json(tmp_path / "picks.json", picks, object_name="ribosome")
     document = json.loads(path.read_text())
     assert document["unit"] == "angstrom"
+    assert document["pickable_object_name"] == "ribosome"
     assert document["points"][0]["location"] == pytest.approx(
         {"x": 3 * 7.84, "y": 2 * 7.84, "z": 1 * 7.84}
     )
@@ -140,7 +144,7 @@ def test_shrec_locations_round_trip(tmp_path: Path, picks: Picks) -> None:
 
 
 def test_real_shrec2021_layout_reads() -> None:
-    truth = read_shrec_locations(SHARED_DATA / "layouts" / "shrec2021_model_particle_locations.txt")
+    truth = read_shrec_locations(SHREC2021_LAYOUT)
     assert len(truth) == 1466
     first = truth.subset(np.array([0]))
     assert first.features["class"].iloc[0] == "vesicle"
@@ -150,7 +154,7 @@ def test_real_shrec2021_layout_reads() -> None:
 
 def test_shrec2019_layout_uses_zyx_order() -> None:
     truth = read_shrec_locations(
-        SHARED_DATA / "layouts" / "shrec2019_model_9_particle_locations.txt", order="zyx"
+        DATA / "layouts" / "shrec2019_model_9_particle_locations.txt", order="zyx"
     )
     assert len(truth) == 2540
     assert truth.zyx[0].tolist() == [180.0, 480.0, 118.0]
@@ -159,6 +163,7 @@ def test_shrec2019_layout_uses_zyx_order() -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".star", ".json", ".txt"])
 def test_write_picks_by_suffix_round_trips(tmp_path: Path, picks: Picks, suffix: str) -> None:
+    picks.features["class"] = "ribosome"
     path = write_picks(tmp_path / f"picks{suffix}", picks)
     assert np.allclose(read_picks(path, voxel_size=7.84).zyx, picks.zyx)
 
@@ -254,6 +259,11 @@ def test_real_relion_star_lands_in_a_bin4_tomogram() -> None:
 
 def test_real_star_with_several_tomograms_needs_a_choice() -> None:
     with pytest.raises(CryoetInputError, match="holds picks of 21 tomograms"):
-        read_star(CHLAMY_STAR)
+        read_star(CHLAMY_STAR, star_pixel_size=1.96)
     with pytest.raises(CryoetInputError, match="no picks for tomogram 'tomo_9999'"):
-        read_star(CHLAMY_STAR, tomogram="tomo_9999")
+        read_star(CHLAMY_STAR, star_pixel_size=1.96, tomogram="tomo_9999")
+
+
+def test_star_without_pixel_size_is_refused_never_read_as_1_angstrom() -> None:
+    with pytest.raises(CryoetInputError, match=r"does not say its pixel size.*--star-pixel-size"):
+        read_star(CHLAMY_STAR, tomogram="tomo_0024")

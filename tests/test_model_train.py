@@ -69,6 +69,7 @@ def volume() -> Volume:
     return Volume(blob_volume(), 10.0, None)
 
 
+@pytest.mark.slow
 def test_short_training_lowers_the_loss(tmp_path: Path, volume: Volume) -> None:
     config = tiny_config(steps=40, batch_size=8, learning_rate=5e-3, seed=1)
     losses = []

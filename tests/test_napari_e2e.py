@@ -32,6 +32,7 @@ def key(qtbot, viewer, text: str) -> None:
     qtbot.keyClick(viewer.window._qt_viewer.canvas.native, text)
 
 
+@pytest.mark.slow
 def test_sample_detect_curate_metrics_export(
     make_napari_viewer, qtbot, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -44,8 +45,9 @@ def test_sample_detect_curate_metrics_export(
         name: viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
         for name in ("Tomogram", "Detect", "Curate", "Metrics", "Export")
     }
-    layers = docks["Tomogram"].open_sample()
-    image, truth = layers
+    with qtbot.waitSignal(docks["Tomogram"].job.finished, timeout=120_000):
+        assert docks["Tomogram"].open_sample()
+    image, truth = docks["Tomogram"].sample_layers
     assert tuple(image.scale) == (10.0,) * 3 and truth.metadata["role"] == "truth"
 
     detect = docks["Detect"]

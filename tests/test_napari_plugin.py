@@ -12,7 +12,8 @@ import napari_cryoet_particles
 from napari_cryoet_particles import _reader
 from napari_cryoet_particles._sample_data import make_sample_data
 from napari_cryoet_particles._writer import write_points
-from napari_cryoet_particles.io import read_csv, read_shrec_locations, read_star
+from napari_cryoet_particles.io import read_csv, read_shrec_locations, read_star, write_tomogram
+from napari_cryoet_particles.io.formats import picks_suffixes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def test_manifest_validates_and_imports() -> None:
         for w in ("tomogram", "train", "detect", "curate", "metrics", "export")
     } <= commands
     extensions = {e for w in manifest.contributions.writers for e in w.filename_extensions}
-    assert extensions == {".csv", ".star", ".json"}
+    assert extensions == set(picks_suffixes())  # one napari writer per registry format suffix
 
 
 def test_reader_opens_mrc_memory_mapped(tiny_tomogram: Path) -> None:
@@ -52,6 +53,21 @@ def test_reader_opens_mrc_memory_mapped(tiny_tomogram: Path) -> None:
     assert kwargs["metadata"]["path"] == str(tiny_tomogram)
     lo, hi = kwargs["contrast_limits"]
     assert data.min() <= lo < hi <= data.max()
+
+
+def test_reader_opens_ome_zarr_lazily(tmp_path: Path) -> None:
+    import zarr
+
+    data = np.arange(8 * 10 * 12, dtype=np.float32).reshape(8, 10, 12)
+    path = write_tomogram(tmp_path / "tomo.zarr", data, 10.0)
+    reader = _reader.get_reader(str(path))
+    assert reader is not None
+    [(layer_data, kwargs, layer_type)] = reader(str(path))
+    assert layer_type == "image"
+    assert isinstance(layer_data, zarr.Array)
+    assert kwargs["name"] == "tomo"
+    assert kwargs["scale"] == (10.0, 10.0, 10.0)
+    np.testing.assert_array_equal(layer_data[:], data)
 
 
 def test_reader_declines_other_files_without_raising(
@@ -87,6 +103,7 @@ def test_reader_opens_shrec_folder_with_truth(shrec_folder: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".star", ".json"])
 def test_writer_round_trip(tmp_path: Path, suffix: str) -> None:
+    """(SHREC txt keeps no scores: its round trip is in tests/test_io_formats.py.)"""
     data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
     features = pd.DataFrame(
         {

@@ -1,6 +1,7 @@
 """What a new user sees when things go wrong: every row of docs/reliability.md has a test here
 (or names the test elsewhere that backs it)."""
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_evaluate_json_into_an_unwritable_folder_fails_before_scoring(
 ) -> None:
     from napari_cryoet_particles.evaluate import report
 
-    monkeypatch.setattr(report, "evaluate_files", never_run)
+    monkeypatch.setattr(report, "evaluate_data", never_run)
     pred = shrec_folder / "particle_locations.txt"
     argv = ["evaluate", "--truth", str(shrec_folder), "--pred", str(pred)]
     one_line_error(capsys, main([*argv, "--json", str(unwritable / "m.json")]), "cannot write")
@@ -119,21 +120,74 @@ def test_evaluate_json_into_an_unwritable_folder_fails_before_scoring(
         ["train", "{tomo}", "--out", "{ro}/model.pt"],
         ["batch", "{tomo}", "--out-dir", "{ro}/batch"],
         ["benchmark", "--out", "{ro}/benchmarks.md"],
+        ["convert", "{tomo}", "{ro}/picks.star"],
     ],
-    ids=["simulate", "train", "batch", "benchmark"],
+    ids=["simulate", "train", "batch", "benchmark", "convert"],
 )
 def test_every_command_checks_its_output_before_working(
     argv, blobs, unwritable, capsys, monkeypatch
 ) -> None:
     from napari_cryoet_particles.detect import batch
+    from napari_cryoet_particles.io import formats
     from napari_cryoet_particles.model import train
 
     monkeypatch.setattr(jobs, "run_job_with_bar", never_run)
     monkeypatch.setattr(train, "Trainer", never_run)
     monkeypatch.setattr(batch, "_client", never_run)
+    monkeypatch.setattr(formats, "read_picks_file", never_run)
     filled = [a.format(ro=unwritable, tomo=blobs) for a in argv]
     code = main(filled)
     one_line_error(capsys, code, str(unwritable))
+
+
+@pytest.fixture(scope="module")
+def copick_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import make_copick_project
+
+    return make_copick_project(tmp_path_factory.mktemp("copick"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["detect", "{project}", "--run", "TS_1", "--to-copick", "ribosome"],
+        ["batch", "{project}", "--out-dir", "{tmp}/out", "--to-copick", "ribosome"],
+    ],
+    ids=["detect", "batch"],
+)
+def test_copick_write_back_is_checked_before_working(
+    argv, copick_project, tmp_path, tiny_model, capsys, monkeypatch
+) -> None:
+    """A run whose Picks folder cannot be written (root ignores modes: the check is patched to
+    answer as a read-only mount would, for the project's overlay only)."""
+    from napari_cryoet_particles.detect import batch
+    from napari_cryoet_particles.io import atomic
+
+    overlay = copick_project.parent / "overlay"
+    real = atomic._why_not_writable
+    monkeypatch.setattr(
+        atomic,
+        "_why_not_writable",
+        lambda folder: "Permission denied" if overlay in Path(folder).parents else real(folder),
+    )
+    monkeypatch.setattr(jobs, "run_job_with_bar", never_run)
+    monkeypatch.setattr(batch, "_client", never_run)
+    filled = [a.format(project=copick_project, tmp=tmp_path) for a in argv]
+    code = main([*filled, "--model", str(tiny_model)])
+    one_line_error(capsys, code, "TS_1/Picks", "cannot write in this folder")
+
+
+def test_score_map_may_be_an_ome_zarr_folder(tmp_path, unwritable) -> None:
+    from napari_cryoet_particles.io.atomic import check_output_file
+
+    store = write_tomogram(tmp_path / "score.zarr", blob_volume(), 10.0)
+    assert store.is_dir()
+    suffixes = (".mrc", ".zarr")
+    assert check_output_file(store, True, suffixes, "score map") == store
+    with pytest.raises(CryoetInputError, match="exists already"):
+        check_output_file(store, False, suffixes, "score map")
+    with pytest.raises(CryoetWriteError, match="cannot write in"):
+        write_tomogram(unwritable / "score.zarr", blob_volume(), 10.0)
 
 
 def test_train_refuses_an_unknown_checkpoint_suffix(blobs, tmp_path, capsys) -> None:
@@ -245,12 +299,14 @@ def test_detect_dock_shows_the_warnings_as_notifications(monkeypatch) -> None:
 
     shown: list[str] = []
     monkeypatch.setattr(dock, "show_warning", shown.append)
+    layer = object()
     widget = SimpleNamespace(
         run_button=SimpleNamespace(setEnabled=lambda enabled: None),
         show_result=lambda result, layer: None,
+        viewer=SimpleNamespace(layers=[layer]),
     )
     result = SimpleNamespace(info={"warnings": ["the model m.pt is an unfinished training run"]})
-    dock.DetectWidget._done(widget, dock.JobOutcome(result=result), None)
+    dock.DetectWidget._done(widget, dock.JobOutcome(result=result), layer)
     assert shown == ["Detection: the model m.pt is an unfinished training run"]
 
 
@@ -351,6 +407,28 @@ def test_star_without_coordinates_says_so_once(tmp_path: Path) -> None:
     assert str(error.value).count(str(path)) == 1 and "no rlnCoordinateX/Y/Z" in str(error.value)
 
 
+def test_multi_line_library_errors_become_one_line(tmp_path: Path) -> None:
+    """copick's pydantic errors span lines; the message keeps the field and the problem."""
+    from napari_cryoet_particles.io.copick_project import open_project
+
+    path = tmp_path / "project.json"
+    path.write_text('{"config_type": "filesystem", "pickable_objects": [], "overlay_root": null}')
+    with pytest.raises(CryoetInputError) as error:
+        open_project(path)
+    message = str(error.value)
+    assert "\n" not in message and "overlay_root" in message and "errors.pydantic" not in message
+
+
+def test_damaged_ome_zarr_chunks_and_metadata_are_one_line_errors(tmp_path: Path) -> None:
+    store = write_tomogram(tmp_path / "t.zarr", blob_volume(), 10.0)
+    (store / "0" / "0.0.0").write_bytes(b"not blosc")
+    with pytest.raises(CryoetInputError, match="chunks of level '0' cannot be decoded"):
+        read_tomogram(store)
+    (store / "0" / ".zarray").write_text('{"zarr_format": 2, "shape": [1]}')
+    with pytest.raises(CryoetInputError, match="level '0' has damaged metadata"):
+        read_tomogram(store)
+
+
 def test_copick_json_without_points_is_refused(tmp_path: Path) -> None:
     from napari_cryoet_particles.io import read_copick_json
 
@@ -433,7 +511,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(
     from napari_cryoet_particles.evaluate import report
 
     monkeypatch.setattr(jobs, "run_job_with_bar", interrupted_after(2))
-    monkeypatch.setattr(report, "evaluate_files", press_ctrl_c)
+    monkeypatch.setattr(report, "evaluate_data", press_ctrl_c)
     (tmp_path / "p.csv").write_text("x,y,z\n1,2,3\n") if argv[0] == "evaluate" else None
     filled = [
         a.format(tmp=tmp_path, tomo=blobs, model=tiny_model, shrec=shrec_folder) for a in argv
@@ -462,3 +540,24 @@ def test_ctrl_c_in_batch_keeps_the_finished_tomograms_for_resume(
     assert "1 finished tomograms are recorded" in err and "--resume" in err
     assert main([*argv, "--resume"]) == 0
     assert "2 of 2 tomograms done (1 by an earlier run)" in capsys.readouterr().out
+
+
+def test_manifest_records_a_folder_store_as_one_input(tmp_path: Path) -> None:
+    """OME-Zarr tomograms (copick runs) are folders: size, time and checksum cover every file."""
+    from napari_cryoet_particles.detect.manifest import InputRecord, is_finished, sha256_of
+
+    store = write_tomogram(tmp_path / "wbp.zarr", blob_volume(), 10.0)
+    picks = tmp_path / "TS_1_picks.csv"
+    picks.write_text("x,y,z\n1,2,3\n")
+    record = InputRecord.of(store)
+    assert record.size == sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+    entry = {
+        **dataclasses.asdict(record),
+        "picks_file": str(picks),
+        "picks_sha256": sha256_of(picks),
+    }
+    assert is_finished(entry, store, picks)
+    chunk = store / "0" / "0.0.0"
+    chunk.write_bytes(chunk.read_bytes()[::-1])
+    assert InputRecord.of(store).sha256 != record.sha256
+    assert not is_finished(entry, store, picks)

@@ -11,6 +11,7 @@ from napari_cryoet_particles.cli import main
 from napari_cryoet_particles.io import CryoetInputError, read_shrec_folder, read_shrec_locations
 from napari_cryoet_particles.jobs import CancelToken, JobCancelled, run_job
 from napari_cryoet_particles.simulate import (
+    SHREC2021_LAYOUT,
     SHREC_CLASSES,
     LayoutOptions,
     SimulationConfig,
@@ -31,8 +32,7 @@ from napari_cryoet_particles.simulate.imaging import (
 )
 from napari_cryoet_particles.simulate.phantom import phantom_job, protein_stamp
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SHREC_LAYOUT = SHARED / "layouts" / "shrec2021_model_particle_locations.txt"
+DATA = Path(__file__).resolve().parent / "data"
 TINY = (32, 64, 64)
 
 
@@ -72,12 +72,12 @@ def _band_power(volume: np.ndarray, low_deg: float, high_deg: float) -> float:
 # --- structures and phantom -------------------------------------------------------------------
 
 
-def test_shipped_maps_are_faithful_to_the_shared_maps() -> None:
+def test_shipped_maps_are_faithful_to_the_source_maps() -> None:
     structures = load_structures()
     assert sorted(structures) == sorted(SHREC_CLASSES[:13])
     for name, structure in structures.items():
         original = (
-            mrcfile.read(SHARED / "structures_10A" / f"{name.lower()}.mrc").astype(float) / 200.0
+            mrcfile.read(DATA / "structures_10A" / f"{name.lower()}.mrc").astype(float) / 200.0
         )
         assert structure.mass == pytest.approx(original.sum(), rel=0.01)
         assert structure.density.max() == pytest.approx(original.max(), rel=0.01)
@@ -150,11 +150,11 @@ def test_layout_file_places_objects_exactly(tmp_path: Path) -> None:
 
 
 def test_real_shrec_layout_reads_and_bad_layouts_are_refused(tmp_path: Path) -> None:
-    layout = read_layout(SHREC_LAYOUT)
+    layout = read_layout(SHREC2021_LAYOUT)
     assert len(layout) == 1466
     assert {"4V94", "vesicle", "fiducial"} <= set(layout.features["class"])
     with pytest.raises(CryoetInputError, match="outside"):
-        read_layout(SHREC_LAYOUT, (100, 512, 512))
+        read_layout(SHREC2021_LAYOUT, (100, 512, 512))
     bad = tmp_path / "bad.txt"
     bad.write_text("ZZZZ 1 2 3 0 0 0\n")
     with pytest.raises(CryoetInputError, match="unknown particle class 'ZZZZ'"):
@@ -263,10 +263,10 @@ def test_job_reports_phases_in_order_and_can_be_cancelled() -> None:
             break
     phases = list(dict.fromkeys(messages))
     assert phases == ["phantom", "projections", "reconstruction"]
-    token = CancelToken()
-    job = simulate_job(SimulationConfig(shape=TINY, seed=0), token=token)
+    cancel = CancelToken()
+    job = simulate_job(SimulationConfig(shape=TINY, seed=0), cancel=cancel)
     next(job)
-    token.cancel()
+    cancel.cancel()
     with pytest.raises(JobCancelled):
         run_job(job)
 

@@ -1,14 +1,15 @@
 """Dock widgets on a ViewerModel (no canvas): Tomogram, Export, Curate."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryoet_particles._widgets._layers import picks_layer_data
-from napari_cryoet_particles._widgets._picks import camera, set_threshold
+from napari_cryoet_particles._widgets._layers import camera, picks_layer_data, set_threshold
 from napari_cryoet_particles.io import Picks, read_csv, read_star
+from napari_cryoet_particles.simulate import sample_dataset_job
 
 SCORES = [0.9, 0.2, 0.6, 0.4, 0.8]
 
@@ -73,18 +74,48 @@ def test_tomogram_widget_binning_stays_lazy(qtbot, viewer, tiny_tomogram: Path) 
     assert again.binning.currentText() == "2"
 
 
-def test_tomogram_widget_opens_shrec_folder_and_sample(qtbot, viewer, shrec_folder: Path) -> None:
+def test_tomogram_widget_opens_shrec_folder_and_sample(
+    qtbot, viewer, shrec_folder: Path, monkeypatch
+) -> None:
     from napari.layers import Points
 
+    from napari_cryoet_particles import _sample_data
     from napari_cryoet_particles._widgets.tomogram import TomogramWidget
 
+    threads: list[bool] = []
+
+    def small_sample(cancel=None):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return (yield from sample_dataset_job(shape=(32, 48, 48), cancel=cancel))
+
+    monkeypatch.setattr(_sample_data, "sample_dataset_job", small_sample)
     widget = TomogramWidget(viewer)
     qtbot.addWidget(widget)
     layers = widget.open_path(shrec_folder)
     assert [type(layer).__name__ for layer in layers] == ["Image", "Points"]
-    sample = widget.open_sample()
-    assert any(isinstance(layer, Points) and layer.name == "truth" for layer in sample)
+    with qtbot.waitSignal(widget.job.finished, timeout=120_000):
+        assert widget.open_sample()
+        assert widget.sample_layers == []  # napari stays responsive while it simulates
+    assert threads == [False]  # simulated in the worker thread, not the GUI's
+    assert any(
+        isinstance(layer, Points) and layer.name == "truth" for layer in widget.sample_layers
+    )
     assert widget.selector.layer().name == "sample tomogram"
+
+
+def test_tomogram_info_lines_fit_a_narrow_dock(qtbot, viewer, tiny_tomogram: Path) -> None:
+    from napari_cryoet_particles._widgets.tomogram import TomogramWidget
+
+    widget = TomogramWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.open_path(tiny_tomogram)
+    widget.resize(300, widget.sizeHint().height())
+    widget.show()
+    qtbot.waitExposed(widget)
+    for key in ("voxel", "range", "contrast", "mean", "dtype", "storage"):
+        label = widget.labels[key]
+        assert label.text() != "—"
+        assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width(), key
 
 
 def test_tomogram_widget_reports_bad_file(qtbot, viewer, tmp_path: Path, monkeypatch) -> None:
@@ -110,7 +141,7 @@ def test_tomogram_widget_reports_bad_file(qtbot, viewer, tmp_path: Path, monkeyp
 
 
 def test_export_csv_and_star_respect_threshold_and_status(qtbot, viewer, tmp_path: Path) -> None:
-    from napari_cryoet_particles._widgets._picks import set_status
+    from napari_cryoet_particles._widgets._layers import set_status
     from napari_cryoet_particles._widgets.export import ExportWidget
 
     layer = add_picks(viewer)
@@ -234,6 +265,70 @@ def test_curate_keys_bound_on_layer_and_added_points(qtbot, viewer) -> None:
     assert len(layer.data) == 6
 
 
+def test_curate_key_buttons_keep_their_text_in_a_narrow_dock(qtbot, viewer) -> None:
+    from napari_cryoet_particles._widgets.curate import CurateWidget
+
+    add_picks(viewer)
+    widget = CurateWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.minimumSizeHint().width() <= 260
+    widget.resize(widget.minimumSizeHint().width(), widget.sizeHint().height())
+    widget.show()
+    qtbot.waitExposed(widget)
+    for action, button in widget.buttons.items():
+        text_width = button.fontMetrics().horizontalAdvance(button.text())
+        assert button.width() >= text_width + 8, action
+
+
+# ---------------------------------------------------------------------------------------------
+# Docks of one viewer share state; two viewers do not
+
+
+def test_the_held_model_is_per_viewer(qtbot) -> None:
+    from napari.components import ViewerModel
+
+    from napari_cryoet_particles._widgets._state import viewer_state
+    from napari_cryoet_particles._widgets.detect import MODEL_DEFAULT, MODEL_TRAINED, DetectWidget
+
+    first, second = ViewerModel(), ViewerModel()
+    docks = {}
+    for viewer in (first, second):
+        docks[viewer] = DetectWidget(viewer)
+        qtbot.addWidget(docks[viewer])
+        docks[viewer].model.setCurrentText(MODEL_DEFAULT)
+    held = object()
+    viewer_state(first).models.set(held, "trained here")
+    assert docks[first].model.currentText() == MODEL_TRAINED
+    assert docks[first].chosen_model() is held
+    assert docks[second].model.currentText() == MODEL_DEFAULT
+    assert viewer_state(second).models.model is None
+
+
+def test_picks_changes_reach_the_docks_showing_that_layer_only(qtbot, viewer) -> None:
+    from napari.components import ViewerModel
+
+    from napari_cryoet_particles._widgets._layers import set_status
+    from napari_cryoet_particles._widgets.export import ExportWidget
+
+    first = add_picks(viewer)
+    other_viewer = ViewerModel()
+    other = add_picks(other_viewer)
+    here, there = ExportWidget(viewer), ExportWidget(other_viewer)
+    qtbot.addWidget(here)
+    qtbot.addWidget(there)
+    assert here.selector.layer() is first and there.selector.layer() is other
+    with (
+        qtbot.assertNotEmitted(there.selector.picksChanged),
+        qtbot.waitSignal(here.selector.picksChanged) as blocker,
+    ):
+        set_status(first, [0], "rejected")
+    assert blocker.args == [first]
+    second = add_picks(viewer)  # a new picks layer becomes the selection
+    assert here.selector.layer() is second
+    with qtbot.assertNotEmitted(here.selector.picksChanged):
+        set_status(first, [1], "accepted")
+
+
 # ---------------------------------------------------------------------------------------------
 # Metrics
 
@@ -241,7 +336,7 @@ def test_curate_keys_bound_on_layer_and_added_points(qtbot, viewer) -> None:
 def test_metrics_match_evaluate_and_follow_curation(
     qtbot, viewer, shrec_folder: Path, tmp_path: Path
 ) -> None:
-    from napari_cryoet_particles._widgets._picks import set_status
+    from napari_cryoet_particles._widgets._layers import set_status
     from napari_cryoet_particles._widgets.metrics import MetricsWidget
     from napari_cryoet_particles._writer import write_points
     from napari_cryoet_particles.evaluate.report import evaluate_files

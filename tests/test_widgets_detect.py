@@ -128,3 +128,21 @@ def test_density_option_runs_detection_with_the_density_channel(
     assert outcome.error is None and not outcome.cancelled
     assert len(outcome.result.info["cluster_sizes"]) == DENSITY_CLUSTERS
     assert widget.picks_layer is not None and len(widget.picks_layer.data) > 0
+
+
+def test_detection_finishing_after_its_tomogram_was_removed_keeps_the_picks(
+    qtbot, viewer, tiny_model: Path, monkeypatch
+) -> None:
+    from napari_cryoet_particles._widgets import detect
+
+    notices: list[str] = []
+    monkeypatch.setattr(detect, "show_info", notices.append)
+    widget, image = make_widget(qtbot, viewer, tiny_model)
+    with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
+        assert widget.run()
+        viewer.layers.remove(image)
+    assert blocker.args[0].error is None
+    assert widget.picks_layer in viewer.layers and len(widget.picks_layer.data) > 0
+    assert tuple(widget.picks_layer.scale) == tuple(image.scale)
+    assert len(notices) == 1 and "blobs" in notices[0]
+    assert widget.run_button.isEnabled()

@@ -33,8 +33,9 @@ def widget(qtbot, viewer):
     return widget
 
 
+@pytest.mark.slow
 def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_path: Path) -> None:
-    from napari_cryoet_particles._widgets._state import MODELS
+    from napari_cryoet_particles._widgets._state import viewer_state
     from napari_cryoet_particles._widgets.detect import MODEL_TRAINED, DetectWidget
     from napari_cryoet_particles.model import load_checkpoint
 
@@ -54,7 +55,8 @@ def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_p
     assert outcome.result.path.parent == widget.work_dir()
     assert outcome.result.steps == 3
     assert len(widget.plot.history["loss"]) == 3
-    assert MODELS.model is not None and "trained here" in MODELS.label
+    models = viewer_state(viewer).models
+    assert models.model is not None and "trained here" in models.label
     assert detect.model.currentText() == MODEL_TRAINED
     assert "ETA" in widget.job.status.text() or "done" in widget.job.status.text()
 
@@ -65,8 +67,8 @@ def test_train_runs_plots_and_hands_model_to_detect(qtbot, viewer, widget, tmp_p
     assert widget.save_checkpoint(saved) is None
 
 
-def test_train_cancel_keeps_partial_model(qtbot, widget) -> None:
-    from napari_cryoet_particles._widgets._state import MODELS
+def test_train_cancel_keeps_partial_model(qtbot, viewer, widget) -> None:
+    from napari_cryoet_particles._widgets._state import viewer_state
 
     widget.steps.setValue(10_000)
     with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
@@ -74,7 +76,7 @@ def test_train_cancel_keeps_partial_model(qtbot, widget) -> None:
         qtbot.waitUntil(lambda: len(widget.plot.history.get("loss", [])) >= 1, timeout=60_000)
         widget.job.cancel()
     assert blocker.args[0].cancelled
-    assert "cancelled here" in MODELS.label
+    assert "cancelled here" in viewer_state(viewer).models.label
 
 
 def test_train_bad_checkpoint_is_a_notification(qtbot, widget, tmp_path: Path, monkeypatch) -> None:

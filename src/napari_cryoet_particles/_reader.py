@@ -1,4 +1,4 @@
-"""npe2 reader: MRC-family tomograms and SHREC dataset folders.
+"""npe2 reader: MRC-family tomograms, OME-Zarr tomograms and SHREC dataset folders.
 
 ``get_reader`` never raises: a file the core reader refuses gives a napari warning with the
 core's one-line reason and ``None`` (so napari can try another reader).
@@ -21,6 +21,7 @@ from napari_cryoet_particles.io import (
     read_shrec_folder,
     read_tomogram,
 )
+from napari_cryoet_particles.io.omezarr import is_ome_zarr
 from napari_cryoet_particles.io.shrec import ShrecDataset
 
 READABLE_SUFFIXES = (".mrc", ".rec", ".map")
@@ -43,11 +44,14 @@ def _single_path(path: str | list[str]) -> Path | None:
 
 
 def get_reader(path: str | list[str]) -> ReaderFunction | None:
-    """Return a reader for a tomogram file or a SHREC folder, or ``None`` if it is neither."""
+    """Return a reader for a tomogram file, an OME-Zarr tomogram or a SHREC folder, or ``None``."""
     target = _single_path(path)
     if target is None:
         return None
     try:
+        if is_ome_zarr(target):
+            volume = read_tomogram(target)
+            return lambda _path: [volume_layer_data(volume)]
         if target.is_dir():
             if not is_shrec_folder(target):
                 return None

@@ -5,7 +5,12 @@ from typing import Any
 import numpy as np
 
 from napari_cryoet_particles._widgets._layers import tomogram_layer_data, truth_layer_data
-from napari_cryoet_particles.simulate import make_sample_dataset
+from napari_cryoet_particles.jobs import CancelToken, Job
+from napari_cryoet_particles.simulate import (
+    SimulatedTomogram,
+    make_sample_dataset,
+    sample_dataset_job,
+)
 
 SAMPLE_NAME = "sample tomogram"
 
@@ -21,9 +26,23 @@ def sample_diameter_angstrom(occupancy: np.ndarray | None, voxel_size: float) ->
     return float(2 * (3 * np.median(counts) / (4 * np.pi)) ** (1 / 3)) * voxel_size
 
 
-def make_sample_data() -> list[tuple[Any, dict[str, Any], str]]:
-    """The simulated sample as an image layer plus a "truth" points layer."""
-    sample = make_sample_dataset()
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def make_sample_data() -> list[LayerData]:
+    """The simulated sample as an image layer plus a "truth" points layer (napari's File > Open
+    Sample calls this in the GUI thread; the Tomogram dock runs :func:`sample_data_job` instead)."""
+    return sample_layer_data(make_sample_dataset())
+
+
+def sample_data_job(cancel: CancelToken | None = None) -> Job[list[LayerData]]:
+    """:func:`make_sample_data` as a job: simulate (progress, cancel), then build the layers."""
+    sample = yield from sample_dataset_job(cancel=cancel)
+    return sample_layer_data(sample)
+
+
+def sample_layer_data(sample: SimulatedTomogram) -> list[LayerData]:
+    """A simulated tomogram as an image layer plus a "truth" points layer."""
     image = tomogram_layer_data(sample.volume, sample.voxel_size, SAMPLE_NAME)
     image[1]["metadata"]["sample"] = True
     truth = sample.truth

@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,23 +16,8 @@ from napari_cryoet_particles import __version__
 from napari_cryoet_particles.io.errors import CryoetInputError
 
 EXIT_USAGE = 2
-EXIT_NOT_BUILT = 3
 EXIT_INTERRUPTED = 130
-#: Files the picks writers know, by suffix (CSV, RELION STAR, copick JSON, SHREC txt).
-PICKS_FILE_SUFFIXES = (".csv", ".star", ".json", ".txt")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-
-
-class NotBuiltYet(Exception):
-    """A subcommand of the contract that this version does not provide yet."""
-
-
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotBuiltYet(f"'cryoet-particles {name}' is not built yet in version {__version__}")
-
-    run.not_built = True  # type: ignore[attr-defined]
-    return run
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -296,10 +281,38 @@ def detection_config(args: argparse.Namespace, **settings: object):
     return config
 
 
+def add_copick_input_options(parser: argparse.ArgumentParser) -> None:
+    """Where detection reads a copick project's tomograms and writes its picks back."""
+    group = parser.add_argument_group("copick project input (the input is a copick config JSON)")
+    group.add_argument("--tomo-type", default=None, metavar="T", help="tomogram type, e.g. wbp")
+    group.add_argument(
+        "--to-copick",
+        default=None,
+        metavar="OBJECT",
+        help="also store the picks in the run as copick picks of this object "
+        "(user cryoet-particles)",
+    )
+    group.add_argument(
+        "--session-id", default="0", help="copick session id of the picks written (default 0)"
+    )
+
+
 def add_detect(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("detect", help="detect particles in a tomogram and write picks")
-    parser.add_argument("tomogram", help="MRC file")
-    parser.add_argument("--out", required=True, help="picks file (.csv, .star, .json)")
+    parser = sub.add_parser(
+        "detect",
+        help="detect particles in a tomogram and write picks",
+        description="Detect particles in an MRC or OME-Zarr tomogram, or in the tomogram of a run "
+        "of a copick project (PROJECT.json --run RUN; --voxel-size then chooses the voxel "
+        "spacing).",
+    )
+    parser.add_argument("tomogram", help="MRC file, OME-Zarr folder or copick project config")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="picks file (.csv, .star, .json, .txt); may be left out with --to-copick",
+    )
+    parser.add_argument("--run", dest="copick_run", default=None, help="copick run to detect in")
+    add_copick_input_options(parser)
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_detection_options(parser)
@@ -310,31 +323,84 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         "--score-map",
         default=None,
         metavar="OUT.mrc",
-        help="also write the particle score map (input grid)",
+        help="also write the particle score map (input grid; .mrc, or .zarr for OME-Zarr)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_detect)
 
 
+def _detect_input(args: argparse.Namespace):
+    """The volume to detect in, and the copick root when the input is a copick project."""
+    from napari_cryoet_particles.io import read_tomogram
+    from napari_cryoet_particles.io.copick_project import (
+        check_can_write_run_picks,
+        is_copick_config,
+        open_project,
+        read_run_tomogram,
+    )
+
+    if not is_copick_config(args.tomogram):
+        if args.copick_run or args.to_copick or args.tomo_type:
+            raise CryoetInputError(
+                args.tomogram, "--run, --tomo-type and --to-copick need a copick project config"
+            )
+        return read_tomogram(args.tomogram, voxel_size=args.voxel_size), None
+    if not args.copick_run:
+        raise CryoetInputError(args.tomogram, "a copick project needs --run RUN")
+    root = open_project(args.tomogram)
+    if args.to_copick:
+        check_can_write_run_picks(
+            root, args.copick_run, args.to_copick, args.session_id, overwrite=args.overwrite
+        )
+    volume = read_run_tomogram(
+        root, args.copick_run, args.tomo_type, args.voxel_size, args.tomogram
+    )
+    return volume, root
+
+
 def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect import detect_particles_job, score_map_at_input
-    from napari_cryoet_particles.io import read_tomogram, write_picks, write_tomogram
+    from napari_cryoet_particles.io import write_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
+    from napari_cryoet_particles.io.copick_project import write_run_picks
+    from napari_cryoet_particles.io.formats import picks_suffixes, write_picks_file
+    from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX
     from napari_cryoet_particles.io.tomogram import TOMOGRAM_SUFFIXES
     from napari_cryoet_particles.jobs import run_job_with_bar
 
-    check_output_file(args.out, args.overwrite, PICKS_FILE_SUFFIXES, "picks")
+    if not args.out and not args.to_copick:
+        raise CryoetInputError(None, "say where the picks go: --out FILE and/or --to-copick OBJECT")
+    if args.out:
+        check_output_file(args.out, args.overwrite, picks_suffixes(), "picks")
     if args.score_map:
-        check_output_file(args.score_map, args.overwrite, TOMOGRAM_SUFFIXES, "score map")
+        check_output_file(
+            args.score_map, args.overwrite, (*TOMOGRAM_SUFFIXES, OME_ZARR_SUFFIX), "score map"
+        )
     config = detection_config(
         args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
     )
-    volume = read_tomogram(args.tomogram, voxel_size=args.voxel_size)
+    volume, root = _detect_input(args)
     result = run_job_with_bar(
         detect_particles_job(volume, args.model, config), "detect", disable=args.quiet
     )
-    write_picks(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
+    if root is not None:
+        result.picks.tomogram = args.copick_run
+    where = []
+    if args.out:
+        write_picks_file(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
+        where.append(str(args.out))
+    if root is not None and args.to_copick:
+        where.append(
+            write_run_picks(
+                root,
+                args.copick_run,
+                result.picks,
+                args.to_copick,
+                args.session_id,
+                overwrite=args.overwrite,
+            )
+        )
     if args.score_map:
         write_tomogram(
             args.score_map,
@@ -347,23 +413,58 @@ def run_detect(args: argparse.Namespace) -> int:
     seconds = sum(result.timings.values())
     polarity = "inverted" if result.info.get("inverted") else "dark"
     print(
-        f"{len(result.picks)} picks in {result.info.get('n_groups', 1)} groups written to {args.out} "
+        f"{len(result.picks)} picks in {result.info.get('n_groups', 1)} groups written to {' and '.join(where)} "
         f"({seconds:.1f} s; voxel {result.picks.voxel_size:g} Å, model at {result.info['working_voxel_size']:g} Å, "
         f"particles {polarity})"
     )
     return 0
 
 
+def add_star_options(parser: argparse.ArgumentParser) -> None:
+    """How to read a RELION STAR file (any picks input)."""
+    parser.add_argument(
+        "--tomogram",
+        default=None,
+        metavar="NAME",
+        help="which tomogram (rlnTomoName) of a STAR file holding several",
+    )
+    parser.add_argument(
+        "--star-pixel-size",
+        type=float,
+        default=None,
+        metavar="A",
+        help="pixel size (Å) of a STAR file's rlnCoordinateX/Y/Z when the file does not say "
+        "(no rlnImagePixelSize or optics block)",
+    )
+
+
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "evaluate",
         help="score picks against ground truth",
-        description="Score picks against ground truth: precision, recall, F1. "
-        "A SHREC folder with occupancy_mask.mrc is scored by the SHREC rule (particle-id map dilated by "
-        "one voxel), a bare particle_locations.txt by the distance rule (hit radius per class).",
+        description="Score picks against ground truth. --metric localization (default): precision, "
+        "recall, F1; a SHREC folder with occupancy_mask.mrc is scored by the SHREC rule (particle-id "
+        "map dilated by one voxel), other truth by the distance rule (hit radius per class). "
+        "--metric czii: the CryoET Object Identification challenge's F-beta (beta 4), over every "
+        "tomogram of the truth (a copick project, a multi-tomogram STAR file...).",
     )
-    parser.add_argument("--truth", required=True, help="SHREC folder or particle_locations.txt")
-    parser.add_argument("--pred", required=True, help="picks file (.csv, .star, .json, SHREC .txt)")
+    parser.add_argument(
+        "--truth",
+        required=True,
+        help="SHREC folder, particle_locations.txt, picks file (.csv, .star, .json) or copick "
+        "project config",
+    )
+    parser.add_argument(
+        "--pred",
+        required=True,
+        help="picks file (.csv, .star, .json, SHREC .txt) or copick project config",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=("localization", "czii"),
+        default="localization",
+        help="what to compute (default localization)",
+    )
     parser.add_argument(
         "--rule",
         choices=("auto", "shrec", "distance"),
@@ -399,6 +500,27 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         default="xyz",
         help="column order of SHREC .txt files (zyx for SHREC 2019)",
     )
+    add_star_options(parser)
+    copick = parser.add_argument_group("copick projects as --truth / --pred")
+    copick.add_argument(
+        "--run", dest="copick_run", default=None, help="only this run (localization needs one)"
+    )
+    copick.add_argument(
+        "--truth-user", default=None, help="user id of the truth picks (default: any)"
+    )
+    copick.add_argument("--truth-session", default=None, help="session id of the truth picks")
+    copick.add_argument(
+        "--pred-user",
+        default=None,
+        help="user id of the predicted picks (default: cryoet-particles)",
+    )
+    copick.add_argument("--pred-session", default=None, help="session id of the predicted picks")
+    parser.add_argument(
+        "--pred-type",
+        default=None,
+        metavar="NAME",
+        help="czii: the particle type of predictions that have none (label-free picks)",
+    )
     parser.add_argument("--json", default=None, help="write the metrics to this JSON file")
     parser.add_argument(
         "--plots", default=None, help="folder to write curves.png (picks with scores)"
@@ -407,9 +529,53 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_evaluate)
 
 
+def _read_side(args: argparse.Namespace, side: str, **options: object) -> dict:
+    """Truth or predictions as picks per tomogram (``side``: ``truth`` or ``pred``)."""
+    from napari_cryoet_particles.io.copick_project import USER_ID
+    from napari_cryoet_particles.io.sources import read_picks_source
+
+    user = getattr(args, f"{side}_user")
+    if side == "pred" and user is None:
+        user = USER_ID
+    return read_picks_source(
+        getattr(args, side),
+        run=args.copick_run,
+        user_id=user,
+        session_id=getattr(args, f"{side}_session"),
+        tomogram=args.tomogram,
+        star_pixel_size=args.star_pixel_size,
+        order=args.order,
+        **options,
+    )
+
+
+def _only(by_tomogram: dict, path: str, what: str):
+    if len(by_tomogram) != 1:
+        names = ", ".join(list(by_tomogram)[:5])
+        raise CryoetInputError(
+            path,
+            f"holds {what} of {len(by_tomogram)} tomograms ({names}); say which one "
+            "(--tomogram NAME, or --run RUN for a copick project)",
+        )
+    return next(iter(by_tomogram.values()))
+
+
+def _evaluate_truth(args: argparse.Namespace):
+    """TruthData for localization: a SHREC folder or txt as before, any other source by format."""
+    from napari_cryoet_particles.evaluate.report import TruthData, load_truth
+
+    path = Path(args.truth)
+    if path.is_dir() or path.suffix.lower() == ".txt":
+        return load_truth(path, order=args.order)
+    truth = _only(_read_side(args, "truth"), args.truth, "truth")
+    if len(truth) == 0:
+        raise CryoetInputError(path, "the truth has no particles to score against")
+    return TruthData(truth, source=path)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.evaluate import plot_ranking_curves, save_figure_png, write_json
-    from napari_cryoet_particles.evaluate.report import evaluate_files, format_report, parse_skip
+    from napari_cryoet_particles.evaluate.report import evaluate_data, format_report, parse_skip
     from napari_cryoet_particles.io.atomic import check_output_file, check_output_folder
 
     if args.json:
@@ -418,14 +584,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
         check_output_folder(args.plots)
         if Path(args.plots).is_dir():
             check_output_file(Path(args.plots) / "curves.png", args.overwrite)
-    report = evaluate_files(
-        args.truth,
+    if args.metric == "czii":
+        return _run_czii(args)
+    truth = _evaluate_truth(args)
+    pred = _only(
+        _read_side(args, "pred", voxel_size=truth.truth.voxel_size, shape_zyx=truth.shape),
         args.pred,
+        "picks",
+    )
+    report = evaluate_data(
+        truth,
+        pred,
         rule=args.rule,
         radius=args.radius,
         radius_table=args.radii,
         skip=parse_skip(args.skip),
-        order=args.order,
         count_skipped_picks=args.count_skipped_picks,
     )
     for warning in report.result.warnings:
@@ -449,6 +622,107 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_czii(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.evaluate import write_json
+    from napari_cryoet_particles.evaluate.czii import czii_score, format_czii
+
+    truth = _read_side(args, "truth")
+    pred = _read_side(args, "pred")
+    if len(truth) == 1 and len(pred) == 1:
+        pred = {next(iter(truth)): next(iter(pred.values()))}
+    if args.pred_type:
+        for picks in pred.values():
+            classes = picks.features["class"].astype(str)
+            picks.features["class"] = classes.where(classes != "", args.pred_type)
+    result = czii_score(truth, pred)
+    for warning in result.warnings:
+        print(f"cryoet-particles evaluate: warning: {warning}", file=sys.stderr)
+    print(format_czii(result))
+    if args.json:
+        print(f"wrote {write_json(args.json, result.to_dict(), overwrite=args.overwrite)}")
+    return 0
+
+
+def add_convert(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "convert",
+        help="convert picks between formats (CSV, RELION 4/5 STAR, copick JSON, SHREC txt)",
+        description="Convert a picks file to another format, keeping angles, particle names, scores "
+        "and statuses where the target format has a place for them (what it has none for is "
+        "named on stderr). The output format is the file's suffix, or --format.",
+    )
+    parser.add_argument("input", help="picks file (.csv, .star, .json, .txt)")
+    parser.add_argument("output", help="picks file to write")
+    add_star_options(parser)
+    parser.add_argument(
+        "--voxel-size",
+        type=float,
+        default=None,
+        metavar="A",
+        help="voxel size (Å) of the tomogram the output is for: coordinates are rescaled to it "
+        "(and a SHREC txt or bare CSV input is read in it)",
+    )
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("Z", "Y", "X"),
+        help="tomogram shape in voxels (RELION 5 centred coordinates, in or out)",
+    )
+    parser.add_argument(
+        "--format",
+        default=None,
+        help="output format by name: csv, star, star5 (RELION 5), copick, shrec",
+    )
+    parser.add_argument(
+        "--object", default=None, help="copick object name (default: the picks' one class)"
+    )
+    parser.add_argument(
+        "--order",
+        choices=("xyz", "zyx"),
+        default="xyz",
+        help="column order of a SHREC .txt input (zyx for SHREC 2019)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.set_defaults(run=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from napari_cryoet_particles.io.atomic import check_output_file
+    from napari_cryoet_particles.io.formats import format_for, read_picks_file, write_picks_file
+    from napari_cryoet_particles.io.picks import carried_features
+
+    target = format_for(args.output, args.format)
+    check_output_file(args.output, args.overwrite, what="picks")
+    shape = None if args.shape is None else tuple(args.shape)
+    picks = read_picks_file(
+        args.input,
+        voxel_size=args.voxel_size,
+        star_pixel_size=args.star_pixel_size,
+        tomogram=args.tomogram,
+        shape_zyx=shape,
+        order=args.order,
+    )
+    written = write_picks_file(
+        args.output,
+        picks,
+        target.name,
+        overwrite=args.overwrite,
+        shape_zyx=shape,
+        object_name=args.object,
+    )
+    dropped = [f for f in carried_features(picks) if f not in target.keeps]
+    if dropped:
+        print(
+            f"cryoet-particles convert: warning: {target.label} has no place for: "
+            f"{', '.join(dropped)}",
+            file=sys.stderr,
+        )
+    print(f"wrote {len(picks)} picks to {written} ({target.label}, {picks.voxel_size:g} Å voxels)")
+    return 0
+
+
 def add_benchmark(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("benchmark", help="measure accuracy and speed against the baselines")
     parser.add_argument("--out", default="docs/benchmarks.md")
@@ -461,7 +735,8 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
         "--shared",
         default=None,
         metavar="DIR",
-        help="shared reference data (default: ../shared/data)",
+        help="reference data folder holding layouts/shrec2021_model_particle_locations.txt "
+        "(default: the package's own data)",
     )
     parser.add_argument(
         "--model", default=None, help="checkpoint for our method (default: the shipped model)"
@@ -490,7 +765,7 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect.benchmark import run_benchmark as benchmark
+    from napari_cryoet_particles.benchmark.run import run_benchmark as benchmark
     from napari_cryoet_particles.io.atomic import check_output_file
 
     check_output_file(args.out, True, (".md",), "benchmark report")
@@ -508,6 +783,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_batch(sub: argparse._SubParsersAction) -> None:
+    from napari_cryoet_particles.io.formats import picks_suffixes
+
     parser = sub.add_parser(
         "batch",
         help="detect particles in many tomograms on a Dask cluster",
@@ -515,12 +792,18 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         "running Dask scheduler. Picks go to OUT_DIR/<tomogram>_picks.csv; OUT_DIR/batch_summary.csv "
         "lists picks, time and error per tomogram; a failing tomogram does not stop the others, a "
         "killed worker's tomogram is retried on another one. OUT_DIR/batch_manifest.json records "
-        "inputs, checksums, model, settings and outputs: run again with --resume to skip what is done.",
+        "inputs, checksums, model, settings and outputs: run again with --resume to skip what is "
+        "done. Given a copick project config, every run of the project (or those of --runs) is one "
+        "tomogram, named by its run; --to-copick stores each run's picks back into it.",
     )
-    parser.add_argument("tomograms", nargs="+", help="MRC files")
+    parser.add_argument(
+        "tomograms", nargs="+", help="MRC files, OME-Zarr folders or one copick config"
+    )
     parser.add_argument(
         "--out-dir", required=True, help="folder for the picks files and the summary"
     )
+    parser.add_argument("--runs", nargs="+", default=None, help="copick runs (default: all)")
+    add_copick_input_options(parser)
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     parser.add_argument(
         "--scheduler",
@@ -535,7 +818,10 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         "--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)"
     )
     parser.add_argument(
-        "--format", choices=("csv", "star", "json"), default="csv", help="picks file format"
+        "--format",
+        choices=[suffix.lstrip(".") for suffix in picks_suffixes()],
+        default="csv",
+        help="picks file format",
     )
     add_detection_options(parser)
     parser.add_argument(
@@ -548,14 +834,56 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_batch)
 
 
+def _batch_inputs(args: argparse.Namespace):
+    """(tomogram paths, picks names or None, copick root or None) of a batch."""
+    from napari_cryoet_particles.io.copick_project import (
+        check_can_write_run_picks,
+        choose_tomogram,
+        get_run,
+        is_copick_config,
+        open_project,
+        run_names,
+        tomogram_local_path,
+    )
+
+    if not (len(args.tomograms) == 1 and is_copick_config(args.tomograms[0])):
+        if args.runs or args.to_copick or args.tomo_type:
+            raise CryoetInputError(
+                None, "--runs, --tomo-type and --to-copick need a copick project"
+            )
+        return args.tomograms, None, None
+    config = args.tomograms[0]
+    root = open_project(config)
+    names = args.runs or run_names(root)
+    paths = []
+    for name in names:
+        run = get_run(root, name, config)
+        if args.to_copick:  # a resumed batch replaces the sets its earlier run stored
+            check_can_write_run_picks(
+                root, name, args.to_copick, args.session_id, overwrite=args.overwrite or args.resume
+            )
+        path = tomogram_local_path(
+            run, choose_tomogram(run, args.tomo_type, args.voxel_size, config)
+        )
+        if path is None:
+            raise CryoetInputError(
+                config, f"run {name!r}: batch needs the tomograms on this machine (a local project)"
+            )
+        paths.append(str(path))
+    return paths, names, root
+
+
 def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
     from napari_cryoet_particles.detect.manifest import MANIFEST_NAME, read_manifest
+    from napari_cryoet_particles.io.copick_project import write_run_picks
+    from napari_cryoet_particles.io.formats import read_picks_file
     from napari_cryoet_particles.jobs import run_job_with_bar
 
+    tomograms, names, root = _batch_inputs(args)
     config = detection_config(args, device="cpu")
     job = batch_detect_job(
-        args.tomograms,
+        tomograms,
         args.out_dir,
         args.model,
         config,
@@ -565,6 +893,7 @@ def run_batch(args: argparse.Namespace) -> int:
         suffix=f".{args.format}",
         overwrite=args.overwrite,
         resume=args.resume,
+        names=names,
     )
     try:
         items = run_job_with_bar(job, "batch", disable=args.quiet)
@@ -578,11 +907,25 @@ def run_batch(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     failed = [item for item in items if item.error]
+    if root is not None and args.to_copick:
+        for name, item in zip(names, items, strict=True):
+            if not item.error:
+                picks = read_picks_file(item.picks_file)
+                picks.tomogram = name
+                write_run_picks(
+                    root,
+                    name,
+                    picks,
+                    args.to_copick,
+                    args.session_id,
+                    overwrite=args.overwrite or args.resume,
+                )
     resumed = sum(item.resumed for item in items)
     print(
         f"{len(items) - len(failed)} of {len(items)} tomograms done"
         + (f" ({resumed} by an earlier run)" if resumed else "")
         + f", {sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
+        + (f"; picks stored in the copick runs as {args.to_copick}" if args.to_copick else "")
     )
     for warning in dict.fromkeys(w for item in items for w in item.warnings):
         print(f"cryoet-particles batch: warning: {warning}", file=sys.stderr)
@@ -591,7 +934,15 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-SUBCOMMANDS = (add_simulate, add_train, add_detect, add_evaluate, add_benchmark, add_batch)
+SUBCOMMANDS = (
+    add_simulate,
+    add_train,
+    add_detect,
+    add_evaluate,
+    add_convert,
+    add_benchmark,
+    add_batch,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -633,9 +984,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CryoetInputError as error:
         print(f"cryoet-particles {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except NotBuiltYet as error:
-        print(f"cryoet-particles: {error}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except KeyboardInterrupt:
         print(
             f"cryoet-particles {args.command}: interrupted; no output file was left half-written",

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cryoet_particles._widgets._layers import picks_events
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.jobs import CancelToken, JobCancelled, Progress
 
@@ -51,6 +52,15 @@ def real_viewer(viewer: Any) -> Any:
     while isinstance(viewer, wrapt.ObjectProxy):
         viewer = viewer.__wrapped__
     return viewer
+
+
+def available_devices() -> list[str]:
+    """The torch devices to offer (``auto`` first); ``auto, cpu`` without the model package."""
+    try:
+        from napari_cryoet_particles.model.device import available_devices as devices
+    except ImportError:
+        return ["auto", "cpu"]
+    return devices()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,16 +168,20 @@ class LayerSelector(QComboBox):
     """A combo box of the viewer's layers that pass ``accept``, kept in sync with the layer list.
 
     A newly inserted matching layer becomes the selection; ``layerChanged(layer or None)`` is
-    emitted whenever the selected layer changes.
+    emitted whenever the selected layer changes, ``picksChanged(layer)`` whenever the statuses,
+    threshold or status filter of the selected layer change (see
+    :func:`~._layers.picks_events`).
     """
 
     layerChanged = Signal(object)
+    picksChanged = Signal(object)
 
     def __init__(self, viewer: Any, accept: Callable[[Any], bool], parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = viewer
         self._accept = accept
         self._current: Any = None
+        self._followed: Any = None
         self._watched: set[int] = set()
         self.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(12)
@@ -208,14 +222,28 @@ class LayerSelector(QComboBox):
         self.setCurrentIndex(layers.index(self._current) if self._current is not None else -1)
         self.blockSignals(False)
         if self._current is not previous:
-            self.layerChanged.emit(self._current)
+            self._changed()
 
     def _picked(self, index: int) -> None:
         layers = self.layers()
         layer = layers[index] if 0 <= index < len(layers) else None
         if layer is not self._current:
             self._current = layer
-            self.layerChanged.emit(layer)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._followed is not None:
+            picks_events(self._followed).changed.disconnect(self._relay_picks, missing_ok=True)
+        self._followed = self._current
+        if self._current is not None:
+            picks_events(self._current).changed.connect(self._relay_picks)
+        self.layerChanged.emit(self._current)
+
+    def _relay_picks(self, layer: Any) -> None:
+        try:
+            self.picksChanged.emit(layer)
+        except RuntimeError:  # the Qt widget is gone
+            picks_events(layer).changed.disconnect(self._relay_picks, missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +281,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def _guarded(job: Generator[Progress, None, Any], token: CancelToken, what: str):
+def _guarded(job: Generator[Progress, None, Any], cancel: CancelToken, what: str):
     """Run ``job`` inside the worker thread; turn every ending into a :class:`JobOutcome` so
     napari never shows a raw traceback."""
     try:
@@ -265,7 +293,7 @@ def _guarded(job: Generator[Progress, None, Any], token: CancelToken, what: str)
     except Exception as error:  # noqa: BLE001 - shown to the user as a notification
         LOG.error("%s failed:\n%s", what, traceback.format_exc())
         return JobOutcome(error=f"{type(error).__name__}: {error}")
-    if token.cancelled:
+    if cancel.cancelled:
         return JobOutcome(cancelled=True)
     return JobOutcome(result=result)
 
@@ -273,8 +301,9 @@ def _guarded(job: Generator[Progress, None, Any], token: CancelToken, what: str)
 class JobRow(QWidget):
     """A progress bar, a status line with ETA and a Cancel button driving one job at a time.
 
-    ``start(job, on_done, on_progress)``: ``job`` is a generator yielding
-    :class:`~napari_cryoet_particles.jobs.Progress` that checks the :attr:`token` it was given;
+    ``start(make_job, on_done, on_progress)``: ``make_job(cancel)`` returns a job generator
+    yielding :class:`~napari_cryoet_particles.jobs.Progress` that checks ``cancel`` (every job of
+    the package takes its :class:`~napari_cryoet_particles.jobs.CancelToken` under that name);
     it runs in napari's ``thread_worker``. ``on_done(outcome)`` runs in the GUI thread.
     """
 
@@ -299,7 +328,7 @@ class JobRow(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.status)
-        self.token: CancelToken | None = None
+        self.cancel_token: CancelToken | None = None
         self.worker: Any = None
         self._started = 0.0
         self._what = ""
@@ -322,10 +351,10 @@ class JobRow(QWidget):
         if self.running:
             show_warning(f"{self._what} is still running; cancel it first")
             return False
-        self.token = CancelToken()
+        self.cancel_token = CancelToken()
         self._what = what
         try:
-            job = make_job(self.token)
+            job = make_job(self.cancel_token)
         except Exception as error:  # noqa: BLE001 - bad settings: shown as a notification
             self.status.setText(report_error(error, what))
             return False
@@ -333,7 +362,7 @@ class JobRow(QWidget):
         self.bar.setRange(0, 0)
         self.status.setText(f"{what}: starting…")
         self.cancel_button.setEnabled(True)
-        worker = create_worker(_guarded, job, self.token, what, _start_thread=False)
+        worker = create_worker(_guarded, job, self.cancel_token, what, _start_thread=False)
 
         def progressed(report: Progress) -> None:
             self._show_progress(report)
@@ -350,8 +379,8 @@ class JobRow(QWidget):
         return True
 
     def cancel(self) -> None:
-        if self.token is not None:
-            self.token.cancel()
+        if self.cancel_token is not None:
+            self.cancel_token.cancel()
             self.status.setText(f"{self._what}: cancelling…")
             self.cancel_button.setEnabled(False)
 

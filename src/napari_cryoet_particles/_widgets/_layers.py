@@ -1,15 +1,27 @@
-"""Conversions between core objects (Volume, Picks) and napari layer data, without Qt.
+"""napari layers and the core objects (Volume, Picks), without Qt: the one home of the helpers
+that the reader, writer, sample data and every dock share.
 
-The reader, writer, sample data and every dock widget build and read layers through these
-functions, so the metadata keys below are the contract between them:
+* building layers: :func:`tomogram_layer_data`, :func:`picks_layer_data`, :func:`truth_layer_data`;
+* reading them back: :func:`volume_of`, :func:`voxel_size_of`, :func:`picks_from_layer`;
+* which layer is what: :func:`is_image`, :func:`is_points`, :func:`is_picks_layer`,
+  :func:`is_truth_layer`;
+* changing a picks layer (statuses, threshold, status filter, colours): :func:`set_status` and
+  friends, which recolour the layer, update what it shows and emit ``picks_events(layer).changed``
+  so the Curate, Metrics and Export docks refresh;
+* the view: :func:`show_slab`, :func:`centre_on`;
+* a copick run as layers: :func:`copick_run_layers`.
+
+The metadata keys below are the contract between them:
 
 * image layers: ``metadata["voxel_size"]`` (Å), ``metadata["path"]``, ``metadata["role"] ==
   "tomogram"``; ``scale`` is ``(voxel_size,) * 3``.
 * points layers: data in zyx voxels of their tomogram, ``scale`` the same as the tomogram's,
   ``features`` with ``score, cluster, status, class``; ``metadata["role"]`` is ``"picks"`` or
   ``"truth"``, ``metadata["score_threshold"]`` hides low-score picks through ``shown``.
+* layers of a copick run (both kinds): ``metadata["copick_config"]`` and ``metadata["copick_run"]``.
 """
 
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from psygnal import Signal
 
 from napari_cryoet_particles.io import Picks, Volume
 from napari_cryoet_particles.io.picks import FEATURE_DEFAULTS, PICK_STATUSES
@@ -83,6 +96,33 @@ def volume_layer_data(volume: Volume, name: str | None = None) -> tuple[Any, dic
     path = volume.path
     return tomogram_layer_data(
         volume.data, volume.voxel_size, name or (path.stem if path else "tomogram"), path
+    )
+
+
+def is_image(layer: Any) -> bool:
+    """A 3D grey-level image that is a tomogram (not a score map)."""
+    from napari.layers import Image
+
+    return (
+        isinstance(layer, Image)
+        and layer.ndim == 3
+        and not layer.rgb
+        and layer.metadata.get("role") != "score_map"
+    )
+
+
+def voxel_size_of(layer: Any) -> float:
+    """The voxel size (Å) of a layer: its metadata, else its scale."""
+    return float(layer.metadata.get("voxel_size", layer.scale[-1]))
+
+
+def volume_of(layer: Any) -> Volume:
+    """The core Volume behind an image layer (its data is not copied)."""
+    path = layer.metadata.get("path")
+    return Volume(
+        data=layer.data,
+        voxel_size=voxel_size_of(layer),
+        path=Path(path) if path else Path(layer.name),
     )
 
 
@@ -290,3 +330,213 @@ def status_counts(features: pd.DataFrame) -> dict[str, int]:
         features["status"].astype(str).value_counts() if len(features) else pd.Series(dtype=int)
     )
     return {status: int(counts.get(status, 0)) for status in PICK_STATUSES}
+
+
+# ---------------------------------------------------------------------------------------------
+# Changing a picks layer
+
+
+class PicksEvents:
+    """``changed(layer)``: statuses, threshold or filter of a picks layer changed."""
+
+    changed = Signal(object)
+
+
+#: One :class:`PicksEvents` per layer, gone with the layer (so two viewers never cross-talk).
+_EVENTS: "weakref.WeakKeyDictionary[Any, PicksEvents]" = weakref.WeakKeyDictionary()
+
+
+def picks_events(layer: Any) -> PicksEvents:
+    """The change events of one picks layer."""
+    events = _EVENTS.get(layer)
+    if events is None:
+        events = _EVENTS[layer] = PicksEvents()
+    return events
+
+
+ADDED_FEATURES = {"status": "added", "score": np.nan, "cluster": -1, "class": ""}
+
+
+def is_points(layer: Any) -> bool:
+    from napari.layers import Points
+
+    return isinstance(layer, Points)
+
+
+def is_picks_layer(layer: Any) -> bool:
+    """A Points layer that is not ground truth."""
+    return is_points(layer) and layer.metadata.get("role") != "truth"
+
+
+def is_truth_layer(layer: Any) -> bool:
+    return is_points(layer) and layer.metadata.get("role") == "truth"
+
+
+def refresh(layer: Any, emit: bool = True) -> None:
+    """Recolour (face by the layer's colour mode, border by status) and re-apply the filters."""
+    features = normalise_features(layer.features, len(layer.data))
+    if len(features):
+        mode = layer.metadata.get("color_by", "score")
+        if layer.metadata.get("role") != "truth":
+            layer.face_color = face_colors(features, mode)
+            layer.border_color = border_colors(features)
+    layer.shown = shown_mask(
+        features, layer.metadata.get("score_threshold"), layer.metadata.get("status_filter")
+    )
+    if emit:
+        picks_events(layer).changed.emit(layer)
+
+
+def set_features(
+    layer: Any, indices: Iterable[int], values: dict[str, Any], emit: bool = True
+) -> None:
+    """Set feature columns of some points (a new table, so napari emits its features event)."""
+    indices = np.fromiter((int(i) for i in indices), dtype=int)
+    if indices.size == 0:
+        return
+    features = normalise_features(layer.features, len(layer.data))
+    for column, value in values.items():
+        if column not in features:
+            features[column] = np.nan
+        features.loc[indices, column] = value
+    layer.features = features
+    refresh(layer, emit=emit)
+
+
+def set_status(layer: Any, indices: Iterable[int], status: str) -> None:
+    if status not in PICK_STATUSES:
+        raise ValueError(f"status must be one of {PICK_STATUSES}, got {status!r}")
+    set_features(layer, indices, {"status": status})
+
+
+def set_threshold(layer: Any, threshold: float | None) -> None:
+    layer.metadata["score_threshold"] = None if threshold is None else float(threshold)
+    refresh(layer)
+
+
+def set_status_filter(layer: Any, statuses: Iterable[str] | None) -> None:
+    layer.metadata["status_filter"] = None if statuses is None else list(statuses)
+    refresh(layer)
+
+
+def set_color_mode(layer: Any, mode: str) -> None:
+    layer.metadata["color_by"] = mode
+    refresh(layer, emit=False)
+
+
+def mark_user_added(event: Any) -> None:
+    """napari ``layer.events.data`` callback: points the user adds get ``status=added``.
+
+    napari gives a new point the features of the selected point (its "current" values), so
+    without this an added point would inherit e.g. ``accepted`` and a detection score.
+    ``Points.add`` reports the new points with negative indices; replacing the whole data
+    (non-negative indices) is not a user addition.
+    """
+    action = getattr(event, "action", None)
+    if str(getattr(action, "value", action)) != "added":
+        return
+    indices = [
+        i for i in getattr(event, "data_indices", ()) if isinstance(i, int | np.integer) and i < 0
+    ]
+    if not indices:
+        return
+    layer = event.source
+    n = len(layer.data)
+    set_features(layer, [n + i for i in indices], ADDED_FEATURES)
+
+
+def watch_additions(layer: Any) -> None:
+    """Connect :func:`mark_user_added` to a picks layer once."""
+    if not layer.metadata.get("_watching_additions"):
+        layer.events.data.connect(mark_user_added)
+        layer.metadata["_watching_additions"] = True
+
+
+def navigation_order(layer: Any) -> np.ndarray:
+    """Indices of the shown points, highest score first (added points last, in order)."""
+    features = normalise_features(layer.features, len(layer.data))
+    shown = np.flatnonzero(np.asarray(layer.shown, dtype=bool))
+    scores = features["score"].to_numpy(dtype=float)[shown]
+    order = np.lexsort((shown, -np.nan_to_num(scores, nan=-np.inf)))
+    return shown[order]
+
+
+def camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9 on, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def show_slab(viewer: Any, half_thickness: float) -> None:
+    """Show points within ``half_thickness`` (world units, Å) of the slice on the axes that are
+    not displayed: a particle is seen on every slice that cuts it (its marker shrinks with the
+    distance, for points layers in ``rescale_spherical`` projection mode)."""
+    dims = viewer.dims
+    displayed = set(dims.displayed)
+    margins = tuple(
+        0.0 if axis in displayed else max(0.0, float(half_thickness)) for axis in range(dims.ndim)
+    )
+    dims.margin_left = margins
+    dims.margin_right = margins
+
+
+def centre_on(viewer: Any, layer: Any, index: int) -> None:
+    """Move the view to a point: the slice through it and the camera centred on it."""
+    world = np.asarray(layer.data_to_world(layer.data[index]), dtype=float)
+    displayed = list(viewer.dims.displayed)
+    for axis in range(viewer.dims.ndim):
+        if axis not in displayed:
+            viewer.dims.set_point(axis, world[axis])
+    camera(viewer).center = tuple(world[displayed])
+    layer.selected_data = {int(index)}
+
+
+# ---------------------------------------------------------------------------------------------
+# copick runs
+
+
+def copick_run_layers(
+    config: str | Path,
+    run: str,
+    tomo_type: str | None = None,
+    voxel_size: float | None = None,
+    picks_role: str = "truth",
+) -> list[tuple[Any, dict[str, Any], str]]:
+    """A copick run as layers: its tomogram (lazy OME-Zarr) and one Points layer per picks set
+    (``picks_role`` ``truth`` for Metrics, or ``picks`` to curate). The layers' metadata name the
+    project and run, so picks can be written back into it."""
+    from napari_cryoet_particles.io.copick_project import (
+        open_project,
+        picks_sets,
+        read_run_picks,
+        read_run_tomogram,
+    )
+
+    root = open_project(config)
+    volume = read_run_tomogram(root, run, tomo_type, voxel_size, config)
+    copick = {"copick_config": str(config), "copick_run": run}
+    image = tomogram_layer_data(volume.data, volume.voxel_size, run, volume.path)
+    image[1]["metadata"].update(copick)
+    layers: list[tuple[Any, dict[str, Any], str]] = [image]
+    for found in picks_sets(root, run):
+        picks = read_run_picks(
+            root,
+            run,
+            volume.voxel_size_or_default,
+            found.object_name,
+            found.user_id,
+            found.session_id,
+        )
+        name = f"{run} {found.object_name} ({found.user_id}/{found.session_id})"
+        target = root.get_object(found.object_name)
+        radius = getattr(target, "radius", None)
+        make = truth_layer_data if picks_role == "truth" else picks_layer_data
+        data, kwargs, kind = make(
+            picks,
+            name,
+            diameter_angstrom=2 * radius if radius else None,
+            tomogram_shape=volume.shape,
+        )
+        kwargs["metadata"].update(copick)
+        layers.append((data, kwargs, kind))
+    return layers

@@ -1,5 +1,10 @@
-"""State shared between docks of one napari session: the model the Train dock holds."""
+"""State that the docks of one napari viewer share: the model the Train dock holds.
 
+Each viewer has its own :class:`ViewerState` (:func:`viewer_state`), so two viewers in one
+Python session never see each other's model; it goes away with the viewer.
+"""
+
+import weakref
 from typing import Any
 
 from psygnal import Signal
@@ -23,4 +28,24 @@ class ModelState:
         self.changed.emit(label)
 
 
-MODELS = ModelState()
+class ViewerState:
+    """Everything the docks of one viewer share."""
+
+    def __init__(self) -> None:
+        self.models = ModelState()
+
+
+_STATES: dict[int, ViewerState] = {}
+
+
+def viewer_state(viewer: Any) -> ViewerState:
+    """The shared state of ``viewer``'s docks (made on first use, dropped with the viewer).
+
+    Pass the real viewer (:func:`~._common.real_viewer`), not napari's proxy of it.
+    """
+    key = id(viewer)
+    state = _STATES.get(key)
+    if state is None:
+        state = _STATES[key] = ViewerState()
+        weakref.finalize(viewer, _STATES.pop, key, None)
+    return state

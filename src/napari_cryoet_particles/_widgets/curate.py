@@ -22,15 +22,16 @@ from napari_cryoet_particles._widgets._common import (
     real_viewer,
     show_info,
 )
-from napari_cryoet_particles._widgets._layers import normalise_features, status_counts
-from napari_cryoet_particles._widgets._picks import (
-    EVENTS,
+from napari_cryoet_particles._widgets._layers import (
     centre_on,
     is_picks_layer,
     navigation_order,
+    normalise_features,
+    picks_events,
     set_status,
     set_status_filter,
     show_slab,
+    status_counts,
     watch_additions,
 )
 from napari_cryoet_particles.io.picks import PICK_STATUSES
@@ -45,6 +46,8 @@ SHORTCUTS: dict[str, tuple[str, str, str]] = {
     "add": ("i", "Add at cursor", "Add a pick where the mouse cursor is"),
     "delete": ("d", "Delete", "Delete the selected pick(s)"),
 }
+#: Extra width (px) beyond a key button's text, so no style squeezes the text to its border.
+BUTTON_MARGIN = 12
 
 
 class CurateWidget(QWidget):
@@ -63,44 +66,49 @@ class CurateWidget(QWidget):
         self.counts.setWordWrap(True)
         layout.addWidget(self.counts)
 
+        # Two columns and the spin box on its own line: the dock stays narrow without the
+        # buttons' texts being squeezed.
         grid = QGridLayout()
         self.buttons = {}
         positions = {
             "accept": (0, 0),
             "reject": (0, 1),
-            "reset": (0, 2),
-            "previous": (1, 0),
-            "next": (1, 1),
-            "add": (2, 0),
-            "delete": (2, 1),
+            "reset": (1, 0),
+            "delete": (1, 1),
+            "previous": (2, 0),
+            "next": (2, 1),
+            "add": (3, 0),
         }
         for action, (key, text, tip) in SHORTCUTS.items():
             widget = button(f"{text} [{key.upper()}]", getattr(self, action), tip)
+            widget.setMinimumWidth(widget.sizeHint().width() + BUTTON_MARGIN)
             self.buttons[action] = widget
             grid.addWidget(widget, *positions[action])
         layout.addLayout(grid)
 
         layout.addWidget(QLabel("Show picks with status:"))
-        filters = QHBoxLayout()
+        filters = QGridLayout()
         self.filters = {}
-        for status in PICK_STATUSES:
+        for index, status in enumerate(PICK_STATUSES):
             box = QCheckBox(status)
             box.setChecked(True)
             box.toggled.connect(self.apply_filter)
             self.filters[status] = box
-            filters.addWidget(box)
+            filters.addWidget(box, index // 2, index % 2)
         layout.addLayout(filters)
+        slab_label = QLabel("Show picks within ± this distance of the slice:")
+        slab_label.setWordWrap(True)
+        layout.addWidget(slab_label)
         slab_row = QHBoxLayout()
-        slab_row.addWidget(QLabel("Show picks within ±"))
         self.slab = QDoubleSpinBox()
         self.slab.setRange(0.0, 100.0)
         self.slab.setDecimals(1)
         self.slab.setValue(5.0)
         self.slab.setSuffix(" nm")
+        self.slab.setMinimumWidth(self.slab.sizeHint().width())
         self.slab.setToolTip("Picks this close to the slice are drawn, shrinking with the distance")
         self.slab.valueChanged.connect(self.apply_slab)
         slab_row.addWidget(self.slab)
-        slab_row.addWidget(QLabel("of the slice"))
         slab_row.addStretch(1)
         layout.addLayout(slab_row)
         self.current_label = QLabel("")
@@ -118,7 +126,7 @@ class CurateWidget(QWidget):
 
         persist("curate", {"slab": self.slab})
         self.selector.layerChanged.connect(self.set_layer)
-        EVENTS.changed.connect(self._on_picks_changed)
+        self.selector.picksChanged.connect(self._on_picks_changed)
         self.set_layer(self.selector.layer())
 
     # -- layer binding --------------------------------------------------------------------------
@@ -167,11 +175,8 @@ class CurateWidget(QWidget):
             return
 
     def _on_picks_changed(self, layer: Any) -> None:
-        try:
-            if layer is self._bound_layer:
-                self.update_counts()
-        except RuntimeError:
-            EVENTS.changed.disconnect(self._on_picks_changed)
+        if layer is self._bound_layer:
+            self.update_counts()
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -248,7 +253,7 @@ class CurateWidget(QWidget):
         layer.selected_data = set(indices)
         layer.remove_selected()
         self.current = None
-        EVENTS.changed.emit(layer)
+        picks_events(layer).changed.emit(layer)
 
     def apply_slab(self, *_: Any) -> None:
         show_slab(self.viewer, float(self.slab.value()) * 10.0)

@@ -24,6 +24,7 @@ from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
     LayerSelector,
+    available_devices,
     button,
     heading,
     persist,
@@ -32,16 +33,19 @@ from napari_cryoet_particles._widgets._common import (
     show_info,
     show_warning,
 )
-from napari_cryoet_particles._widgets._layers import COLOR_MODES, picks_layer_data
-from napari_cryoet_particles._widgets._picks import (
+from napari_cryoet_particles._widgets._layers import (
+    COLOR_MODES,
+    is_image,
+    picks_layer_data,
     set_color_mode,
     set_threshold,
     show_slab,
+    volume_of,
+    voxel_size_of,
     watch_additions,
 )
-from napari_cryoet_particles._widgets._state import MODELS
-from napari_cryoet_particles._widgets.tomogram import is_image
-from napari_cryoet_particles.io import CryoetInputError, Volume
+from napari_cryoet_particles._widgets._state import viewer_state
+from napari_cryoet_particles.io import CryoetInputError
 
 MODEL_DEFAULT = "Shipped default model"
 MODEL_TRAINED = "Model from the Train dock"
@@ -53,30 +57,13 @@ CANDIDATE_FLOOR = 0.1
 DEFAULT_THRESHOLD = 0.5
 
 
-def available_devices() -> list[str]:
-    try:
-        from napari_cryoet_particles.model.device import available_devices as devices
-    except ImportError:
-        return ["auto", "cpu"]
-    return devices()
-
-
-def volume_of(layer: Any) -> Volume:
-    """The core Volume behind an image layer (its data is not copied)."""
-    path = layer.metadata.get("path")
-    return Volume(
-        data=layer.data,
-        voxel_size=float(layer.metadata.get("voxel_size", layer.scale[-1])),
-        path=Path(path) if path else Path(layer.name),
-    )
-
-
 class DetectWidget(QWidget):
     """Model, particle diameter, groups, device → Run; picks appear as a Points layer."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = real_viewer(napari_viewer)
+        self.models = viewer_state(self.viewer).models
         self.picks_layer: Any = None
         self.score_layer: Any = None
         self.last_result: Any = None
@@ -179,7 +166,7 @@ class DetectWidget(QWidget):
         self.threshold.valueChanged.connect(self._threshold_changed)
         self.color_by.currentTextChanged.connect(self._color_changed)
         self._model_choice(self.model.currentText())
-        MODELS.changed.connect(self._model_held)
+        self.models.changed.connect(self._model_held)
 
     def _model_held(self, label: str) -> None:
         """A model trained or loaded in the Train dock becomes Detect's choice."""
@@ -187,7 +174,7 @@ class DetectWidget(QWidget):
             self.model.setCurrentText(MODEL_TRAINED)
             self.model.setToolTip(f"Train dock: {label}")
         except RuntimeError:
-            MODELS.changed.disconnect(self._model_held)
+            self.models.changed.disconnect(self._model_held)
 
     # -- settings -------------------------------------------------------------------------------
 
@@ -212,11 +199,11 @@ class DetectWidget(QWidget):
                 raise CryoetInputError(None, "choose a checkpoint file for the model")
             return Path(text)
         if choice == MODEL_TRAINED:
-            if MODELS.model is None:
+            if self.models.model is None:
                 raise CryoetInputError(
                     None, "the Train dock holds no model yet: train or load one there"
                 )
-            return MODELS.model
+            return self.models.model
         return None
 
     def config(self) -> Any:
@@ -250,8 +237,8 @@ class DetectWidget(QWidget):
             return False
         volume = volume_of(layer)
 
-        def make_job(token):
-            return detect_particles_job(volume, self.chosen_model(), self.config(), token)
+        def make_job(cancel):
+            return detect_particles_job(volume, self.chosen_model(), self.config(), cancel=cancel)
 
         self.run_button.setEnabled(False)
         started = self.job.start(
@@ -266,6 +253,8 @@ class DetectWidget(QWidget):
             return
         for warning in outcome.result.info.get("warnings", []):
             show_warning(f"Detection: {warning}")
+        if layer not in self.viewer.layers:
+            show_info(f"{layer.name} was removed during detection; its picks are kept")
         self.show_result(outcome.result, layer)
 
     def show_result(self, result: Any, image: Any) -> Any:
@@ -273,7 +262,7 @@ class DetectWidget(QWidget):
         self.last_result = result
         picks = result.picks
         picks.tomogram = image.name
-        voxel = float(image.metadata.get("voxel_size", image.scale[-1]))
+        voxel = voxel_size_of(image)
         if not np.isclose(picks.voxel_size, voxel, rtol=1e-4):
             picks = picks.rescaled(voxel)
         data, kwargs, _ = picks_layer_data(

@@ -1,8 +1,9 @@
 """Metrics dock: score the picks against a ground-truth layer, live as the user curates.
 
 The numbers come from :mod:`napari_cryoet_particles.evaluate` exactly as ``cryoet-particles
-evaluate`` computes them (same rule choice, radius table, skip list and curves); the picks scored
-are those above the score threshold that are not rejected (added picks included).
+evaluate`` computes them (same rule choice, radius table, skip list and curves, or the CZII
+challenge score of ``--metric czii``); the picks scored are those above the score threshold that
+are not rejected (added picks included).
 """
 
 from typing import Any
@@ -25,11 +26,16 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cryoet_particles._widgets._common import LayerSelector, heading, persist, real_viewer
-from napari_cryoet_particles._widgets._layers import picks_from_layer
-from napari_cryoet_particles._widgets._picks import EVENTS, is_picks_layer, is_truth_layer
+from napari_cryoet_particles._widgets._layers import (
+    is_picks_layer,
+    is_truth_layer,
+    picks_from_layer,
+)
+from napari_cryoet_particles.evaluate.czii import CZII_PARTICLES
 from napari_cryoet_particles.io import CryoetInputError
 
 RULES = {"auto": "auto", "SHREC (particle-id map)": "shrec", "distance (hit radius)": "distance"}
+METRICS = {"localization (precision, recall, F1)": "localization", "CZII challenge (F4)": "czii"}
 RADIUS_TABLES = ("auto", "shrec2021", "shrec2019")
 RECOMPUTE_DELAY_MS = 150
 
@@ -106,6 +112,9 @@ class MetricsWidget(QWidget):
         body.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.body)
         form = QFormLayout()
+        self.metric = QComboBox()
+        self.metric.addItems(list(METRICS))
+        form.addRow("Metric", self.metric)
         self.truth_selector = LayerSelector(self.viewer, is_truth_layer)
         form.addRow("Truth", self.truth_selector)
         self.picks_selector = LayerSelector(self.viewer, is_picks_layer)
@@ -128,6 +137,13 @@ class MetricsWidget(QWidget):
         self.skip = QLineEdit()
         self.skip.setPlaceholderText("e.g. 4V94,vesicle or shrec2021")
         form.addRow("Skip classes", self.skip)
+        self.pred_type = QComboBox()
+        self.pred_type.setEditable(True)
+        self.pred_type.addItems([p.name for p in CZII_PARTICLES])
+        self.pred_type.setToolTip(
+            "CZII: the particle type of picks that have none (label-free picks)"
+        )
+        form.addRow("Type of untyped picks", self.pred_type)
         body.addLayout(form)
 
         self.headline = QLabel("")
@@ -147,19 +163,26 @@ class MetricsWidget(QWidget):
                 "radius": self.radius,
                 "radius_table": self.radius_table,
                 "skip": self.skip,
+                "metric": self.metric,
+                "pred_type": self.pred_type,
             },
         )
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(RECOMPUTE_DELAY_MS)
         self._timer.timeout.connect(self.recompute)
-        for signal in (self.rule.currentTextChanged, self.radius_table.currentTextChanged):
+        for signal in (
+            self.rule.currentTextChanged,
+            self.radius_table.currentTextChanged,
+            self.metric.currentTextChanged,
+            self.pred_type.currentTextChanged,
+        ):
             signal.connect(self.schedule)
         self.radius.valueChanged.connect(self.schedule)
         self.skip.editingFinished.connect(self.schedule)
         self.truth_selector.layerChanged.connect(self._layers_changed)
         self.picks_selector.layerChanged.connect(self._layers_changed)
-        EVENTS.changed.connect(self._on_picks_changed)
+        self.picks_selector.picksChanged.connect(self.schedule)
         self._layers_changed()
 
     # -- triggers -------------------------------------------------------------------------------
@@ -169,13 +192,6 @@ class MetricsWidget(QWidget):
             self._timer.start()
         except RuntimeError:  # widget closed
             return
-
-    def _on_picks_changed(self, layer: Any) -> None:
-        try:
-            if layer is self.picks_selector.layer():
-                self.schedule()
-        except RuntimeError:
-            EVENTS.changed.disconnect(self._on_picks_changed)
 
     def _layers_changed(self, *_: Any) -> None:
         truth = self.truth_selector.layer()
@@ -219,6 +235,8 @@ class MetricsWidget(QWidget):
             return None
         truth = picks_from_layer(truth_layer, "all")
         pred = picks_from_layer(picks_layer, "not_rejected")
+        if METRICS[self.metric.currentText()] == "czii":
+            return {"czii": self.czii(truth, pred)}
         rule = RULES[self.rule.currentText()]
         id_map = self._id_map(truth_layer) if rule in ("auto", "shrec") else None
         shape = truth_layer.metadata.get("tomogram_shape")
@@ -239,6 +257,14 @@ class MetricsWidget(QWidget):
             "curves": report.curves,
             "groups": report.groups,
         }
+
+    def czii(self, truth: Any, pred: Any) -> Any:
+        """The CZII score of one tomogram's picks; untyped picks get the chosen type."""
+        from napari_cryoet_particles.evaluate.czii import czii_score
+
+        classes = pred.features["class"].astype(str)
+        pred.features["class"] = classes.where(classes != "", self.pred_type.currentText())
+        return czii_score({"": truth}, {"": pred})
 
     def recompute(self) -> None:
         try:
@@ -267,7 +293,21 @@ class MetricsWidget(QWidget):
             _discard(self.canvas)
             self.canvas = None
 
+    def _show_czii(self, result: Any) -> None:
+        text = (
+            f"<b>CZII score {result.score:.3f}</b> (F{result.beta:g} weighted over types; "
+            "the challenge's winner scored 0.788 on real tomograms)"
+        )
+        for warning in result.warnings:
+            text += f"<br><i>{warning}</i>"
+        self.headline.setText(text)
+        self.tables.addWidget(QLabel("Per particle type"))
+        self.tables.addWidget(table_widget(result.per_type.set_index("type"), "type"))
+
     def _show(self, report: dict[str, Any]) -> None:
+        if "czii" in report:
+            self._show_czii(report["czii"])
+            return
         result = report["result"]
         rule = "SHREC rule" if result.rule == "shrec" else "distance rule"
         text = (

@@ -1,4 +1,5 @@
-"""Tomogram dock: open an MRC file, a SHREC folder or the sample; see shape, voxel size, values."""
+"""Tomogram dock: open an MRC or OME-Zarr file, a SHREC folder, a copick run, a picks file or the
+sample; see shape, voxel size, values."""
 
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_cryoet_particles._widgets._common import (
+    JobOutcome,
+    JobRow,
     LayerSelector,
     button,
     heading,
@@ -25,24 +29,21 @@ from napari_cryoet_particles._widgets._common import (
     report_error,
     show_info,
 )
-from napari_cryoet_particles._widgets._layers import sample_for_contrast
+from napari_cryoet_particles._widgets._layers import (
+    copick_run_layers,
+    is_image,
+    picks_layer_data,
+    sample_for_contrast,
+    truth_layer_data,
+    voxel_size_of,
+)
+from napari_cryoet_particles.io.formats import picks_suffixes
 
 PLUGIN = "napari-cryoet-particles"
-SAMPLE_KEY = "simulated"
 BINNINGS = ("1", "2", "3", "4", "8")
 TOMOGRAM_FILTER = "Tomograms (*.mrc *.rec *.map *.MRC *.REC *.MAP);;All files (*)"
-
-
-def is_image(layer: Any) -> bool:
-    """A 3D grey-level image that is a tomogram (not a score map)."""
-    from napari.layers import Image
-
-    return (
-        isinstance(layer, Image)
-        and layer.ndim == 3
-        and not layer.rgb
-        and layer.metadata.get("role") != "score_map"
-    )
+COPICK_FILTER = "copick project (*.json);;All files (*)"
+PICKS_ROLES = {"as truth (Metrics)": "truth", "as picks to curate": "picks"}
 
 
 def binned_lazy(data: Any, factor: int) -> Any:
@@ -84,9 +85,62 @@ class TomogramWidget(QWidget):
             )
         )
         buttons.addWidget(
-            button("Sample", self.open_sample, "A small simulated tomogram with truth")
+            button("Sample", self.open_sample, "Simulate a small tomogram with truth (a few s)")
         )
         layout.addLayout(buttons)
+        more = QHBoxLayout()
+        more.addWidget(
+            button("OME-Zarr…", self._browse_zarr, "Open an OME-Zarr tomogram folder (.zarr)")
+        )
+        more.addWidget(
+            button("copick project…", self._browse_copick, "Open a run of a copick project")
+        )
+        more.addWidget(
+            button(
+                "Picks file…",
+                self._browse_picks,
+                "Open picks (CSV, STAR, copick JSON, SHREC txt) on the selected tomogram",
+            )
+        )
+        layout.addLayout(more)
+        self.job = JobRow()
+        self.job.setVisible(False)  # shown once the sample is simulated
+        layout.addWidget(self.job)
+        self.sample_layers: list[Any] = []
+        self.copick_panel = QWidget()
+        copick_form = QFormLayout(self.copick_panel)
+        copick_form.setContentsMargins(0, 0, 0, 0)
+        self.copick_path = QLabel("")
+        self.copick_path.setWordWrap(True)
+        copick_form.addRow("Project", self.copick_path)
+        self.copick_run = QComboBox()
+        self.copick_run.currentTextChanged.connect(self._list_copick_tomograms)
+        copick_form.addRow("Run", self.copick_run)
+        self.copick_tomogram = QComboBox()
+        copick_form.addRow("Tomogram", self.copick_tomogram)
+        copick_form.addRow(button("Open run", self.open_copick_run, "Its tomogram and picks"))
+        self.copick_panel.setVisible(False)
+        layout.addWidget(self.copick_panel)
+        picks_form = QFormLayout()
+        self.picks_role = QComboBox()
+        self.picks_role.addItems(list(PICKS_ROLES))
+        picks_form.addRow("Open picks", self.picks_role)
+        self.star_tomogram = QLineEdit()
+        self.star_tomogram.setPlaceholderText("rlnTomoName, if the STAR has several")
+        picks_form.addRow("STAR tomogram", self.star_tomogram)
+        self.star_pixel_size = QDoubleSpinBox()
+        self.star_pixel_size.setRange(0.0, 1000.0)
+        self.star_pixel_size.setDecimals(3)
+        self.star_pixel_size.setSuffix(" Å")
+        self.star_pixel_size.setSpecialValueText("from the file")
+        self.star_pixel_size.setToolTip(
+            "Pixel size of a STAR file's rlnCoordinateX/Y/Z when the file does not say it"
+        )
+        picks_form.addRow("STAR pixel size", self.star_pixel_size)
+        layout.addLayout(picks_form)
+        self._copick_root: Any = None
+        self._copick_config: Path | None = None
+        self._tomogram_choices: list[Any] = []
         binning_row = QHBoxLayout()
         self.binning = QComboBox()
         self.binning.addItems(BINNINGS)
@@ -106,12 +160,15 @@ class TomogramWidget(QWidget):
         layout.addWidget(self.selector)
         form = QFormLayout()
         self.labels = {
-            key: QLabel("—") for key in ("shape", "voxel", "range", "dtype", "storage", "path")
+            key: QLabel("—")
+            for key in ("shape", "voxel", "range", "contrast", "mean", "dtype", "storage", "path")
         }
         for key, text in (
             ("shape", "Shape (z, y, x)"),
             ("voxel", "Voxel size"),
             ("range", "Values"),
+            ("contrast", "0.5–99.5 %"),
+            ("mean", "Mean"),
             ("dtype", "Data type"),
             ("storage", "Storage"),
             ("path", "File"),
@@ -133,7 +190,7 @@ class TomogramWidget(QWidget):
         layout.addLayout(voxel_row)
         layout.addStretch(1)
 
-        persist("tomogram", {"binning": self.binning})
+        persist("tomogram", {"binning": self.binning, "picks_role": self.picks_role})
         self.selector.layerChanged.connect(self.show_layer)
         self.viewer.layers.selection.events.active.connect(self._follow_active)
         self.show_layer(self.selector.layer())
@@ -152,6 +209,117 @@ class TomogramWidget(QWidget):
         if path:
             self.open_path(path)
 
+    def _browse_zarr(self) -> None:
+        start = remember("tomogram/last_folder") or str(Path.home())
+        path = QFileDialog.getExistingDirectory(self, "Open OME-Zarr tomogram", str(start))
+        if path:
+            self.open_path(path)
+
+    def _browse_copick(self) -> None:
+        start = remember("tomogram/last_folder") or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "copick project", str(start), COPICK_FILTER)
+        if path:
+            self.load_copick_project(path)
+
+    def _browse_picks(self) -> None:
+        start = remember("tomogram/last_folder") or str(Path.home())
+        patterns = " ".join(f"*{suffix}" for suffix in picks_suffixes())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open picks", str(start), f"Picks ({patterns});;All files (*)"
+        )
+        if path:
+            self.open_picks(path)
+
+    # -- copick ---------------------------------------------------------------------------------
+
+    def load_copick_project(self, path: str | Path) -> bool:
+        """Read a copick project config and list its runs."""
+        from napari_cryoet_particles.io.copick_project import open_project, run_names
+
+        try:
+            root = open_project(path)
+            names = run_names(root)
+        except Exception as error:  # noqa: BLE001 - copick raises many kinds
+            report_error(error, "Opening the copick project")
+            return False
+        remember("tomogram/last_folder", str(Path(path).parent))
+        self._copick_root, self._copick_config = root, Path(path)
+        self.copick_path.setText(f"{Path(path).name} ({len(names)} runs)")
+        self.copick_run.blockSignals(True)
+        self.copick_run.clear()
+        self.copick_run.addItems(names)
+        self.copick_run.blockSignals(False)
+        self._list_copick_tomograms()
+        self.copick_panel.setVisible(True)
+        return True
+
+    def _list_copick_tomograms(self, *_: Any) -> None:
+        from napari_cryoet_particles.io.copick_project import get_run, tomogram_choices
+
+        self.copick_tomogram.clear()
+        self._tomogram_choices = []
+        if self._copick_root is None or not self.copick_run.currentText():
+            return
+        choices = tomogram_choices(get_run(self._copick_root, self.copick_run.currentText()))
+        self._tomogram_choices = choices
+        self.copick_tomogram.addItems([c.label for c in choices])
+
+    def open_copick_run(self) -> list[Any]:
+        """Open the chosen run: its tomogram, and its picks sets as Points layers."""
+        if self._copick_config is None or not self._tomogram_choices:
+            show_info("Open a copick project with a tomogram first")
+            return []
+        choice = self._tomogram_choices[max(self.copick_tomogram.currentIndex(), 0)]
+        try:
+            layer_data = copick_run_layers(
+                self._copick_config,
+                self.copick_run.currentText(),
+                choice.tomo_type,
+                choice.voxel_size,
+                PICKS_ROLES[self.picks_role.currentText()],
+            )
+        except Exception as error:  # noqa: BLE001
+            report_error(error, "Opening the copick run")
+            return []
+        layers = [self._add(data, kwargs, kind) for data, kwargs, kind in layer_data]
+        self._bin_new(layers)
+        return layers
+
+    def _add(self, data: Any, kwargs: dict[str, Any], kind: str) -> Any:
+        return getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+
+    def open_picks(self, path: str | Path) -> Any:
+        """Open a picks file on the selected tomogram (its voxel size and shape)."""
+        from napari_cryoet_particles.io.formats import read_picks_file
+
+        layer = self.selector.layer()
+        if layer is None:
+            show_info("Open the tomogram the picks belong to first")
+            return None
+        path = Path(path)
+        voxel = voxel_size_of(layer)
+        shape = tuple(int(n) for n in layer.data.shape)
+        try:
+            picks = read_picks_file(
+                path,
+                voxel_size=voxel,
+                star_pixel_size=self.star_pixel_size.value() or None,
+                tomogram=self.star_tomogram.text().strip() or None,
+                shape_zyx=shape,
+            )
+        except Exception as error:  # noqa: BLE001
+            report_error(error, f"Opening {path.name}")
+            return None
+        remember("tomogram/last_folder", str(path.parent))
+        picks.tomogram = picks.tomogram or layer.name
+        role = PICKS_ROLES[self.picks_role.currentText()]
+        make = truth_layer_data if role == "truth" else picks_layer_data
+        data, kwargs, kind = make(picks, f"{path.stem} {role}", tomogram_shape=shape)
+        outside = int(picks.outside(shape).sum())
+        if outside:
+            show_info(f"{outside} of {len(picks)} picks fall outside {layer.name}")
+        return self._add(data, kwargs, kind)
+
     def open_path(self, path: str | Path) -> list[Any]:
         """Open a tomogram file or SHREC folder with this plugin's reader (binned if asked)."""
         path = Path(path)
@@ -164,13 +332,26 @@ class TomogramWidget(QWidget):
         self._bin_new(layers)
         return layers
 
-    def open_sample(self) -> list[Any]:
-        try:
-            layers = self.viewer.open_sample(PLUGIN, SAMPLE_KEY)
-        except Exception as error:  # noqa: BLE001
-            report_error(error, "Opening the sample")
-            return []
-        return layers
+    def open_sample(self) -> bool:
+        """Simulate the sample in a worker thread (progress bar, Cancel): napari stays usable.
+
+        Its layers are added when the job is done (:attr:`sample_layers`); returns whether the
+        job started.
+        """
+        from napari_cryoet_particles._sample_data import sample_data_job
+
+        self.job.setVisible(True)
+        return self.job.start(sample_data_job, self._sample_done, what="Simulating the sample")
+
+    def _sample_done(self, outcome: JobOutcome) -> None:
+        if outcome.result is None:
+            return
+        from napari.layers import Layer
+
+        self.sample_layers = [
+            self.viewer.add_layer(Layer.create(data, kwargs, kind))
+            for data, kwargs, kind in outcome.result
+        ]
 
     def _bin_new(self, layers: list[Any]) -> None:
         factor = int(self.binning.currentText())
@@ -185,7 +366,7 @@ class TomogramWidget(QWidget):
 
     def _bin_in_place(self, layer: Any, factor: int) -> None:
         limits = tuple(layer.contrast_limits)
-        voxel = float(layer.metadata.get("voxel_size", layer.scale[-1])) * factor
+        voxel = voxel_size_of(layer) * factor
         layer.data = binned_lazy(layer.data, factor)
         layer.scale = (voxel,) * 3
         layer.translate = np.asarray(layer.translate) + (factor - 1) / 2 * voxel / factor
@@ -203,7 +384,7 @@ class TomogramWidget(QWidget):
         if factor <= 1:
             show_info("Choose a binning factor above 1")
             return None
-        source_voxel = float(layer.metadata.get("voxel_size", layer.scale[-1]))
+        source_voxel = voxel_size_of(layer)
         voxel = source_voxel * factor
         metadata = {
             **{k: v for k, v in layer.metadata.items() if not k.startswith("_")},
@@ -246,7 +427,7 @@ class TomogramWidget(QWidget):
                 label.setText("—")
             return
         data = layer.data
-        voxel = float(layer.metadata.get("voxel_size", layer.scale[-1]))
+        voxel = voxel_size_of(layer)
         shape = tuple(int(n) for n in data.shape)
         size_nm = ", ".join(f"{n * voxel / 10:.0f}" for n in shape)
         self.labels["shape"].setText(f"{shape[0]} × {shape[1]} × {shape[2]} voxels ({size_nm} nm)")
@@ -262,10 +443,13 @@ class TomogramWidget(QWidget):
         sample = sample[np.isfinite(sample)]
         if sample.size:
             lo, hi = np.percentile(sample, [0.5, 99.5])
-            self.labels["range"].setText(
-                f"{sample.min():.4g} to {sample.max():.4g} (0.5–99.5 %: {lo:.4g} to {hi:.4g}; "
-                f"mean {sample.mean():.4g}, sampled)"
-            )
+            self.labels["range"].setText(f"{sample.min():.3g} to {sample.max():.3g}")
+            self.labels["contrast"].setText(f"{lo:.3g} to {hi:.3g}")
+            self.labels["mean"].setText(f"{sample.mean():.3g}")
+            for key in ("range", "contrast", "mean"):
+                self.labels[key].setToolTip(
+                    "From a strided sample of the voxels (a large file is never read in full)"
+                )
         self.labels["dtype"].setText(str(data.dtype))
         nbytes = int(np.prod(shape)) * np.dtype(data.dtype).itemsize
         self.labels["storage"].setText(f"{storage_of(data)}, {nbytes / 1e6:.1f} MB")

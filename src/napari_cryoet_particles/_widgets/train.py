@@ -33,6 +33,7 @@ from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
     ask_to_replace,
+    available_devices,
     button,
     heading,
     persist,
@@ -41,9 +42,8 @@ from napari_cryoet_particles._widgets._common import (
     report_error,
     show_info,
 )
-from napari_cryoet_particles._widgets._state import MODELS
-from napari_cryoet_particles._widgets.detect import available_devices, volume_of
-from napari_cryoet_particles._widgets.tomogram import is_image
+from napari_cryoet_particles._widgets._layers import is_image, volume_of
+from napari_cryoet_particles._widgets._state import viewer_state
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.atomic import atomic_write
 
@@ -113,6 +113,7 @@ class TrainWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = real_viewer(napari_viewer)
+        self.models = viewer_state(self.viewer).models
         self._work_dir: Path | None = None
         self.checkpoint: Path | None = None
         layout = QVBoxLayout(self)
@@ -220,9 +221,9 @@ class TrainWidget(QWidget):
         events = self.viewer.layers.events
         for emitter in (events.inserted, events.removed, events.changed):
             emitter.connect(self.refresh_tomograms)
-        MODELS.changed.connect(self._model_changed)
+        self.models.changed.connect(self._model_changed)
         self.refresh_tomograms()
-        self._model_changed(MODELS.label)
+        self._model_changed(self.models.label)
 
     def work_dir(self) -> Path:
         """This dock's folder for training checkpoints, made on first use, removed with the dock
@@ -314,16 +315,17 @@ class TrainWidget(QWidget):
         if start == "shipped default model":
             init = "default"
         elif start == "model held here":
-            if MODELS.model is None or getattr(MODELS.model, "path", None) is None:
+            if self.models.model is None or getattr(self.models.model, "path", None) is None:
                 show_info(
                     "No model is held here yet: load a checkpoint first, or start from scratch"
                 )
                 return False
-            init = MODELS.model.path
+            init = self.models.model.path
         device = self.device.currentText()
 
-        def make_job(token):
-            return train(volumes, out, self.train_config(), device=device, init=init, token=token)
+        def make_job(cancel):
+            # model/train.py still calls its cancel argument ``token`` (to be renamed ``cancel``)
+            return train(volumes, out, self.train_config(), device=device, init=init, token=cancel)
 
         self.plot.clear()
         self.start_button.setEnabled(False)
@@ -348,7 +350,7 @@ class TrainWidget(QWidget):
         step = (loaded.training_state or {}).get("step")
         state = "cancelled" if outcome.cancelled else "trained"
         label = f"{state} here" + (f" (step {step})" if step is not None else "")
-        MODELS.set(loaded, label)
+        self.models.set(loaded, label)
         self.save_button.setEnabled(True)
 
     # -- models ---------------------------------------------------------------------------------
@@ -361,7 +363,7 @@ class TrainWidget(QWidget):
                 else "No model held: the Detect dock uses the shipped model."
             )
         except RuntimeError:
-            MODELS.changed.disconnect(self._model_changed)
+            self.models.changed.disconnect(self._model_changed)
 
     def _browse_checkpoint(self) -> None:
         start = remember("train/last_folder") or str(Path.home())
@@ -382,7 +384,7 @@ class TrainWidget(QWidget):
             return None
         remember("train/last_folder", str(path.parent))
         self.checkpoint = path
-        MODELS.set(loaded, f"checkpoint {path.name}")
+        self.models.set(loaded, f"checkpoint {path.name}")
         self.save_button.setEnabled(True)
         return loaded
 
@@ -394,7 +396,7 @@ class TrainWidget(QWidget):
         except CryoetInputError as error:
             report_error(error)
             return None
-        MODELS.set(loaded, "the shipped default model")
+        self.models.set(loaded, "the shipped default model")
         return loaded
 
     def _browse_save(self) -> None:

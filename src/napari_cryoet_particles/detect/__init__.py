@@ -1,9 +1,8 @@
-"""Detection: dense embedding in tiles, k-means particle clusters, peak picking, baselines.
+"""Detection: dense embedding in tiles, k-means particle clusters, peak picking.
 
-- :func:`detect_particles_job` / :func:`detect_particles`: the method (see :mod:`.pipeline`);
-- :func:`detect_dog`: difference-of-Gaussians baseline (:mod:`.dog`);
-- :mod:`.slices2d`: the original 2D method (slices, 2D ResNet + NT-Xent, k-means on crops);
-- :mod:`.benchmark`: the benchmark behind ``cryoet-particles benchmark``.
+:func:`detect_particles_job` / :func:`detect_particles` run the method (see :mod:`.pipeline`).
+The baselines live in :mod:`napari_cryoet_particles.baselines`, the benchmark in
+:mod:`napari_cryoet_particles.benchmark`.
 """
 
 from napari_cryoet_particles.detect.config import (
@@ -11,7 +10,6 @@ from napari_cryoet_particles.detect.config import (
     DetectionConfig,
     DetectionResult,
 )
-from napari_cryoet_particles.detect.dog import detect_dog
 from napari_cryoet_particles.detect.pipeline import (
     detect_particles,
     detect_particles_job,
@@ -23,7 +21,6 @@ __all__ = [
     "DEFAULT_DIAMETER_NM",
     "DetectionConfig",
     "DetectionResult",
-    "detect_dog",
     "detect_particles",
     "detect_particles_job",
     "resolve_model",

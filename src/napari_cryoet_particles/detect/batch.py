@@ -38,10 +38,11 @@ from napari_cryoet_particles.detect.manifest import (
 )
 from napari_cryoet_particles.io.atomic import atomic_write, check_output_folder, stale_parts
 from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.formats import picks_suffixes
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress
 
 SUMMARY_NAME = "batch_summary.csv"
-PICKS_SUFFIXES = (".csv", ".star", ".json")
+PICKS_SUFFIXES = picks_suffixes()
 #: Between the warnings of one tomogram in the summary's ``warning`` column.
 WARNING_SEPARATOR = " | "
 
@@ -65,8 +66,10 @@ class BatchItem:
     warnings: list[str] = field(default_factory=list, repr=False)
 
 
-def picks_path_for(tomogram: Path, out_dir: Path, suffix: str) -> Path:
-    return out_dir / f"{tomogram.stem}_picks{suffix}"
+def picks_path_for(tomogram: Path | str, out_dir: Path, suffix: str) -> Path:
+    """``<name>_picks<suffix>``: ``tomogram`` is a file (its stem) or a name (a copick run)."""
+    name = tomogram.stem if isinstance(tomogram, Path) else tomogram
+    return out_dir / f"{name}_picks{suffix}"
 
 
 def detect_file(
@@ -121,13 +124,17 @@ def _client(scheduler: str | None, workers: int | None, threads_per_worker: int,
     return Client(cluster), cluster
 
 
-def check_inputs(paths: Sequence[Path]) -> None:
-    """Refuse an empty batch and inputs whose picks files would share a name, naming them."""
+def check_inputs(paths: Sequence[Path], names: Sequence[str] | None = None) -> list[str]:
+    """The names of the picks files (``names``, else the file stems); refuses an empty batch and
+    inputs whose picks files would share a name, naming them."""
     if not paths:
         raise CryoetInputError(None, "no tomograms given")
+    stems = list(names) if names is not None else [p.stem for p in paths]
+    if len(stems) != len(paths):
+        raise CryoetInputError(None, f"{len(stems)} names for {len(paths)} tomograms")
     by_stem: dict[str, list[Path]] = {}
-    for path in paths:
-        by_stem.setdefault(path.stem, []).append(path)
+    for path, stem in zip(paths, stems, strict=True):
+        by_stem.setdefault(stem, []).append(path)
     clashes = [group for group in by_stem.values() if len(group) > 1]
     if clashes:
         named = "; ".join(" and ".join(map(str, group)) for group in clashes)
@@ -136,6 +143,7 @@ def check_inputs(paths: Sequence[Path]) -> None:
             f"tomograms with the same file name would write the same picks file: {named}; "
             "rename them or run them in separate batches",
         )
+    return stems
 
 
 def model_file(model: str | Path | None) -> Path:
@@ -172,6 +180,7 @@ def batch_detect_job(
     overwrite: bool = False,
     resume: bool = False,
     cancel: CancelToken | None = None,
+    names: Sequence[str] | None = None,
 ) -> Job[list[BatchItem]]:
     """Detect particles in every tomogram on a Dask cluster; yields a Progress per finished one.
 
@@ -179,10 +188,12 @@ def batch_detect_job(
     local cluster of ``workers`` processes is started and closed afterwards. Picks go to
     ``out_dir/<tomogram stem>_picks<suffix>``; ``out_dir/batch_summary.csv`` lists picks count,
     time, warnings and error per tomogram, ``out_dir/batch_manifest.json`` what was done
-    (see :mod:`.manifest`). ``resume``: skip the tomograms the manifest of an earlier run with
-    the same model and settings records as finished, redo the others (replacing their files).
-    Every check (inputs, output folder, existing files, model) happens when this is called,
-    before any work; the returned generator runs the batch.
+    (see :mod:`.manifest`). ``names`` name the picks files instead of the tomograms' file names
+    (e.g. copick runs, whose tomograms are all called ``wbp.zarr``). ``resume``: skip the
+    tomograms the manifest of an earlier run with the same model and settings records as
+    finished, redo the others (replacing their files). Every check (inputs, output folder,
+    existing files, model) happens when this is called, before any work; the returned generator
+    runs the batch.
     """
     config = (config or DetectionConfig()).validated()
     if suffix not in PICKS_SUFFIXES:
@@ -190,9 +201,9 @@ def batch_detect_job(
             None, f"picks format {suffix!r} is not one of {', '.join(PICKS_SUFFIXES)}"
         )
     paths = [Path(t).absolute() for t in tomograms]
-    check_inputs(paths)
+    stems = check_inputs(paths, names)
     out = check_output_folder(out_dir).absolute()
-    targets = [picks_path_for(p, out, suffix) for p in paths]
+    targets = [picks_path_for(name, out, suffix) for name in stems]
     model_path = model_file(model)
     manifest = new_manifest(model_path, sha256_of(model_path), config, suffix)
     old = read_manifest(out) if resume else None
@@ -239,8 +250,9 @@ def batch_detect_job(
             )
     todo = [(p, t) for p, t in zip(paths, targets, strict=True) if not done[str(p)]]
     cluster = (scheduler, workers, threads_per_worker, processes)
+    labels = {str(p): name for p, name in zip(paths, stems, strict=True)}
     return _run_batch(
-        items, todo, paths, targets, out, manifest, model_arg, config, cluster, cancel
+        items, todo, paths, targets, labels, out, manifest, model_arg, config, cluster, cancel
     )
 
 
@@ -249,6 +261,7 @@ def _run_batch(
     todo: list[tuple[Path, Path]],
     paths: list[Path],
     targets: list[Path],
+    labels: dict[str, str],
     out: Path,
     manifest: dict,
     model_arg: str | None,
@@ -256,7 +269,8 @@ def _run_batch(
     cluster_options: tuple,
     cancel: CancelToken | None,
 ) -> Job[list[BatchItem]]:
-    """The work of :func:`batch_detect_job` once everything is checked."""
+    """The work of :func:`batch_detect_job` once everything is checked (``labels``: the name
+    of each tomogram in the progress)."""
     from dask.distributed import as_completed
 
     yield Progress(len(items), len(paths), "starting the Dask cluster")
@@ -288,7 +302,7 @@ def _run_batch(
                     write_manifest(out, manifest)
                 failed = sum(1 for i in items if i.error)
                 yield Progress(
-                    len(items), len(paths), Path(item.tomogram).name, {"failed": float(failed)}
+                    len(items), len(paths), labels[item.tomogram], {"failed": float(failed)}
                 )
         finally:
             client.close()

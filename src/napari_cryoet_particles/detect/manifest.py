@@ -9,6 +9,9 @@ it wrote, so a second run of the same batch (``--resume``) skips the tomograms a
      "tomograms": {"/abs/path/a.mrc": {"size", "mtime_ns", "sha256", "picks_file",
                    "picks_sha256", "n_picks", "seconds", "finished", "warnings"}}}
 
+A folder store (an OME-Zarr tomogram, e.g. of a copick run) counts as one input: its size is the
+sum of its files', its modification time the newest, its checksum over names and contents.
+
 An entry is written only once its picks file is complete, so the manifest never lists a
 tomogram whose output is missing or partial. A tomogram is skipped on resume when its entry
 matches: same model checksum, same parameters and format, an input with the same checksum
@@ -36,13 +39,31 @@ NOT_PARAMETERS = ("device", "torch_threads", "keep_score_map")
 HASH_CHUNK = 8 * 1024 * 1024
 
 
+def _files(path: Path) -> list[Path]:
+    """The files of an input: itself, or every file of a folder store (OME-Zarr) in name order."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
 def sha256_of(path: str | Path) -> str:
-    """Checksum of a file, read in chunks (a tomogram is never loaded whole)."""
+    """Checksum of a file, read in chunks (a tomogram is never loaded whole); of a folder store,
+    over its files' relative names and contents."""
+    path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
+    for file in _files(path):
+        if file != path:
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
     return digest.hexdigest()
+
+
+def size_and_mtime(path: str | Path) -> tuple[int, int]:
+    """Total size and newest modification time (ns) of an input file or folder store."""
+    stats = [file.stat() for file in _files(Path(path))]
+    return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
 
 
 def parameters_of(config: DetectionConfig) -> dict:
@@ -62,8 +83,7 @@ class InputRecord:
 
     @classmethod
     def of(cls, path: str | Path) -> "InputRecord":
-        stat = Path(path).stat()
-        return cls(stat.st_size, stat.st_mtime_ns, sha256_of(path))
+        return cls(*size_and_mtime(path), sha256_of(path))
 
 
 def new_manifest(model_path: Path, model_sha256: str, config: DetectionConfig, suffix: str) -> dict:
@@ -114,13 +134,11 @@ def is_finished(entry: dict | None, tomogram: Path, picks_file: Path) -> bool:
     if not entry or entry.get("picks_file") != str(picks_file) or not picks_file.exists():
         return False
     try:
-        stat = tomogram.stat()
+        size, mtime_ns = size_and_mtime(tomogram)
     except OSError:
         return False
-    unchanged = stat.st_size == entry.get("size") and stat.st_mtime_ns == entry.get("mtime_ns")
-    if not unchanged and (
-        stat.st_size != entry.get("size") or sha256_of(tomogram) != entry.get("sha256")
-    ):
+    unchanged = size == entry.get("size") and mtime_ns == entry.get("mtime_ns")
+    if not unchanged and (size != entry.get("size") or sha256_of(tomogram) != entry.get("sha256")):
         return False
     return sha256_of(picks_file) == entry.get("picks_sha256")
 

@@ -7,7 +7,7 @@ rule reproduces the official SHREC 2019 evaluation of DeepFinder on model 9 (TP 
 official 1916, FP 278 against 270; see tests/test_evaluate_validation.py).
 
 The tables below are derived (by :func:`derive_radius_table`) from the reference data in
-``shared/data``:
+``tests/data`` (see its README for origins and licences):
 
 - SHREC 2019: the binary 40³ shape masks ``structures_shrec2019_masks/*.mrc`` (DeepFinder examples),
   mask = value > 0.5.

@@ -14,6 +14,8 @@ from napari_cryoet_particles.io.errors import CryoetInputError, CryoetWriteError
 
 #: Temporary files are named ``.<name>.<random>.part`` beside their target.
 PART_SUFFIX = ".part"
+#: Outputs that are folders (written by :func:`atomic_directory`), by suffix.
+FOLDER_STORE_SUFFIXES = (".zarr",)
 
 
 def check_can_write(path: str | Path, overwrite: bool) -> Path:
@@ -59,7 +61,7 @@ def check_output_file(
     """Everything that can be known about writing ``path`` before the work: call it first.
 
     The suffix must be one of ``suffixes`` (when given), the folder must exist and be writable,
-    and the file must not exist unless ``overwrite``.
+    and the file must not exist unless ``overwrite``. A folder store (``.zarr``) may be a folder.
     """
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
@@ -67,7 +69,7 @@ def check_output_file(
             path,
             f"unknown {what} format {path.suffix or '(no suffix)'!r} (use {', '.join(suffixes)})",
         )
-    if path.is_dir():
+    if path.is_dir() and path.suffix.lower() not in FOLDER_STORE_SUFFIXES:
         raise CryoetInputError(path, f"is a folder; give a file name for the {what}")
     check_writable_folder(path.parent if str(path.parent) else Path("."))
     return check_can_write(path, overwrite)
@@ -134,3 +136,38 @@ def atomic_write(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
+
+
+@contextmanager
+def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (a folder store
+    such as OME-Zarr). A failure leaves any existing ``path`` untouched; an operating-system
+    failure becomes a one-line :class:`CryoetWriteError` as in :func:`atomic_write`."""
+    import shutil
+
+    path = check_can_write(path, overwrite)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent))
+    except OSError as error:
+        raise CryoetWriteError(
+            path, f"cannot write in {path.parent} ({error.strerror or error})"
+        ) from None
+    os.chmod(tmp, 0o777 & ~_current_umask())
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.{tmp.name}.old")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    except OSError as error:
+        if old is not None and old.exists() and not path.exists():
+            os.replace(old, path)
+        raise CryoetWriteError(
+            path, f"writing failed, nothing was replaced ({error.strerror or error})"
+        ) from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -52,3 +52,57 @@ def relion_centered_angstrom_to_zyx(
     """RELION 5 centred xyz Å to zyx voxel indices (inverse of the function above)."""
     centre_zyx = np.asarray(shape_zyx, dtype=float) / 2.0
     return xyz_to_zyx(_as_points(xyz_angstrom)) / float(voxel_size) + centre_zyx
+
+
+# ---------------------------------------------------------------------------------------------
+# Orientations. Inside the package an orientation is a (3, 3) rotation matrix acting on (x, y, z)
+# column vectors, taking the particle's frame to the tomogram's (copick's ``transformation``).
+
+
+def _as_angles(angles: np.ndarray) -> np.ndarray:
+    return _as_points(angles)
+
+
+def relion_angles_to_matrices(angles: np.ndarray) -> np.ndarray:
+    """RELION ``rlnAngleRot, rlnAngleTilt, rlnAnglePsi`` (degrees, ZYZ) to (N, 3, 3) rotations.
+
+    RELION's Euler matrix is scipy's ``Rotation.from_euler("ZYZ", angles).inv()``, the convention
+    copick uses for its ``transformation`` as well.
+    """
+    from scipy.spatial.transform import Rotation
+
+    angles = _as_angles(angles)
+    if len(angles) == 0:
+        return np.zeros((0, 3, 3))
+    return Rotation.from_euler("ZYZ", angles, degrees=True).inv().as_matrix().reshape(-1, 3, 3)
+
+
+def matrices_to_relion_angles(matrices: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations to RELION ``rot, tilt, psi`` in degrees (inverse of the above)."""
+    from scipy.spatial.transform import Rotation
+
+    matrices = np.asarray(matrices, dtype=float).reshape(-1, 3, 3)
+    if len(matrices) == 0:
+        return np.zeros((0, 3))
+    return Rotation.from_matrix(matrices).inv().as_euler("ZYZ", degrees=True)
+
+
+def shrec_angles_to_matrices(angles: np.ndarray) -> np.ndarray:
+    """SHREC ``rotZ1, rotX, rotZ2`` (degrees) to (N, 3, 3) rotations: scipy's intrinsic ZXZ, the
+    way the simulator turns its maps (see :mod:`napari_cryoet_particles.simulate.phantom`)."""
+    from scipy.spatial.transform import Rotation
+
+    angles = _as_angles(angles)
+    if len(angles) == 0:
+        return np.zeros((0, 3, 3))
+    return Rotation.from_euler("ZXZ", angles, degrees=True).as_matrix().reshape(-1, 3, 3)
+
+
+def matrices_to_shrec_angles(matrices: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations to SHREC ``rotZ1, rotX, rotZ2`` in degrees (inverse of the above)."""
+    from scipy.spatial.transform import Rotation
+
+    matrices = np.asarray(matrices, dtype=float).reshape(-1, 3, 3)
+    if len(matrices) == 0:
+        return np.zeros((0, 3))
+    return Rotation.from_matrix(matrices).as_euler("ZXZ", degrees=True)

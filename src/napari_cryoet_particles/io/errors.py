@@ -21,6 +21,14 @@ class CryoetWriteError(CryoetInputError):
     """An output file cannot be written (folder not writable, disk full); nothing was replaced."""
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """A library's message on one line: a multi-line one (pydantic's ``1 validation error for X /
+    field / problem / For further information...``) joined by ``; `` without the link lines."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    kept = [line for line in lines if line and not line.startswith("For further information")]
+    return "; ".join(kept)[:limit] or type(error).__name__
+
+
 #: What a parser raises on malformed content (beyond the project's own error).
 MALFORMED_CONTENT = (
     ValueError,

@@ -16,7 +16,11 @@ import starfile
 from napari_cryoet_particles.io.atomic import atomic_write
 from napari_cryoet_particles.io.coords import (
     angstrom_to_voxels,
+    matrices_to_relion_angles,
+    matrices_to_shrec_angles,
+    relion_angles_to_matrices,
     relion_centered_angstrom_to_zyx,
+    shrec_angles_to_matrices,
     voxels_to_angstrom,
     xyz_to_zyx,
     zyx_to_relion_centered_angstrom,
@@ -32,6 +36,7 @@ FEATURE_DEFAULTS: dict[str, object] = {
     "class": "",
 }
 SHREC_ANGLE_COLUMNS = ("rot_z1", "rot_x", "rot_z2")
+RELION_ANGLE_COLUMNS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 
 
 def default_features(n: int) -> pd.DataFrame:
@@ -96,6 +101,56 @@ class Picks:
         """Boolean mask of picks whose rounded position falls outside a volume of this shape."""
         index = np.rint(self.zyx)
         return np.any((index < 0) | (index >= np.asarray(shape_zyx)), axis=1)
+
+
+def orientations(picks: Picks) -> np.ndarray | None:
+    """(N, 3, 3) rotations (particle frame to tomogram, acting on x, y, z) from the angle columns
+    the picks carry, RELION's first, then SHREC's; ``None`` when they carry none. A pick whose
+    angles are missing (NaN) gets a NaN matrix."""
+    for columns, to_matrices in (
+        (RELION_ANGLE_COLUMNS, relion_angles_to_matrices),
+        (SHREC_ANGLE_COLUMNS, shrec_angles_to_matrices),
+    ):
+        if set(columns) <= set(picks.features.columns):
+            angles = picks.features[list(columns)].to_numpy(dtype=float)
+            known = np.all(np.isfinite(angles), axis=1)
+            if not known.any():
+                continue
+            matrices = np.full((len(picks), 3, 3), np.nan)
+            matrices[known] = to_matrices(angles[known])
+            return matrices
+    return None
+
+
+def carried_features(picks: Picks) -> list[str]:
+    """Which per-pick information the picks carry, in the terms of
+    :attr:`napari_cryoet_particles.io.formats.PicksFormat.keeps`."""
+    features = picks.features
+    carried = {
+        "score": bool(np.isfinite(picks.scores).any()),
+        "angles": orientations(picks) is not None,
+        "class": bool((features["class"].astype(str) != "").any()),
+        "status": bool((features["status"].astype(str) != "auto").any()),
+        "cluster": bool((pd.to_numeric(features["cluster"], errors="coerce") >= 0).any()),
+    }
+    return [name for name, present in carried.items() if present]
+
+
+def angles_in(picks: Picks, columns: tuple[str, str, str]) -> np.ndarray | None:
+    """The picks' orientations as angles of a format (:data:`RELION_ANGLE_COLUMNS` or
+    :data:`SHREC_ANGLE_COLUMNS`), converted when they came in the other; NaN where unknown."""
+    if set(columns) <= set(picks.features.columns):
+        return picks.features[list(columns)].to_numpy(dtype=float)
+    matrices = orientations(picks)
+    if matrices is None:
+        return None
+    to_angles = (
+        matrices_to_relion_angles if columns == RELION_ANGLE_COLUMNS else matrices_to_shrec_angles
+    )
+    angles = np.full((len(picks), 3), np.nan)
+    known = np.all(np.isfinite(matrices.reshape(len(picks), -1)), axis=1)
+    angles[known] = to_angles(matrices[known])
+    return angles
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,9 +264,12 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
 # ---------------------------------------------------------------------------------------------
 # RELION STAR
 
+#: Where a STAR file states the size of the pixels its ``rlnCoordinateX/Y/Z`` count, in order of
+#: preference (RELION 4/5 tomography: the tilt-series pixel; else the image pixel), in the
+#: particles table or in its ``optics`` block.
 STAR_PIXEL_SIZE_COLUMNS = (
-    "rlnImagePixelSize",
     "rlnTomoTiltSeriesPixelSize",
+    "rlnImagePixelSize",
     "rlnDetectorPixelSize",
 )
 RELION4_COLUMNS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
@@ -255,9 +313,33 @@ def write_star(
         table["rlnAutopickFigureOfMerit"] = np.nan_to_num(scores, nan=0.0)
     table["rlnClassNumber"] = picks.features["cluster"].to_numpy(dtype=int) + 1
     table["rlnCryoetStatus"] = picks.features["status"].astype(str).to_numpy()
+    names = picks.features["class"].astype(str).to_numpy()
+    if any(names):
+        table["rlnParticleName"] = [name or "particle" for name in names]
+    angles = angles_in(picks, RELION_ANGLE_COLUMNS)
+    if angles is not None:
+        for i, column in enumerate(RELION_ANGLE_COLUMNS):
+            table[column] = np.nan_to_num(angles[:, i], nan=0.0)
     with atomic_write(path, overwrite=overwrite) as tmp:
         starfile.write({"particles": table}, tmp, overwrite=True)
     return Path(path)
+
+
+def _with_optics(particles: pd.DataFrame, optics: object) -> pd.DataFrame:
+    """The particles table with the pixel-size columns of its ``optics`` block joined in."""
+    if not isinstance(optics, pd.DataFrame) or not len(optics):
+        return particles
+    columns = [c for c in STAR_PIXEL_SIZE_COLUMNS if c in optics and c not in particles]
+    if not columns:
+        return particles
+    if "rlnOpticsGroup" in particles and "rlnOpticsGroup" in optics:
+        lookup = optics.set_index("rlnOpticsGroup")[columns]
+        joined = lookup.reindex(particles["rlnOpticsGroup"].to_numpy())
+        return pd.concat([particles, joined.reset_index(drop=True)], axis=1)
+    particles = particles.copy()
+    for column in columns:
+        particles[column] = optics[column].iloc[0]
+    return particles
 
 
 def _star_particles_table(path: Path) -> pd.DataFrame:
@@ -269,7 +351,7 @@ def _star_particles_table(path: Path) -> pd.DataFrame:
                 set(RELION4_COLUMNS) <= set(block.columns)
                 or set(RELION5_COLUMNS) <= set(block.columns)
             ):
-                return block
+                return _with_optics(block.reset_index(drop=True), blocks.get("optics"))
         found = {
             name: list(block.columns)
             for name, block in blocks.items()
@@ -292,14 +374,18 @@ def _star_picks(
     tomogram: str,
 ) -> Picks:
     if star_pixel_size is None:
-        for column in STAR_PIXEL_SIZE_COLUMNS:
-            if column in table:
-                star_pixel_size = float(table[column].iloc[0])
-                break
-    target = voxel_size or star_pixel_size or 1.0
-    if set(RELION5_COLUMNS) <= set(table.columns) and not set(RELION4_COLUMNS) <= set(
+        star_pixel_size = _file_pixel_size(path, table)
+    centred = set(RELION5_COLUMNS) <= set(table.columns) and not set(RELION4_COLUMNS) <= set(
         table.columns
-    ):
+    )
+    if star_pixel_size is None and (voxel_size is None or not centred):
+        raise CryoetInputError(
+            path,
+            "the STAR file does not say its pixel size (no rlnImagePixelSize or optics block); "
+            "give it (CLI: --star-pixel-size Å)",
+        )
+    target = voxel_size or star_pixel_size
+    if centred:
         if shape_zyx is None:
             raise CryoetInputError(
                 path, "RELION 5 centred coordinates need the tomogram shape to place them"
@@ -308,9 +394,7 @@ def _star_picks(
         zyx = relion_centered_angstrom_to_zyx(xyz_angstrom, shape_zyx, target)
     else:
         xyz = _finite_coordinates(path, table[list(RELION4_COLUMNS)].to_numpy())
-        zyx = xyz_to_zyx(
-            angstrom_to_voxels(voxels_to_angstrom(xyz, star_pixel_size or target), target)
-        )
+        zyx = xyz_to_zyx(angstrom_to_voxels(voxels_to_angstrom(xyz, star_pixel_size), target))
     features = pd.DataFrame(index=range(len(table)))
     if "rlnAutopickFigureOfMerit" in table:
         features["score"] = table["rlnAutopickFigureOfMerit"].to_numpy(dtype=float)
@@ -324,6 +408,32 @@ def _star_picks(
         if column in table:
             features[column] = table[column].to_numpy(dtype=float)
     return Picks(zyx, target, features, tomogram)
+
+
+def _file_pixel_size(path: Path, table: pd.DataFrame) -> float | None:
+    """The one pixel size (Å) a STAR table states, ``None`` if it states none."""
+    for column in STAR_PIXEL_SIZE_COLUMNS:
+        if column in table:
+            sizes = pd.to_numeric(table[column], errors="coerce").dropna().unique()
+            if len(sizes) > 1:
+                raise CryoetInputError(
+                    path,
+                    f"{column} differs between picks ({', '.join(f'{s:g}' for s in sizes[:4])}); "
+                    "give the pixel size of the coordinates (CLI: --star-pixel-size Å)",
+                )
+            if len(sizes) == 1 and sizes[0] > 0:
+                return float(sizes[0])
+    return None
+
+
+@reader("RELION STAR")
+def star_tomogram_names(path: str | Path) -> list[str]:
+    """The ``rlnTomoName`` values of a particle STAR in file order (empty list when it has none)."""
+    path = Path(path)
+    table = _star_particles_table(path)
+    if "rlnTomoName" not in table:
+        return []
+    return [str(name) for name in pd.unique(table["rlnTomoName"].astype(str))]
 
 
 @reader("RELION STAR")
@@ -374,7 +484,8 @@ def read_star(
     if len(by_tomogram) > 1:
         raise CryoetInputError(
             path,
-            f"holds picks of {len(by_tomogram)} tomograms ({', '.join(list(by_tomogram)[:5])}, ...); say which one",
+            f"holds picks of {len(by_tomogram)} tomograms ({', '.join(list(by_tomogram)[:5])}, ...); "
+            "say which one (CLI: --tomogram NAME)",
         )
     return next(iter(by_tomogram.values()))
 
@@ -383,40 +494,100 @@ def read_star(
 # copick
 
 
+def copick_object_name(picks: Picks, default: str = "particle") -> str:
+    """The one object name a copick picks set of these picks has: their class, when they all
+    share one, else ``default``; picks of several classes are refused (one set per object)."""
+    names = sorted({str(c) for c in picks.features["class"] if str(c)})
+    if len(names) > 1:
+        raise CryoetInputError(
+            None,
+            f"the picks have {len(names)} classes ({', '.join(names[:5])}); a copick picks set "
+            "holds one object: write one class at a time",
+        )
+    return names[0] if names else default
+
+
+def copick_points(picks: Picks) -> list[dict]:
+    """copick ``points`` of the picks: location in Å, the orientation as ``transformation_``
+    (identity when unknown), ``instance_id`` (cluster + 1: copick's 0 means none) and score."""
+    xyz_angstrom = voxels_to_angstrom(zyx_to_xyz(picks.zyx), picks.voxel_size)
+    matrices = orientations(picks)
+    scores = picks.features["score"].to_numpy(dtype=float)
+    clusters = picks.features["cluster"].to_numpy(dtype=int)
+    points = []
+    for i, (x, y, z) in enumerate(xyz_angstrom):
+        transform = np.eye(4)
+        if matrices is not None and np.all(np.isfinite(matrices[i])):
+            transform[:3, :3] = matrices[i]
+        points.append(
+            {
+                "location": {"x": float(x), "y": float(y), "z": float(z)},
+                "transformation_": transform.tolist(),
+                "instance_id": max(int(clusters[i]) + 1, 0),
+                "score": float(scores[i]) if np.isfinite(scores[i]) else 1.0,
+            }
+        )
+    return points
+
+
+def picks_from_copick_points(
+    points: list[dict], voxel_size: float, object_name: str, run_name: str, path: Path | None
+) -> Picks:
+    """Picks from copick ``points`` (Å): the centre is ``location`` plus the translation of
+    ``transformation_`` (copick's rule); orientations become RELION angles when any is not the
+    identity."""
+    try:
+        xyz_angstrom = np.array(
+            [[p["location"]["x"], p["location"]["y"], p["location"]["z"]] for p in points],
+            dtype=float,
+        ).reshape(-1, 3)
+        transforms = np.array(
+            [p.get("transformation_") or np.eye(4).tolist() for p in points], dtype=float
+        ).reshape(-1, 4, 4)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CryoetInputError(path, f"a point lacks location x/y/z ({error})") from None
+    xyz_angstrom = _finite_coordinates(path or Path("copick"), xyz_angstrom + transforms[:, :3, 3])
+    features = pd.DataFrame(
+        {
+            "score": [
+                float(p.get("score") if p.get("score") is not None else np.nan) for p in points
+            ],
+            "cluster": [int(p.get("instance_id") or 0) - 1 for p in points],
+            "class": [object_name] * len(points),
+        }
+    )
+    rotations = transforms[:, :3, :3]
+    if len(points) and not np.allclose(rotations, np.eye(3)):
+        angles = matrices_to_relion_angles(rotations)
+        for i, column in enumerate(RELION_ANGLE_COLUMNS):
+            features[column] = angles[:, i]
+    zyx = xyz_to_zyx(angstrom_to_voxels(xyz_angstrom, voxel_size))
+    return Picks(zyx, float(voxel_size), features, run_name)
+
+
 def write_copick_json(
     path: str | Path,
     picks: Picks,
-    object_name: str = "particle",
-    user_id: str = "napari-cryoet-particles",
+    object_name: str | None = None,
+    user_id: str = "cryoet-particles",
     session_id: str = "0",
     overwrite: bool = False,
 ) -> Path:
-    """copick picks JSON: ``points[].location{x,y,z}`` in Å, score and status per point."""
-    xyz_angstrom = voxels_to_angstrom(zyx_to_xyz(picks.zyx), picks.voxel_size)
-    identity = np.eye(4).tolist()
-    points = [
-        {
-            "location": {"x": float(x), "y": float(y), "z": float(z)},
-            "transformation_": identity,
-            "instance_id": int(cluster),
-            "score": float(score) if np.isfinite(score) else 1.0,
-        }
-        for (x, y, z), score, cluster in zip(
-            xyz_angstrom,
-            picks.features["score"].to_numpy(dtype=float),
-            picks.features["cluster"],
-            strict=True,
-        )
-    ]
+    """A copick picks JSON file: ``points[].location{x,y,z}`` in Å with orientation, score and
+    instance id (cluster + 1, 0 = none); ``object_name`` defaults to the picks' one class (see :func:`copick_object_name`)."""
+    try:
+        name = object_name or copick_object_name(picks)
+    except CryoetInputError as error:
+        raise CryoetInputError(path, error.problem) from None
     document = {
-        "pickable_object_name": object_name,
+        "pickable_object_name": name,
         "user_id": user_id,
         "session_id": session_id,
         "run_name": picks.tomogram or None,
         "voxel_spacing": float(picks.voxel_size),
         "unit": "angstrom",
-        "trust_orientation": False,
-        "points": points,
+        "trust_orientation": orientations(picks) is not None,
+        "points": copick_points(picks),
     }
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(document, indent=1))
@@ -437,25 +608,18 @@ def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks
     document = _read_table(path, reader, "copick JSON")
     if not isinstance(document, dict) or "points" not in document:
         raise CryoetInputError(path, "copick JSON lacks a 'points' list")
-    points = document["points"] or []
-    try:
-        xyz_angstrom = np.array(
-            [[p["location"]["x"], p["location"]["y"], p["location"]["z"]] for p in points],
-            dtype=float,
-        ).reshape(-1, 3)
-    except (KeyError, TypeError) as error:
-        raise CryoetInputError(path, f"a point lacks location x/y/z ({error})") from None
-    xyz_angstrom = _finite_coordinates(path, xyz_angstrom)
-    voxel_size = voxel_size or document.get("voxel_spacing") or 1.0
-    features = pd.DataFrame(
-        {
-            "score": [float(p.get("score", np.nan)) for p in points],
-            "cluster": [int(p.get("instance_id", -1)) for p in points],
-            "class": [str(document.get("pickable_object_name", ""))] * len(points),
-        }
+    voxel_size = voxel_size or document.get("voxel_spacing")
+    if not voxel_size:
+        raise CryoetInputError(
+            path, "the copick file does not say its voxel spacing; give it (CLI: --voxel-size Å)"
+        )
+    return picks_from_copick_points(
+        document["points"] or [],
+        float(voxel_size),
+        str(document.get("pickable_object_name", "")),
+        str(document.get("run_name") or ""),
+        path,
     )
-    zyx = xyz_to_zyx(angstrom_to_voxels(xyz_angstrom, voxel_size))
-    return Picks(zyx, float(voxel_size), features, str(document.get("run_name") or ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,18 +663,9 @@ def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str 
 def write_shrec_locations(path: str | Path, picks: Picks, overwrite: bool = False) -> Path:
     """Write SHREC 2021 ``particle_locations.txt`` (``CLASS X Y Z rotZ1 rotX rotZ2``, voxels)."""
     xyz = zyx_to_xyz(picks.zyx)
-    angles = (
-        np.column_stack(
-            [
-                picks.features[c].to_numpy(dtype=float)
-                if c in picks.features
-                else np.full(len(picks), np.nan)
-                for c in SHREC_ANGLE_COLUMNS
-            ]
-        )
-        if len(picks)
-        else np.zeros((0, 3))
-    )
+    angles = angles_in(picks, SHREC_ANGLE_COLUMNS)
+    if angles is None:
+        angles = np.full((len(picks), 3), np.nan)
     classes = [c if c else "particle" for c in picks.features["class"].astype(str)]
     lines = []
     for name, (x, y, z), rotations in zip(classes, xyz, angles, strict=True):
@@ -522,24 +677,15 @@ def write_shrec_locations(path: str | Path, picks: Picks, overwrite: bool = Fals
 
 
 # ---------------------------------------------------------------------------------------------
-# By file name
+# By file name: see napari_cryoet_particles.io.formats, the registry of formats
 
 
-def read_picks(path: str | Path, voxel_size: float | None = None) -> Picks:
-    """Read picks from any supported format, chosen by the file name."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return read_csv(path, voxel_size)
-    if suffix == ".star":
-        return read_star(path, voxel_size=voxel_size)
-    if suffix == ".json":
-        return read_copick_json(path, voxel_size)
-    if suffix == ".txt":
-        return read_shrec_locations(path, voxel_size or 10.0)
-    raise CryoetInputError(
-        path, f"unknown picks format {suffix!r} (use .csv, .star, .json or .txt)"
-    )
+def read_picks(path: str | Path, voxel_size: float | None = None, **options: object) -> Picks:
+    """Read picks from any supported format, chosen by the file name (see
+    :func:`napari_cryoet_particles.io.formats.read_picks_file` for ``options``)."""
+    from napari_cryoet_particles.io.formats import read_picks_file
+
+    return read_picks_file(path, voxel_size=voxel_size, **options)
 
 
 def write_picks(
@@ -549,17 +695,8 @@ def write_picks(
     shape_zyx: tuple[int, int, int] | None = None,
     relion_version: int = 4,
 ) -> Path:
-    """Write picks in the format the file name says (.csv, .star, .json copick, .txt SHREC)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return write_csv(path, picks, overwrite)
-    if suffix == ".star":
-        return write_star(path, picks, relion_version, shape_zyx, overwrite)
-    if suffix == ".json":
-        return write_copick_json(path, picks, overwrite=overwrite)
-    if suffix == ".txt":
-        return write_shrec_locations(path, picks, overwrite)
-    raise CryoetInputError(
-        path, f"unknown picks format {suffix!r} (use .csv, .star, .json or .txt)"
-    )
+    """Write picks in the format the file name says (see :mod:`napari_cryoet_particles.io.formats`)."""
+    from napari_cryoet_particles.io.formats import write_picks_file
+
+    fmt = "star5" if relion_version == 5 and Path(path).suffix.lower() == ".star" else None
+    return write_picks_file(path, picks, fmt, overwrite=overwrite, shape_zyx=shape_zyx)

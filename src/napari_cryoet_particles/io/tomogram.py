@@ -1,4 +1,5 @@
-"""Tomogram files (MRC / REC / MAP) through mrcfile, memory-mapped."""
+"""Tomogram files: MRC / REC / MAP through mrcfile, memory-mapped; OME-Zarr folders (lazy) through
+:mod:`napari_cryoet_particles.io.omezarr`."""
 
 import warnings
 from dataclasses import dataclass
@@ -73,14 +74,19 @@ def count_non_finite(data: np.ndarray) -> int:
 def read_tomogram(
     path: str | Path, voxel_size: float | None = None, check_finite: bool = True
 ) -> Volume:
-    """Open a 3D MRC-family file memory-mapped (read-only).
+    """Open a 3D MRC-family file memory-mapped (read-only), or an OME-Zarr folder lazily.
 
-    ``voxel_size`` (Å) overrides the header. Raises :class:`CryoetInputError` with a one-line
-    reason for files that are not MRC, are truncated, are not 3D or hold NaN/Inf values.
+    ``voxel_size`` (Å) overrides the MRC header; for OME-Zarr it chooses the scale level.
+    Raises :class:`CryoetInputError` with a one-line reason for files that are not MRC, are
+    truncated, are not 3D or hold NaN/Inf values.
     """
+    from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX, is_ome_zarr, read_ome_zarr
+
     path = Path(path)
     if not path.exists():
         raise CryoetInputError(path, "no such file")
+    if is_ome_zarr(path) or path.suffix.lower() == OME_ZARR_SUFFIX:
+        return read_ome_zarr(path, voxel_size, check_finite)
     if path.is_dir():
         raise CryoetInputError(path, "is a folder, not a tomogram file")
     try:
@@ -141,11 +147,16 @@ def write_tomogram(
     overwrite: bool = False,
     label: str = "napari-cryoet-particles",
 ) -> Path:
-    """Write a (z, y, x) array as MRC with the voxel size in the header, atomically.
+    """Write a (z, y, x) array as MRC with the voxel size in the header, atomically; a ``.zarr``
+    path gets an OME-Zarr pyramid instead.
 
     The header gets the fixed ``label`` instead of mrcfile's dated one, so the same data gives
     byte-identical files.
     """
+    from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX, write_ome_zarr
+
+    if Path(path).suffix.lower() == OME_ZARR_SUFFIX:
+        return write_ome_zarr(path, data, voxel_size, overwrite=overwrite)
     data = np.asarray(data)
     if data.ndim != 3:
         raise CryoetInputError(path, f"a tomogram must be 3D, got shape {data.shape}")

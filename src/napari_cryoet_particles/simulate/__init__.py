@@ -5,8 +5,17 @@
 is napari's sample. See ``docs/simulation.md`` for the model and its defaults.
 """
 
-from napari_cryoet_particles.simulate.phantom import LayoutOptions, Phantom, read_layout
-from napari_cryoet_particles.simulate.sample import SimulatedTomogram, make_sample_dataset
+from napari_cryoet_particles.simulate.phantom import (
+    SHREC2021_LAYOUT,
+    LayoutOptions,
+    Phantom,
+    read_layout,
+)
+from napari_cryoet_particles.simulate.sample import (
+    SimulatedTomogram,
+    make_sample_dataset,
+    sample_dataset_job,
+)
 from napari_cryoet_particles.simulate.simulator import (
     SimulationConfig,
     SimulationResult,
@@ -19,6 +28,7 @@ from napari_cryoet_particles.simulate.simulator import (
 from napari_cryoet_particles.simulate.structures import SHREC_CLASSES, class_index, load_structures
 
 __all__ = [
+    "SHREC2021_LAYOUT",
     "SHREC_CLASSES",
     "LayoutOptions",
     "Phantom",
@@ -29,6 +39,7 @@ __all__ = [
     "load_structures",
     "make_sample_dataset",
     "read_layout",
+    "sample_dataset_job",
     "simulate",
     "simulate_dataset",
     "simulate_dataset_job",

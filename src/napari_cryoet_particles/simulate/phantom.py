@@ -39,6 +39,9 @@ from napari_cryoet_particles.simulate.structures import (
 #: SHREC 2021 model: 1451 proteins, 5 vesicles and 10 fiducials in 512 x 512 x 200 voxels.
 SHREC_SHAPE = (200, 512, 512)
 SHREC_COUNTS = {"particles": 1451, "vesicles": 5, "fiducials": 10}
+#: A real SHREC 2021 ground-truth layout shipped with the package (see ``data/README.md``).
+LAYOUTS = Path(__file__).resolve().parents[1] / "data" / "layouts"
+SHREC2021_LAYOUT = LAYOUTS / "shrec2021_model_particle_locations.txt"
 #: Excess potential of gold over ice relative to protein's (about 25 V against 2.5 V).
 GOLD_DENSITY = 10.0
 #: Lipid bilayer: two head-group layers this far (nm = voxels) either side of the mid-plane.
@@ -308,7 +311,7 @@ def phantom_job(
     rng: np.random.Generator,
     layout: Picks | None = None,
     options: LayoutOptions | None = None,
-    token: CancelToken | None = None,
+    cancel: CancelToken | None = None,
 ) -> Generator[Progress, None, Phantom]:
     """Draw a phantom; yields ``Progress(done, total, "phantom")`` as objects are placed.
 
@@ -318,7 +321,7 @@ def phantom_job(
     ``layout`` (see :func:`read_layout`) objects go exactly where it says.
     """
     options = options or LayoutOptions()
-    token = token or CancelToken()
+    cancel = cancel or CancelToken()
     shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
     if len(shape) != 3 or min(shape) < 1:
         raise CryoetInputError(
@@ -343,7 +346,7 @@ def phantom_job(
     structure = np.ones((3, 3, 3), dtype=bool) if options.gap > 0 else None
     for i, kind in enumerate(kinds):
         if i % report_every == 0:
-            token.check()
+            cancel.check()
             yield Progress(i, len(kinds), "phantom")
         if fixed is not None:
             row = layout.features.iloc[i]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.simulate.simulator import SimulationConfig, simulate
+from napari_cryoet_particles.jobs import CancelToken, Job, run_job
+from napari_cryoet_particles.simulate.simulator import SimulationConfig, simulate_job
 
 SAMPLE_SHAPE = (64, 128, 128)
 
@@ -36,8 +37,15 @@ def make_sample_dataset(
     seed: int = 0, shape: tuple[int, int, int] = SAMPLE_SHAPE
 ) -> SimulatedTomogram:
     """Simulate the sample tomogram (deterministic for a seed)."""
+    return run_job(sample_dataset_job(seed, shape))
+
+
+def sample_dataset_job(
+    seed: int = 0, shape: tuple[int, int, int] = SAMPLE_SHAPE, cancel: CancelToken | None = None
+) -> Job[SimulatedTomogram]:
+    """:func:`make_sample_dataset` as a job (progress, cancel), for a GUI's worker thread."""
     config = SimulationConfig(shape=tuple(shape), seed=seed, n_vesicles=1, n_fiducials=2)
-    result = simulate(config)
+    result = yield from simulate_job(config, cancel=cancel)
     truth = result.truth
     truth.tomogram = "sample"
     return SimulatedTomogram(

@@ -307,7 +307,7 @@ def _count_objects(config: SimulationConfig, layout: Picks | None) -> int:
 def simulate_job(
     config: SimulationConfig | None = None,
     layout: Picks | None = None,
-    token: CancelToken | None = None,
+    cancel: CancelToken | None = None,
 ) -> Generator[Progress, None, SimulationResult]:
     """Simulate a tomogram; yields :class:`Progress` (messages ``phantom``, ``projections``,
     ``reconstruction``) and returns a :class:`SimulationResult`.
@@ -317,7 +317,7 @@ def simulate_job(
     ``layout`` (see :func:`~.phantom.read_layout`) fixes the objects instead of drawing them.
     """
     config = config or SimulationConfig()
-    token = token or CancelToken()
+    cancel = cancel or CancelToken()
     workers = _workers(config)
     layout_rng, geometry_rng, noise_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)
@@ -331,7 +331,7 @@ def simulate_job(
     info: dict[str, float] = {}
 
     start = time.perf_counter()
-    phantom_steps = phantom_job(config.shape, layout_rng, layout, config.layout_options, token)
+    phantom_steps = phantom_job(config.shape, layout_rng, layout, config.layout_options, cancel)
     while True:
         try:
             report = next(phantom_steps)
@@ -349,7 +349,7 @@ def simulate_job(
     forward = imaging.projection_matrix(nz, nx, nx, true_angles)
     projections = np.empty((n_tilts, ny, nx), dtype=np.float32)
     for chunk in chunks:
-        token.check()
+        cancel.check()
         projections[:, chunk, :] = imaging.apply_xz_operator(
             forward, phantom.density, chunk, n_tilts
         )
@@ -362,7 +362,7 @@ def simulate_job(
         else [None] * n_tilts
     )
     for i in range(n_tilts):
-        token.check()
+        cancel.check()
         projections[i] = _image_contrast(
             projections[i], true_angles[i], shifts[i], exposure[i], config, workers
         )
@@ -390,7 +390,7 @@ def simulate_job(
     step = np.deg2rad(config.tilt_step)
     reconstruction = np.empty(config.shape, dtype=np.float32)
     for chunk in chunks:
-        token.check()
+        cancel.check()
         reconstruction[:, chunk, :] = (
             imaging.apply_xz_operator(backward, weighted, chunk, nz) * step
         )
@@ -479,7 +479,7 @@ def simulate_dataset_job(
     layout: str | Path | Picks | None = None,
     overwrite: bool = False,
     projections: bool = True,
-    token: CancelToken | None = None,
+    cancel: CancelToken | None = None,
 ) -> Generator[Progress, None, SimulationResult]:
     """:func:`simulate_job` then :func:`write_dataset`, as one job.
 
@@ -490,7 +490,7 @@ def simulate_dataset_job(
     check_output_folder(folder, overwrite)
     if layout is not None and not isinstance(layout, Picks):
         layout = read_layout(layout, config.shape)
-    return _simulate_and_write(folder, config, layout, overwrite, projections, token)
+    return _simulate_and_write(folder, config, layout, overwrite, projections, cancel)
 
 
 def _simulate_and_write(
@@ -499,9 +499,9 @@ def _simulate_and_write(
     layout: Picks | None,
     overwrite: bool,
     projections: bool,
-    token: CancelToken | None,
+    cancel: CancelToken | None,
 ) -> Generator[Progress, None, SimulationResult]:
-    result = yield from simulate_job(config, layout, token)
+    result = yield from simulate_job(config, layout, cancel)
     write_dataset(result, folder, overwrite=overwrite, projections=projections)
     return result
 

@@ -2,8 +2,8 @@
 
 Test tomograms are simulated here, from seeds below 100 (the default model is trained on seeds
 from 1000 up, detection settings were chosen on seeds 100-199), one of them on the real SHREC
-2021 particle layout from the shared reference data. Each method runs in its own subprocess
-(read → detect → write picks), so wall time and peak memory (the child's own peak resident
+2021 particle layout shipped in the package's data (or ``--shared DIR``). Each method runs in its
+own subprocess (read → detect → write picks), so wall time and peak memory (the child's own peak resident
 set, ``VmHWM``) are those of a user running it. Picks are scored by the SHREC rule (occupancy map
 dilated by one voxel; 4V94, vesicles and fiducials skipped, as the SHREC 2021 results did);
 crops of 32² on three slices chosen by edge detection are scored at crop level (AUC, F1).
@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles import __version__
-from napari_cryoet_particles.detect.benchmark_training import (
+from napari_cryoet_particles.benchmark.training import (
     TRAINING_RUNS,
     TRAINING_SEEDS,
     TrainingRun,
@@ -37,6 +37,7 @@ from napari_cryoet_particles.detect.benchmark_training import (
     training_why,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.simulate.phantom import SHREC2021_LAYOUT
 
 LAYOUT = Path("layouts") / "shrec2021_model_particle_locations.txt"
 METHODS = ("ours", "dog", "slices2d")
@@ -93,16 +94,9 @@ class Run:
 
 
 def find_shared(explicit: str | Path | None = None) -> Path | None:
-    """The shared reference data folder: ``explicit``, else ``../shared/data`` from the repo or cwd."""
-    if explicit is not None:
-        path = Path(explicit)
-        return path if (path / LAYOUT).is_file() else None
-    repo = Path(__file__).resolve().parents[3]
-    for base in (repo, Path.cwd()):
-        path = base.parent / "shared" / "data"
-        if (path / LAYOUT).is_file():
-            return path
-    return None
+    """The reference data folder holding :data:`LAYOUT`: ``explicit``, else the package's data."""
+    path = Path(explicit) if explicit is not None else SHREC2021_LAYOUT.parents[1]
+    return path if (path / LAYOUT).is_file() else None
 
 
 def test_tomograms(quick: bool, with_layout: bool) -> list[TestTomogram]:
@@ -124,7 +118,7 @@ def test_tomograms(quick: bool, with_layout: bool) -> list[TestTomogram]:
 
 def crop_grid(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(slices, ys, xs): the slices the original method picks by edge detection, and the crop grid."""
-    from napari_cryoet_particles.detect.slices2d import _grid_centres, choose_slices
+    from napari_cryoet_particles.baselines.slices2d import _grid_centres, choose_slices
 
     slices = choose_slices(data, N_SLICES, 10, margin=CROP // 2)
     ys, xs = _grid_centres(data.shape[1:], CROP, CROP_STEP)
@@ -174,7 +168,7 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from napari_cryoet_particles.detect import dog, pipeline, slices2d  # noqa: F401 (imports first)
+    from napari_cryoet_particles.baselines import dog, slices2d  # noqa: F401 (imports first)
     from napari_cryoet_particles.io import read_tomogram, write_picks
 
     report: dict[str, object] = {"rss_imports_mb": peak_rss_mb()}
@@ -201,7 +195,7 @@ def _child(argv: list[str]) -> int:
             maps[int(z)] = image
             binary[int(z)] = image >= 0.5
     elif args.method == "dog":
-        from napari_cryoet_particles.detect.dog import detect_dog
+        from napari_cryoet_particles.baselines.dog import detect_dog
 
         picks, response, info = detect_dog(volume)
         write_picks(out.with_suffix(".csv"), picks, overwrite=True)
@@ -213,7 +207,7 @@ def _child(argv: list[str]) -> int:
             maps[int(z)] = response[int(z)]
             binary[int(z)] = _balls_on_slice(picks.zyx, int(z), response.shape[1:], radius)
     else:
-        from napari_cryoet_particles.detect.slices2d import Slices2DConfig, detect_slices2d
+        from napari_cryoet_particles.baselines.slices2d import Slices2DConfig, detect_slices2d
 
         config = Slices2DConfig(threads=args.threads)
         if args.steps:
@@ -334,7 +328,7 @@ def _run_child(
     command = [
         sys.executable,
         "-m",
-        "napari_cryoet_particles.detect.benchmark",
+        "napari_cryoet_particles.benchmark.run",
         method,
         str(tomogram),
         "--out",
@@ -482,7 +476,7 @@ def run_benchmark(
     shared_path = find_shared(shared)
     if shared_path is None:
         log(
-            "shared reference data not found (looked for ../shared/data; use --shared DIR): "
+            f"{LAYOUT} not found in {shared or SHREC2021_LAYOUT.parents[1]}: "
             "the SHREC 2021 layout tomogram is left out"
         )
     workdir = Path(work) if work else Path(tempfile.mkdtemp(prefix="cryoet-benchmark-"))
@@ -578,9 +572,9 @@ def format_report(
         "or tuning. "
         + (
             "`shrec2021-layout` places the particles of the real SHREC 2021 ground-truth layout "
-            f"(`{LAYOUT}` in the shared reference data)."
+            f"(`{LAYOUT}` in the reference data)."
             if shared is not None
-            else "The shared reference data was not found, so the SHREC 2021 layout tomogram is missing."
+            else "The SHREC 2021 layout was not found, so the layout tomogram is missing."
         ),
         "",
         "**Scoring**: SHREC rule (prediction rounded and looked up in the occupancy map dilated by one "

@@ -1,0 +1,75 @@
+"""Picks from wherever the user keeps them: a picks file of any registered format, a copick
+project (picks per run) or a SHREC folder, as picks per tomogram name.
+
+This is what the CLI's ``--truth`` / ``--pred`` / ``convert`` read through, so a STAR file, a
+copick project and a CSV are all accepted in the same places.
+"""
+
+from pathlib import Path
+
+from napari_cryoet_particles.io.copick_project import (
+    get_run,
+    is_copick_config,
+    open_project,
+    read_run_picks,
+    run_names,
+    run_voxel_size,
+)
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
+from napari_cryoet_particles.io.formats import read_picks_by_tomogram
+from napari_cryoet_particles.io.picks import Picks
+from napari_cryoet_particles.io.shrec import is_shrec_folder, read_shrec_folder
+
+
+@reader("a copick project")
+def read_copick_source(
+    path: str | Path,
+    run: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    object_name: str | None = None,
+) -> dict[str, Picks]:
+    """The picks of every run of a copick project (or of ``run``), in voxels of each run's finest
+    tomogram spacing, filtered by user, session and object."""
+    root = open_project(path)
+    names = [get_run(root, run, path).name] if run else run_names(root)
+    return {
+        name: read_run_picks(
+            root, name, run_voxel_size(root, name), object_name, user_id, session_id
+        )
+        for name in names
+    }
+
+
+def read_picks_source(
+    path: str | Path,
+    *,
+    run: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    object_name: str | None = None,
+    **options: object,
+) -> dict[str, Picks]:
+    """Picks per tomogram from a copick project, a SHREC folder or a picks file (``options``:
+    :class:`~napari_cryoet_particles.io.formats.ReadOptions`; ``tomogram`` keeps just that one)."""
+    path = Path(path)
+    if not path.exists():
+        raise CryoetInputError(path, "no such file or folder")
+    if is_copick_config(path):
+        return read_copick_source(path, run, user_id, session_id, object_name)
+    if path.is_dir():
+        if not is_shrec_folder(path):
+            raise CryoetInputError(path, "folder is neither a SHREC folder nor a picks file")
+        dataset = read_shrec_folder(path)
+        if dataset.truth is None:
+            raise CryoetInputError(path, "SHREC folder has no particle_locations.txt")
+        return {dataset.truth.tomogram: dataset.truth}
+    by_tomogram = read_picks_by_tomogram(path, **options)
+    wanted = options.get("tomogram")
+    if wanted is not None and set(by_tomogram) != {""}:
+        if wanted not in by_tomogram:
+            raise CryoetInputError(
+                path, f"no picks for tomogram {wanted!r} (has: {', '.join(by_tomogram)})"
+            )
+        return {str(wanted): by_tomogram[str(wanted)]}
+    return by_tomogram
