@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from napari_cryoet_particles.benchmark.training import (
+    SCRATCH,
+    TRAINING_RUNS,
     TrainingRun,
     format_training,
     run_training,
-    training_target_rows,
     training_why,
+    worst_seed_spread,
 )
 from napari_cryoet_particles.io import write_tomogram
 from napari_cryoet_particles.model import load_checkpoint
@@ -39,35 +41,40 @@ def test_run_training_reports_the_child_error(tmp_path: Path) -> None:
         raise AssertionError("a failed training must raise")
 
 
-def _run(name: str, minutes: float, f1: float, shipped: float) -> TrainingRun:
-    return TrainingRun("random-seed1", name, 0, 150, minutes, 88.0, 2, f1, 0.7, 0.6, shipped)
+def _run(name: str, f1: float, shipped: float, seed: int = 0, tomogram: str = "random-seed1"):
+    return TrainingRun(tomogram, name, seed, 150, 1.2, 88.0, 2, f1, 0.7, 0.6, shipped)
 
 
-def test_training_rows_judge_time_per_run_and_f1_gap_on_the_mean() -> None:
+def test_training_plan_runs_three_seeds_from_scratch_and_two_fine_tuning_on_one_tomogram() -> None:
+    scratch, finetune = TRAINING_RUNS
+    assert scratch.name == SCRATCH and scratch.seeds == (0, 1, 2) and scratch.tomograms is None
+    assert finetune.extra == ("--init", "default") and len(finetune.seeds) == 2
+    assert finetune.tomograms == 1
+
+
+def test_training_table_and_seed_spread() -> None:
     runs = [
-        _run("from scratch", 1.2, 0.70, 0.69),
-        _run("from scratch", 11.0, 0.60, 0.65),
-        _run("fine-tune shipped model", 1.0, 0.72, 0.69),
+        _run(SCRATCH, 0.70, 0.69, 0),
+        _run(SCRATCH, 0.60, 0.69, 1),
+        _run(SCRATCH, 0.66, 0.69, 2),
+        _run(SCRATCH, 0.50, 0.55, 0, "random-seed2"),
+        _run(SCRATCH, 0.52, 0.55, 1, "random-seed2"),
+        _run("fine-tune shipped model", 0.72, 0.69),
     ]
-    rows = training_target_rows(runs)
-    assert "| 11.00 min | no |" in rows[0]
-    assert "-0.020 | yes |" in rows[1]  # mean of +0.01 and -0.05
-    assert "| 1.00 min | yes |" in rows[2]
     table = format_training(runs)
     assert table[0] == "## Training on the user's tomogram"
     assert (
         "| random-seed1 | from scratch | 0 | 2 | 150 | 1.20 | 88 | 0.700 | 0.600 | 0.700 | +0.010 |"
         in table
     )
-    assert "- from scratch: ΔF1 mean -0.020, from -0.050 to +0.010 over 2 runs." in table
-    assert format_training([]) == [] and training_target_rows([]) == []
+    assert any("0.600 to 0.700 (0.100) over 3 seeds" in line for line in table)
+    spread, where = worst_seed_spread(runs)
+    assert spread == pytest.approx(0.10) and where == "random-seed1"
+    assert format_training([]) == [] and worst_seed_spread(runs[-1:]) is None
 
 
-def test_training_why_explains_a_missed_target_and_names_the_worst_run() -> None:
-    runs = [
-        _run("from scratch", 1.0, 0.60, 0.65),
-        _run("fine-tune shipped model", 1.0, 0.30, 0.65),
-    ]
-    (bullet,) = training_why(runs)
-    assert "ΔF1 -0.050" in bullet and "fine-tune shipped model, seed 0" in bullet
-    assert training_why([_run("from scratch", 1.0, 0.66, 0.65)]) == []
+def test_training_why_names_every_seed_of_the_worst_tomogram() -> None:
+    runs = [_run(SCRATCH, 0.03, 0.69, 0), _run(SCRATCH, 0.66, 0.69, 1)]
+    (bullet,) = training_why(runs, 0.03)
+    assert "0.630" in bullet and "seed 0 F1 0.030" in bullet and "seed 1 F1 0.660" in bullet
+    assert training_why(runs, 0.7) == [] and training_why([], 0.03) == []

@@ -292,33 +292,87 @@ def test_cli_detect_without_default_model_is_a_clear_error(
     assert "default model" in capsys.readouterr().err
 
 
-def test_automatic_threshold_splits_particles_from_noise_maxima() -> None:
-    from napari_cryoet_particles.detect.pipeline import automatic_threshold
+def _blobs(shape: tuple[int, int, int], centres, radii, noise: float, seed: int = 0) -> np.ndarray:
+    """Dark balls (value -1) of the given radii in Gaussian noise, lightly smoothed like a tomogram."""
+    from scipy import ndimage
 
-    rng = np.random.default_rng(0)
-    scores = np.concatenate([rng.uniform(0.05, 0.35, 300), rng.uniform(0.8, 1.0, 60)])
-    threshold = automatic_threshold(scores)
-    assert np.mean(scores[:300] < threshold) > 0.95 and np.all(scores[300:] >= threshold)
-    assert automatic_threshold(np.array([0.9, 0.8])) == 0.5
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape)
+    volume = np.zeros(shape, np.float32)
+    for centre, radius in zip(centres, radii, strict=True):
+        inside = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
+        volume[inside] = -1.0
+    volume = ndimage.gaussian_filter(volume, 0.7) + rng.normal(0, noise, shape).astype(np.float32)
+    return volume.astype(np.float32)
 
 
-def test_automatic_threshold_is_not_pulled_below_the_background_bulk() -> None:
-    """Thick noisy tomograms: a low tail of weak maxima, a large background bulk and particles
-    just above it (the shape seen on 512³ validation tomograms). Otsu on all candidates split
-    the low tail from the rest and kept the whole background bulk."""
-    from skimage.filters import threshold_otsu
+def _candidates(volume: np.ndarray, min_radius: float, max_radius: float):
+    from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates
+    from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
-    from napari_cryoet_particles.detect.pipeline import automatic_threshold
+    norm = normalize(volume, robust_stats(volume))
+    radii = blob_radii(min_radius, max_radius)
+    return multiscale_candidates(lambda box: norm[box].copy(), norm.shape, radii, 3.0)
 
-    rng = np.random.default_rng(0)
-    low_tail = rng.normal(0.15, 0.04, 15_000)
-    background = rng.normal(0.38, 0.04, 50_000)
-    particles = rng.normal(0.55, 0.04, 4_000)
-    scores = np.clip(np.concatenate([low_tail, background, particles]), 0.05, 1.0)
-    assert threshold_otsu(scores) < 0.3  # the failure this rule avoids
-    threshold = automatic_threshold(scores)
-    assert np.mean(background >= threshold) < 0.05
-    assert np.mean(particles >= threshold) > 0.8
+
+def _hits(found, centre, radius: float) -> int:
+    return int(np.sum(np.linalg.norm(found.zyx - np.asarray(centre), axis=1) <= radius))
+
+
+def test_a_large_particle_gives_one_pick_and_touching_small_ones_stay_two() -> None:
+    """One pick per object whatever its size: a 12-voxel-radius ball (a ribosome at 10 Å) is
+    one pick; two 3-voxel balls (5-6 nm proteins) whose surfaces touch stay two picks."""
+    shape = (48, 64, 96)
+    large, small_a, small_b = (24, 32, 24), (24, 32, 66), (24, 32, 72.5)
+    volume = _blobs(shape, [large, small_a, small_b], [12, 3, 3], noise=0.15)
+    found = _candidates(volume, 2.5, 13.5)
+    strong = found.take(np.flatnonzero(found.strength >= 5.0))
+    assert _hits(strong, large, 12) == 1
+    assert _hits(strong, small_a, 2.5) == 1 and _hits(strong, small_b, 2.5) == 1
+
+
+def test_five_nm_blobs_are_found_at_ten_angstrom_voxels() -> None:
+    """Small proteins (5 nm = 2.5-voxel radius at 10 Å) in noise: every one found, few false picks."""
+    centres = [(z, y, x) for z in (10, 30) for y in range(10, 60, 16) for x in range(10, 60, 16)]
+    volume = _blobs((40, 64, 64), centres, [2.5] * len(centres), noise=0.35, seed=2)
+    found = _candidates(volume, 2.5, 6.0)
+    picks = found.take(np.flatnonzero(found.strength >= 5.0))
+    hit = [_hits(picks, c, 2.5) >= 1 for c in centres]
+    assert np.mean(hit) >= 0.95
+    assert len(picks) <= 1.2 * len(centres)
+
+
+def test_candidates_do_not_depend_on_the_slab_size() -> None:
+    """Slabs with halos find the same objects as one pass over the whole volume (the robust
+    z-scores are per slab, so strengths may differ slightly)."""
+    from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
+    from napari_cryoet_particles.jobs import run_job
+
+    volume = _blobs((70, 40, 40), [(15, 20, 20), (50, 12, 30)], [3, 8], noise=0.2)
+    radii = blob_radii(2.5, 9.0)
+    whole = run_job(
+        multiscale_candidates_job(lambda box: volume[box].copy(), volume.shape, radii, 3.0, slab=70)
+    )
+    slabs = run_job(
+        multiscale_candidates_job(lambda box: volume[box].copy(), volume.shape, radii, 3.0, slab=16)
+    )
+    strong_whole = whole.zyx[whole.strength >= 6.0]
+    strong_slabs = slabs.zyx[slabs.strength >= 6.0]
+    assert len(strong_whole) == len(strong_slabs) == 2
+    np.testing.assert_allclose(
+        strong_slabs[np.lexsort(strong_slabs.T)], strong_whole[np.lexsort(strong_whole.T)], atol=1.0
+    )
+
+
+def test_pick_score_is_one_half_at_the_blob_threshold_and_follows_the_learned_probability() -> None:
+    from napari_cryoet_particles.detect.pipeline import pick_score
+
+    strength = np.array([5.0, 5.0, 5.0, 7.0])
+    probability = np.array([0.5, 0.9, 0.1, 0.5])
+    score = pick_score(strength, probability, learned_weight=0.5, blob_threshold=5.0)
+    assert score[0] == pytest.approx(0.5)
+    assert score[1] > 0.5 > score[2] and score[3] > score[1]
+    np.testing.assert_allclose(pick_score(strength, probability, 0.0, 5.0)[:3], 0.5)
 
 
 def test_close_picks_are_suppressed_best_first() -> None:

@@ -724,12 +724,14 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def add_benchmark(sub: argparse._SubParsersAction) -> None:
+    from napari_cryoet_particles.benchmark.methods import METHODS
+
     parser = sub.add_parser("benchmark", help="measure accuracy and speed against the baselines")
     parser.add_argument("--out", default="docs/benchmarks.md")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="one small random tomogram + the layout one, short 2D training",
+        help="one small random tomogram, short 2D training (a smoke test of the benchmark)",
     )
     parser.add_argument(
         "--shared",
@@ -753,8 +755,9 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--methods",
         nargs="+",
-        choices=("ours", "dog", "slices2d"),
-        default=["ours", "dog", "slices2d"],
+        choices=tuple(METHODS),
+        default=list(METHODS),
+        help="methods to run (default: all)",
     )
     parser.add_argument(
         "--no-training",

@@ -9,6 +9,15 @@ from napari_cryoet_particles.io.picks import Picks
 #: Particle diameter (nm) used when none is given: mid-sized SHREC 2021 proteins (1u6g, 3cf3,
 #: 1bxn are 10-13 nm across); small ones (1s3x, 3qm1 ~6 nm) are still found at this spacing.
 DEFAULT_DIAMETER_NM = 10.0
+#: Smallest and largest particle diameters (nm) searched for: 5 nm covers the smallest SHREC
+#: 2021 proteins (1s3x, 3qm1), 27 nm a ribosome with room to spare.
+DEFAULT_MIN_DIAMETER_NM = 5.0
+DEFAULT_MAX_DIAMETER_NM = 27.0
+#: Weight of the learned particle probability's logit in the pick score, and the combined
+#: strength (robust z) at which the score is 0.5. Chosen on validation simulations (seeds
+#: 101-106, never the benchmark's test seeds): docs/detection.md.
+DEFAULT_LEARNED_WEIGHT = 0.5
+DEFAULT_BLOB_THRESHOLD = 5.0
 #: Voxel sizes (Å) detection accepts; outside this the header is almost surely wrong.
 SUPPORTED_VOXEL_SIZE = (2.0, 40.0)
 POLARITIES = ("auto", "dark", "bright")
@@ -18,11 +27,13 @@ POLARITIES = ("auto", "dark", "bright")
 class DetectionConfig:
     """Everything a detection run can be told; the defaults are the ones the CLI uses.
 
-    ``threshold`` is the minimum particle score (0-1) of a peak; ``None`` chooses it per
-    tomogram by Otsu's rule on the scores of the candidate maxima (see
-    :func:`~napari_cryoet_particles.detect.pipeline.automatic_threshold`); the result's
-    ``info["auto_threshold"]`` holds that automatic value even when a threshold was given, e.g.
-    for a GUI that detects once with a low threshold and filters interactively. ``groups`` is the number of particle groups; ``None``
+    ``threshold`` is the minimum pick score (0-1); ``None`` is the automatic threshold, 0.5
+    (scores are ``sigmoid(strength + learned_weight·logit(p) - blob_threshold)``, see
+    :func:`~napari_cryoet_particles.detect.pipeline.pick_score`); the result's
+    ``info["auto_threshold"]`` holds it even when a threshold was given, e.g. for a GUI that
+    detects once with a low threshold and filters interactively. Blobs are searched from
+    ``min_diameter_nm`` to ``max_diameter_nm``; ``diameter_nm`` is the typical particle size
+    the learned map is smoothed for. ``learned_weight`` 0 scores by blob strength alone. ``groups`` is the number of particle groups; ``None``
     chooses it by silhouette over 2-8, 0 or 1 switches grouping off. ``bin`` multiplies the
     model's working voxel size (faster by about bin³, coarser). ``voxel_size`` (Å) overrides the
     tomogram's header. ``polarity`` ``auto`` decides from the skewness of the low-passed volume.
@@ -44,7 +55,10 @@ class DetectionConfig:
     tile_voxels: int = 8_000_000
     kmeans_samples: int = 40_000
     mask_empty: bool = True
-    refine: bool = True
+    min_diameter_nm: float = DEFAULT_MIN_DIAMETER_NM
+    max_diameter_nm: float = DEFAULT_MAX_DIAMETER_NM
+    learned_weight: float = DEFAULT_LEARNED_WEIGHT
+    blob_threshold: float = DEFAULT_BLOB_THRESHOLD
     max_picks: int | None = None
     keep_score_map: bool = True
     seed: int = 0
@@ -59,8 +73,22 @@ class DetectionConfig:
             )
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise CryoetInputError(
-                None, f"threshold {self.threshold} is outside 0-1 (a particle probability)"
+                None, f"threshold {self.threshold} is outside 0-1 (a pick score)"
             )
+        if not (
+            np.isfinite(self.min_diameter_nm)
+            and np.isfinite(self.max_diameter_nm)
+            and 1.0 <= self.min_diameter_nm <= self.max_diameter_nm <= 200.0
+        ):
+            raise CryoetInputError(
+                None,
+                f"particle diameters {self.min_diameter_nm}-{self.max_diameter_nm} nm must be "
+                "1-200 nm, smallest first",
+            )
+        if not np.isfinite(self.learned_weight) or not 0.0 <= self.learned_weight <= 10.0:
+            raise CryoetInputError(None, f"learned weight {self.learned_weight} is outside 0-10")
+        if not np.isfinite(self.blob_threshold):
+            raise CryoetInputError(None, "blob threshold must be a finite number")
         if self.groups is not None and not 0 <= self.groups <= 50:
             raise CryoetInputError(None, f"number of groups {self.groups} is outside 0-50")
         if not 1 <= self.bin <= 8:

@@ -11,8 +11,9 @@ Stages (each timed in :attr:`DetectionResult.timings`):
 3. ``embed``: stream every tile through the encoder once; keep only the particle probability,
    the cluster id and a 2×-pooled embedding per voxel of the coarse grid (memory stays bounded:
    the full embedding is never held).
-4. ``peaks``: smooth the probability map, pick maxima at least a particle radius apart above the
-   threshold, move each to the darkest point of the low-passed density nearby (sub-voxel).
+4. ``peaks``: blob candidates at several radii (:mod:`.candidates`: multi-scale DoG, one per
+   object by size-aware suppression), scored by their strength plus the learned particle
+   probability at the blob (:func:`pick_score`), above the threshold.
 5. ``groups``: k-means on the pooled embedding at each pick (K given or by silhouette).
 """
 
@@ -24,18 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import ndimage
-from skimage.filters import threshold_otsu
 from torch import nn
 
+from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
 from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
 from napari_cryoet_particles.detect.groups import choose_groups
-from napari_cryoet_particles.detect.peaks import (
-    particle_reach,
-    pick_peaks,
-    refine_on_density,
-    suppress_close,
-)
 from napari_cryoet_particles.detect.tiling import (
     Tile,
     embed_tile,
@@ -64,14 +59,12 @@ from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 #: Crops embedded to fit k-means, and their core size in working voxels.
 FIT_CROPS = 4
 FIT_CROP_SIZE = 48
-#: The probability map is smoothed by a Gaussian of this fraction of the particle radius before
-#: peak picking, so each particle gives one maximum near its centre.
-SMOOTH_FRACTION = 1 / 3
-#: Maxima below this score are not even candidates for the automatic threshold.
-CANDIDATE_FLOOR = 0.05
-MIN_CANDIDATES = 10
-#: Histogram bins for the most common candidate score (see :func:`automatic_threshold`).
-MODE_BINS = 50
+#: Blob maxima below this robust z are not candidates at all (see :mod:`.candidates`).
+BLOB_FLOOR = 3.0
+#: Pick scores are ``sigmoid(combined - blob_threshold)``: the automatic threshold is always 0.5.
+AUTO_THRESHOLD = 0.5
+#: The learned particle probability is clipped to this range before its logit is taken.
+PROBABILITY_CLIP = 1e-4
 #: The pooled embedding used for particle groups averages 2³ coarse voxels.
 POOL = 2
 ModelLike = nn.Module | str | Path | None
@@ -128,32 +121,43 @@ def _fit_crops(
     ]
 
 
-def automatic_threshold(candidate_scores: np.ndarray) -> float:
-    """Otsu's threshold on the candidate maxima from the bulk of the background maxima up (0.5
-    with too few candidates).
+def coarse_cells(zyx: np.ndarray, stride: int, grid: tuple[int, ...]) -> np.ndarray:
+    """Index of the coarse (embedding) voxel holding each working-voxel position."""
+    cells = np.rint((np.asarray(zyx, dtype=float).reshape(-1, 3) - (stride - 1) / 2.0) / stride)
+    return np.clip(cells, 0, np.asarray(grid) - 1).astype(int)
 
-    Candidate maxima fall in groups: particles, near the top of the 0-1 scale, and maxima of
-    background noise, whose level depends on the tomogram (its noise, how far the background
-    clusters lie from the particle clusters). A fixed cut-off suits one tomogram and not the
-    next; Otsu's split follows the gap between the groups. Background maxima usually far
-    outnumber particles, so the histogram's fullest bin below 0.5 (scores are particle
-    probabilities: below 0.5 a maximum is more likely background) marks the bulk of the
-    background: Otsu on the candidates from there up splits that bulk from the particles. On all candidates, a low
-    tail of weak maxima (thick, noisy tomograms) pulled Otsu's split below the background bulk
-    and let tens of thousands of background maxima through (validation tomograms, seeds 100-199).
+
+def probability_at(probability: np.ndarray, zyx: np.ndarray, stride: int) -> np.ndarray:
+    """The coarse particle-probability map, linearly interpolated at working-voxel positions."""
+    if not len(zyx):
+        return np.zeros(0)
+    coords = (np.asarray(zyx, dtype=float) - (stride - 1) / 2.0) / stride
+    return ndimage.map_coordinates(probability, coords.T, order=1, mode="nearest")
+
+
+def pick_score(
+    strength: np.ndarray, probability: np.ndarray, learned_weight: float, blob_threshold: float
+) -> np.ndarray:
+    """Pick score in 0-1: ``sigmoid(strength + w·logit(p) - blob_threshold)``.
+
+    ``strength`` is the blob's robust z (how far its filter response stands out from the
+    tomogram's noise), ``p`` the learned particle probability at the blob (k-means on the
+    contrastive embedding); the learned term moves blobs that look like the tomogram's
+    particles up and noise blobs down. 0.5 is the automatic threshold.
     """
-    scores = np.asarray(candidate_scores, dtype=float)
-    if len(scores) < MIN_CANDIDATES or np.ptp(scores) <= 0:
-        return 0.5
-    counts, edges = np.histogram(scores, bins=MODE_BINS)
-    background = (edges[:-1] + edges[1:]) / 2 < 0.5  # more likely background than particle
-    if not background.any():
-        return float(threshold_otsu(scores))
-    mode = edges[int(np.argmax(np.where(background, counts, -1)))]
-    upper = scores[scores >= mode]
-    if len(upper) < MIN_CANDIDATES or np.ptp(upper) <= 0:
-        upper = scores
-    return float(threshold_otsu(upper))
+    p = np.clip(np.asarray(probability, dtype=float), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    combined = np.asarray(strength, dtype=float) + learned_weight * np.log(p / (1 - p))
+    return 1.0 / (1.0 + np.exp(-(combined - blob_threshold)))
+
+
+def _relayed(job, step: int, total: int):
+    """Run a sub-job, passing its progress on as one step of ``total``; return its result."""
+    while True:
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(step, total, f"{report.message} {report.step}/{report.total}")
 
 
 def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.ndarray:
@@ -284,44 +288,41 @@ def detect_particles_job(
     timings["embed"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if cancel is not None:
-        cancel.check()
-    smooth_sigma = max(0.5, SMOOTH_FRACTION * radius / stride)
-    score = ndimage.gaussian_filter(probability * mask, smooth_sigma, mode="nearest")
-    score = score[tuple(slice(0, n) for n in valid)]
-    min_distance = max(1, int(round(radius / stride)))
-    floor = CANDIDATE_FLOOR if config.threshold is None else min(CANDIDATE_FLOOR, config.threshold)
-    peaks, values = pick_peaks(score, min_distance, floor)
-    automatic = automatic_threshold(values[values >= CANDIDATE_FLOOR])
-    threshold = automatic if config.threshold is None else config.threshold
-    keep = values >= threshold
-    peaks, values = peaks[keep][: config.max_picks], values[keep][: config.max_picks]
-    info["auto_threshold"] = float(automatic)
-    info["threshold"] = float(threshold)
-    working_zyx = peaks * stride + (stride - 1) / 2.0
-    if config.refine and len(peaks):
-        working_zyx = refine_on_density(
-            work.read,
-            work.shape,
-            working_zyx,
-            search=stride,
-            sigma=float(np.clip(radius / 3, 1.0, 4.0)),
-        )
-        reach = np.maximum(particle_reach(probability, peaks), min_distance) * stride
-        keep = suppress_close(working_zyx, reach)
-        peaks, values, working_zyx = peaks[keep], values[keep], working_zyx[keep]
-    zyx = work.to_input(working_zyx)
-    zyx = np.clip(zyx, 0, np.asarray(volume.shape) - 1)
-    timings["peaks"] = time.perf_counter() - clock
+    radii = blob_radii(
+        config.min_diameter_nm * 5.0 / work.voxel_size,
+        config.max_diameter_nm * 5.0 / work.voxel_size,
+    )
+    found = yield from _relayed(
+        multiscale_candidates_job(
+            work.read, work.shape, radii, BLOB_FLOOR, None if cancel is None else cancel.check
+        ),
+        step,
+        total,
+    )
     step += 1
+    cells = coarse_cells(found.zyx, stride, grid)
+    found = found.take(np.flatnonzero(mask[tuple(cells.T)]))
+    cells = coarse_cells(found.zyx, stride, grid)
+    learned = probability_at(probability, found.zyx, stride)
+    values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
+    threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
+    order = np.argsort(-values, kind="stable")
+    order = order[values[order] >= threshold][: config.max_picks]
+    found, values, cells, learned = found.take(order), values[order], cells[order], learned[order]
+    info["auto_threshold"] = AUTO_THRESHOLD
+    info["threshold"] = float(threshold)
+    info["blob_radii"] = [float(r) for r in radii]
+    info["n_candidates"] = int(len(order))
+    zyx = np.clip(work.to_input(found.zyx), 0, np.asarray(volume.shape) - 1)
+    timings["peaks"] = time.perf_counter() - clock
     yield Progress(step, total, "peaks")
 
     clock = time.perf_counter()
     assert pooled is not None
-    cells = np.minimum(peaks // POOL, np.asarray(pooled.shape[1:]) - 1) if len(peaks) else peaks
+    pooled_cells = np.minimum(cells // POOL, np.asarray(pooled.shape[1:]) - 1)
     pick_embeddings = (
-        pooled[(slice(None), *cells.T)].T.astype(np.float32)
-        if len(peaks)
+        pooled[(slice(None), *pooled_cells.T)].T.astype(np.float32)
+        if len(cells)
         else np.zeros((0, pooled.shape[0]))
     )
     groups, n_groups, silhouettes = choose_groups(pick_embeddings, config.groups, config.seed)
@@ -335,20 +336,20 @@ def detect_particles_job(
     features = pd.DataFrame(
         {
             "score": values.astype(float),
-            "probability": probability[tuple(peaks.T)].astype(float) if len(peaks) else np.zeros(0),
-            "cluster": cluster_id[tuple(peaks.T)].astype(int)
-            if len(peaks)
-            else np.zeros(0, dtype=int),
+            "probability": learned.astype(float),
+            "strength": found.strength.astype(float),
+            "radius_nm": found.radius * work.voxel_size / 10.0,
+            "cluster": cluster_id[tuple(cells.T)].astype(int),
             "group": groups.astype(int),
-            "status": pd.Series(["auto"] * len(peaks), dtype=object),
-            "class": pd.Series([""] * len(peaks), dtype=object),
+            "status": pd.Series(["auto"] * len(cells), dtype=object),
+            "class": pd.Series([""] * len(cells), dtype=object),
         }
     )
     name = volume.path.stem if volume.path is not None else ""
     picks = Picks(zyx, input_size, features, name)
     return DetectionResult(
         picks=picks,
-        score_map=score if config.keep_score_map else None,
+        score_map=probability[tuple(slice(0, n) for n in valid)] if config.keep_score_map else None,
         score_map_voxel_size=work.voxel_size * stride,
         score_map_origin=work.to_input(np.full(3, (stride - 1) / 2.0)),
         score_map_step=np.full(3, stride * work.ratio),
