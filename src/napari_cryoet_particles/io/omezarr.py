@@ -107,7 +107,8 @@ def volume_from_group(
     if check_finite:
         try:
             bad = count_non_finite(data)
-        except (RuntimeError, ArithmeticError) as error:  # codecs raise RuntimeError on bad chunks
+        # codecs raise RuntimeError on bad chunks, numcodecs' blosc even SystemError on some
+        except (RuntimeError, SystemError, ArithmeticError) as error:
             raise CryoetInputError(
                 path, f"OME-Zarr chunks of level {level!r} cannot be decoded ({error})"
             ) from None
