@@ -140,24 +140,19 @@ def test_czii_metric_over_the_runs_of_a_project(project: Path, capsys) -> None:
 def test_batch_over_every_run(project: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
     import copick
 
-    code = main(
-        [
-            "batch",
-            str(project),
-            "--out-dir",
-            str(tmp_path),
-            "--model",
-            str(tiny_model),
-            "--to-copick",
-            "ribosome",
-            "--session-id",
-            "batch",
-            "--quiet",
-        ]
-    )
+    argv = ["batch", str(project), "--out-dir", str(tmp_path), "--model", str(tiny_model)]
+    argv += ["--to-copick", "ribosome", "--session-id", "batch", "--quiet"]
+    code = main(argv)
     assert code == 0, capsys.readouterr().err
     root = copick.from_file(str(project))
     for name in RUNS:
         csv = read_csv(tmp_path / f"{name}_picks.csv")
         [stored] = root.get_run(name).get_picks(user_id=USER_ID, session_id="batch")
         assert len(stored.points) == len(csv)
+    # the manifest knows each run's OME-Zarr folder: a second run resumes without any work and
+    # stores the picks again (it replaces the sets its first run wrote, without --overwrite)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    assert "2 of 2 tomograms done (2 by an earlier run)" in capsys.readouterr().out
+    assert main(argv) == 2  # without --resume or --overwrite nothing is replaced
+    assert "has ribosome picks of cryoet-particles/batch already" in capsys.readouterr().err

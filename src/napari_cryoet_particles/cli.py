@@ -6,12 +6,18 @@ function that does the work; errors in user input end with a one-line message an
 
 import argparse
 import sys
-from collections.abc import Sequence
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.io.errors import CryoetInputError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -79,9 +85,12 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     import math
 
+    from napari_cryoet_particles.io.atomic import check_output_folder
     from napari_cryoet_particles.jobs import run_job_with_bar
     from napari_cryoet_particles.simulate import SimulationConfig, simulate_dataset_job
+    from napari_cryoet_particles.simulate.simulator import check_output_folder as check_empty
 
+    check_empty(check_output_folder(args.out), args.overwrite)
     options = {
         "shape": args.size,
         "tilt_range": args.tilt_range,
@@ -138,10 +147,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io import read_tomogram
+    from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.jobs import run_job_with_bar
     from napari_cryoet_particles.model.augment import AugmentConfig
     from napari_cryoet_particles.model.train import TrainConfig, train
 
+    check_output_file(args.out, args.overwrite or args.resume, CHECKPOINT_SUFFIXES, "checkpoint")
     volumes = [read_tomogram(path) for path in args.tomograms]
     config = None
     if not args.resume or args.steps is not None:
@@ -162,9 +173,32 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
     )
-    result = run_job_with_bar(job, "train")
+    started = time.time()
+    try:
+        result = run_job_with_bar(job, "train")
+    except KeyboardInterrupt:
+        print(f"cryoet-particles train: {interrupted_training(args, started)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"wrote {result.path} ({result.steps} steps, {result.crops_per_second:.1f} crops/s)")
     return 0
+
+
+def interrupted_training(args: argparse.Namespace, started: float) -> str:
+    """What an interrupted training run left at ``--out`` and how to go on (one line)."""
+    from napari_cryoet_particles.model.checkpoint import load_checkpoint
+
+    out = Path(args.out)
+    if not out.exists() or out.stat().st_mtime < started:
+        return f"interrupted before the first checkpoint was written; nothing saved to {out}"
+    loaded = load_checkpoint(out)
+    done = loaded.steps_done
+    if done is None or loaded.complete:
+        return f"interrupted; {out} holds a finished model"
+    command = " ".join(["cryoet-particles train", *args.tomograms, "--out", str(out), "--resume"])
+    return (
+        f"interrupted at step {done[0]} of {done[1]}: {out} is an unfinished, resumable "
+        f"checkpoint (detect warns when it is used); continue with: {command}"
+    )
 
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
@@ -289,7 +323,7 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         "--score-map",
         default=None,
         metavar="OUT.mrc",
-        help="also write the particle score map (input grid)",
+        help="also write the particle score map (input grid; .mrc, or .zarr for OME-Zarr)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -328,18 +362,21 @@ def _detect_input(args: argparse.Namespace):
 def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect import detect_particles_job, score_map_at_input
     from napari_cryoet_particles.io import write_tomogram
-    from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.copick_project import write_run_picks
-    from napari_cryoet_particles.io.formats import format_for, write_picks_file
+    from napari_cryoet_particles.io.formats import picks_suffixes, write_picks_file
+    from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX
+    from napari_cryoet_particles.io.tomogram import TOMOGRAM_SUFFIXES
     from napari_cryoet_particles.jobs import run_job_with_bar
 
     if not args.out and not args.to_copick:
         raise CryoetInputError(None, "say where the picks go: --out FILE and/or --to-copick OBJECT")
     if args.out:
-        format_for(args.out)
-        check_can_write(args.out, args.overwrite)
+        check_output_file(args.out, args.overwrite, picks_suffixes(), "picks")
     if args.score_map:
-        check_can_write(args.score_map, args.overwrite)
+        check_output_file(
+            args.score_map, args.overwrite, (*TOMOGRAM_SUFFIXES, OME_ZARR_SUFFIX), "score map"
+        )
     config = detection_config(
         args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
     )
@@ -371,6 +408,8 @@ def run_detect(args: argparse.Namespace) -> int:
             result.picks.voxel_size,
             overwrite=args.overwrite,
         )
+    for warning in result.info.get("warnings", []):
+        print(f"cryoet-particles detect: warning: {warning}", file=sys.stderr)
     seconds = sum(result.timings.values())
     polarity = "inverted" if result.info.get("inverted") else "dark"
     print(
@@ -523,8 +562,6 @@ def _only(by_tomogram: dict, path: str, what: str):
 
 def _evaluate_truth(args: argparse.Namespace):
     """TruthData for localization: a SHREC folder or txt as before, any other source by format."""
-    from pathlib import Path
-
     from napari_cryoet_particles.evaluate.report import TruthData, load_truth
 
     path = Path(args.truth)
@@ -537,16 +574,16 @@ def _evaluate_truth(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from napari_cryoet_particles.evaluate import plot_ranking_curves, save_figure_png, write_json
     from napari_cryoet_particles.evaluate.report import evaluate_data, format_report, parse_skip
-    from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.atomic import check_output_file, check_output_folder
 
     if args.json:
-        check_can_write(args.json, args.overwrite)
-    if args.plots and Path(args.plots).is_dir():
-        check_can_write(Path(args.plots) / "curves.png", args.overwrite)
+        check_output_file(args.json, args.overwrite, (".json",), "metrics")
+    if args.plots:
+        check_output_folder(args.plots)
+        if Path(args.plots).is_dir():
+            check_output_file(Path(args.plots) / "curves.png", args.overwrite)
     if args.metric == "czii":
         return _run_czii(args)
     truth = _evaluate_truth(args)
@@ -652,12 +689,12 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.io.atomic import check_can_write
+    from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.formats import format_for, read_picks_file, write_picks_file
     from napari_cryoet_particles.io.picks import carried_features
 
     target = format_for(args.output, args.format)
-    check_can_write(args.output, args.overwrite)
+    check_output_file(args.output, args.overwrite, what="picks")
     shape = None if args.shape is None else tuple(args.shape)
     picks = read_picks_file(
         args.input,
@@ -732,7 +769,9 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.benchmark.run import run_benchmark as benchmark
+    from napari_cryoet_particles.io.atomic import check_output_file
 
+    check_output_file(args.out, True, (".md",), "benchmark report")
     benchmark(
         args.out,
         args.quick,
@@ -754,8 +793,10 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         help="detect particles in many tomograms on a Dask cluster",
         description="Run detect over many tomograms, one Dask task each, on a local cluster or on a "
         "running Dask scheduler. Picks go to OUT_DIR/<tomogram>_picks.csv; OUT_DIR/batch_summary.csv "
-        "lists picks, time and error per tomogram; a failing tomogram does not stop the others. "
-        "Given a copick project config, every run of the project (or those of --runs) is one "
+        "lists picks, time and error per tomogram; a failing tomogram does not stop the others, a "
+        "killed worker's tomogram is retried on another one. OUT_DIR/batch_manifest.json records "
+        "inputs, checksums, model, settings and outputs: run again with --resume to skip what is "
+        "done. Given a copick project config, every run of the project (or those of --runs) is one "
         "tomogram, named by its run; --to-copick stores each run's picks back into it.",
     )
     parser.add_argument(
@@ -786,6 +827,11 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         help="picks file format",
     )
     add_detection_options(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the tomograms an earlier run of this batch finished (see batch_manifest.json)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_batch)
@@ -815,9 +861,9 @@ def _batch_inputs(args: argparse.Namespace):
     paths = []
     for name in names:
         run = get_run(root, name, config)
-        if args.to_copick:
+        if args.to_copick:  # a resumed batch replaces the sets its earlier run stored
             check_can_write_run_picks(
-                root, name, args.to_copick, args.session_id, overwrite=args.overwrite
+                root, name, args.to_copick, args.session_id, overwrite=args.overwrite or args.resume
             )
         path = tomogram_local_path(
             run, choose_tomogram(run, args.tomo_type, args.voxel_size, config)
@@ -832,6 +878,7 @@ def _batch_inputs(args: argparse.Namespace):
 
 def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
+    from napari_cryoet_particles.detect.manifest import MANIFEST_NAME, read_manifest
     from napari_cryoet_particles.io.copick_project import write_run_picks
     from napari_cryoet_particles.io.formats import read_picks_file
     from napari_cryoet_particles.jobs import run_job_with_bar
@@ -848,9 +895,20 @@ def run_batch(args: argparse.Namespace) -> int:
         threads_per_worker=args.threads_per_worker,
         suffix=f".{args.format}",
         overwrite=args.overwrite,
+        resume=args.resume,
         names=names,
     )
-    items = run_job_with_bar(job, "batch", disable=args.quiet)
+    try:
+        items = run_job_with_bar(job, "batch", disable=args.quiet)
+    except KeyboardInterrupt:
+        manifest = read_manifest(Path(args.out_dir)) if Path(args.out_dir).is_dir() else None
+        finished = len(manifest["tomograms"]) if manifest else 0
+        print(
+            f"cryoet-particles batch: interrupted; {finished} finished tomograms are recorded in "
+            f"{Path(args.out_dir) / MANIFEST_NAME}: run the same command with --resume to do the rest",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     failed = [item for item in items if item.error]
     if root is not None and args.to_copick:
         for name, item in zip(names, items, strict=True):
@@ -858,13 +916,22 @@ def run_batch(args: argparse.Namespace) -> int:
                 picks = read_picks_file(item.picks_file)
                 picks.tomogram = name
                 write_run_picks(
-                    root, name, picks, args.to_copick, args.session_id, overwrite=args.overwrite
+                    root,
+                    name,
+                    picks,
+                    args.to_copick,
+                    args.session_id,
+                    overwrite=args.overwrite or args.resume,
                 )
+    resumed = sum(item.resumed for item in items)
     print(
-        f"{len(items) - len(failed)} of {len(items)} tomograms done, "
-        f"{sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
+        f"{len(items) - len(failed)} of {len(items)} tomograms done"
+        + (f" ({resumed} by an earlier run)" if resumed else "")
+        + f", {sum(item.n_picks for item in items)} picks; summary in {args.out_dir}/{SUMMARY_NAME}"
         + (f"; picks stored in the copick runs as {args.to_copick}" if args.to_copick else "")
     )
+    for warning in dict.fromkeys(w for item in items for w in item.warnings):
+        print(f"cryoet-particles batch: warning: {warning}", file=sys.stderr)
     for item in failed:
         print(f"failed: {item.error}", file=sys.stderr)
     return 1 if failed else 0
@@ -893,6 +960,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def plain_warnings(command: str) -> Iterator[None]:
+    """Show warnings as one line each (``cryoet-particles CMD: warning: ...``), above the progress
+    bar, without the source file and code line Python adds."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"cryoet-particles {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -900,13 +982,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.run(args) or 0)
+        with plain_warnings(args.command):
+            return int(args.run(args) or 0)
     except CryoetInputError as error:
         print(f"cryoet-particles {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("cryoet-particles: interrupted", file=sys.stderr)
-        return 130
+        print(
+            f"cryoet-particles {args.command}: interrupted; no output file was left half-written",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

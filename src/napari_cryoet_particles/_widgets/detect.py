@@ -31,6 +31,7 @@ from napari_cryoet_particles._widgets._common import (
     real_viewer,
     remember,
     show_info,
+    show_warning,
 )
 from napari_cryoet_particles._widgets._layers import (
     COLOR_MODES,
@@ -250,6 +251,8 @@ class DetectWidget(QWidget):
         self.run_button.setEnabled(True)
         if outcome.result is None:
             return
+        for warning in outcome.result.info.get("warnings", []):
+            show_warning(f"Detection: {warning}")
         if layer not in self.viewer.layers:
             show_info(f"{layer.name} was removed during detection; its picks are kept")
         self.show_result(outcome.result, layer)

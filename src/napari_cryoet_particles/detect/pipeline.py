@@ -41,6 +41,7 @@ from napari_cryoet_particles.detect.tiling import (
     plan_tiles,
     tile_at,
 )
+from napari_cryoet_particles.detect.trust import detection_warnings
 from napari_cryoet_particles.detect.volume import (
     block_mean,
     check_volume,
@@ -328,6 +329,7 @@ def detect_particles_job(
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
     info["silhouettes"] = silhouettes
+    info["warnings"] = detection_warnings(info, volume.shape, model)
     step += 1
     yield Progress(step, total, "groups")
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.atomic import check_output_folder
+from napari_cryoet_particles.io.errors import CryoetInputError, one_line, reader
 from napari_cryoet_particles.io.picks import (
     Picks,
     copick_points,
@@ -49,6 +50,7 @@ def is_copick_config(path: str | Path) -> bool:
     )
 
 
+@reader("a copick project config")
 def open_project(path: str | Path) -> Any:
     """The copick root of a project config (refused with a one-line reason)."""
     import copick
@@ -61,7 +63,9 @@ def open_project(path: str | Path) -> Any:
     try:
         return copick.from_file(str(path))
     except Exception as error:  # noqa: BLE001 - copick raises pydantic, OS and value errors alike
-        raise CryoetInputError(path, f"copick cannot open the project ({error})") from None
+        raise CryoetInputError(
+            path, f"copick cannot open the project ({one_line(error)})"
+        ) from None
 
 
 def run_names(root: Any) -> list[str]:
@@ -180,7 +184,7 @@ def read_run_tomogram(
     try:
         group = zarr.open_group(tomogram.zarr(), mode="r")
     except Exception as error:  # noqa: BLE001 - zarr and fsspec raise many kinds
-        raise CryoetInputError(where, f"cannot open the tomogram ({error})") from None
+        raise CryoetInputError(where, f"cannot open the tomogram ({one_line(error)})") from None
     volume = volume_from_group(group, choice.voxel_size, where, check_finite)
     return Volume(volume.data, volume.voxel_size, where)
 
@@ -244,8 +248,8 @@ def check_can_write_run_picks(
     user_id: str = USER_ID,
     overwrite: bool = False,
 ) -> Any:
-    """Refuse an object the project does not know, or an existing picks set unless
-    ``overwrite``; returns the run."""
+    """Refuse an object the project does not know, an existing picks set unless ``overwrite``,
+    or (a local project) a run whose picks folder cannot be written; returns the run."""
     run = get_run(root, run_name)
     objects = [o.name for o in root.pickable_objects]
     if object_name not in objects:
@@ -261,7 +265,20 @@ def check_can_write_run_picks(
             f"run {run_name!r} has {object_name} picks of {user_id}/{session_id} already; "
             "pass overwrite=True (CLI: --overwrite) to replace them",
         )
+    _check_local_overlay(run)
     return run
+
+
+def _check_local_overlay(run: Any) -> None:
+    """A local run's ``Picks`` folder must be writable (or creatable); remote ones are not
+    checked here (copick reports their failures)."""
+    fs = getattr(run, "fs_overlay", None)
+    path = getattr(run, "overlay_path", None)
+    if fs is None or path is None:
+        return
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        check_output_folder(Path(path) / "Picks")
 
 
 def run_voxel_size(root: Any, run_name: str, default: float = 10.0) -> float:

@@ -100,7 +100,10 @@ def _read_csv(path: Path, options: ReadOptions) -> dict[str, Picks]:
 
 
 def _csv_states_unit(path: Path) -> bool:
-    """Whether a CSV's header has a column that says the unit of its voxels."""
+    """Whether a CSV's header has a column that says the unit of its voxels (a missing file or a
+    folder says nothing: :func:`read_csv` names the problem)."""
+    if not path.is_file():
+        return False
     with path.open(encoding="utf-8", errors="replace") as handle:
         header = handle.readline()
     columns = {c.strip() for c in header.split(",")}

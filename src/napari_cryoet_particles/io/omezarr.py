@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_directory
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
 from napari_cryoet_particles.io.tomogram import PLAUSIBLE_VOXEL_SIZE, Volume, count_non_finite
 
 OME_ZARR_SUFFIX = ".zarr"
@@ -81,11 +81,18 @@ def volume_from_group(
     check_finite: bool = True,
 ) -> Volume:
     """A :class:`Volume` on one level of an open OME-Zarr group (the data stay lazy)."""
+    from zarr.errors import MetadataError
+
     level, size = choose_level(scale_levels(group, path), voxel_size, path)
     try:
         data = group[level]
     except KeyError:
         raise CryoetInputError(path, f"OME-Zarr lacks its scale level {level!r}") from None
+    except MetadataError as error:
+        raise CryoetInputError(
+            path,
+            f"OME-Zarr scale level {level!r} has damaged metadata ({error.__cause__ or error})",
+        ) from None
     if data.ndim != 3:
         raise CryoetInputError(
             path, f"expected a 3D tomogram, got a {data.ndim}D array of shape {data.shape}"
@@ -98,7 +105,13 @@ def volume_from_group(
             path, f"voxel size {size:g} Å is implausible (expected {low:g}-{high:g} Å)"
         )
     if check_finite:
-        bad = count_non_finite(data)
+        try:
+            bad = count_non_finite(data)
+        # codecs raise RuntimeError on bad chunks, numcodecs' blosc even SystemError on some
+        except (RuntimeError, SystemError, ArithmeticError) as error:
+            raise CryoetInputError(
+                path, f"OME-Zarr chunks of level {level!r} cannot be decoded ({error})"
+            ) from None
         if bad:
             raise CryoetInputError(
                 path,
@@ -107,6 +120,7 @@ def volume_from_group(
     return Volume(data=data, voxel_size=size, path=None if path is None else Path(path))
 
 
+@reader("an OME-Zarr tomogram")
 def read_ome_zarr(
     path: str | Path, voxel_size: float | None = None, check_finite: bool = True
 ) -> Volume:

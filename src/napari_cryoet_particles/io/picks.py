@@ -26,7 +26,7 @@ from napari_cryoet_particles.io.coords import (
     zyx_to_relion_centered_angstrom,
     zyx_to_xyz,
 )
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
 
 PICK_STATUSES = ("auto", "accepted", "rejected", "added")
 FEATURE_DEFAULTS: dict[str, object] = {
@@ -193,6 +193,8 @@ def _read_table(path: Path, reader, what: str) -> pd.DataFrame:
         raise CryoetInputError(path, f"{what} file is empty")
     try:
         return reader(path)
+    except CryoetInputError:
+        raise
     except pd.errors.EmptyDataError:
         raise CryoetInputError(path, f"{what} file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
@@ -222,6 +224,7 @@ def _finite_coordinates(path: Path, xyz: np.ndarray) -> np.ndarray:
     return xyz
 
 
+@reader("picks CSV")
 def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
     """Read a picks CSV with at least ``x,y,z`` voxel columns (``score`` and features optional).
 
@@ -423,6 +426,7 @@ def _file_pixel_size(path: Path, table: pd.DataFrame) -> float | None:
     return None
 
 
+@reader("RELION STAR")
 def star_tomogram_names(path: str | Path) -> list[str]:
     """The ``rlnTomoName`` values of a particle STAR in file order (empty list when it has none)."""
     path = Path(path)
@@ -432,6 +436,7 @@ def star_tomogram_names(path: str | Path) -> list[str]:
     return [str(name) for name in pd.unique(table["rlnTomoName"].astype(str))]
 
 
+@reader("RELION STAR")
 def read_star_by_tomogram(
     path: str | Path,
     star_pixel_size: float | None = None,
@@ -589,6 +594,7 @@ def write_copick_json(
     return Path(path)
 
 
+@reader("copick JSON")
 def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks:
     """Read copick picks JSON (Å) into voxels of ``voxel_size`` (default: the file's spacing)."""
     path = Path(path)
@@ -620,6 +626,7 @@ def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks
 # SHREC particle_locations.txt
 
 
+@reader("SHREC particle_locations")
 def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str = "xyz") -> Picks:
     """Read a SHREC ``particle_locations.txt``: ``CLASS X Y Z rotZ1 rotX rotZ2`` per line.
 

@@ -15,12 +15,13 @@ from napari_cryoet_particles.io.copick_project import (
     run_names,
     run_voxel_size,
 )
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
 from napari_cryoet_particles.io.formats import read_picks_by_tomogram
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.shrec import is_shrec_folder, read_shrec_folder
 
 
+@reader("a copick project")
 def read_copick_source(
     path: str | Path,
     run: str | None = None,

@@ -9,7 +9,7 @@ import mrcfile
 import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_write
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, reader
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st")
 #: Voxel sizes outside this range (Å) are taken for a broken header, not a real tomogram.
@@ -52,7 +52,7 @@ def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None
         )
     if not np.allclose(sizes, size, rtol=1e-3):
         warnings.warn(
-            f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=3
+            f"{path}: anisotropic voxel size {sizes.tolist()} Å; using x ({size:g} Å)", stacklevel=4
         )
     return size
 
@@ -70,6 +70,7 @@ def count_non_finite(data: np.ndarray) -> int:
     )
 
 
+@reader("an MRC tomogram")
 def read_tomogram(
     path: str | Path, voxel_size: float | None = None, check_finite: bool = True
 ) -> Volume:
@@ -113,10 +114,16 @@ def read_tomogram(
     if min(data.shape) < 1:
         mrc.close()
         raise CryoetInputError(path, f"empty volume of shape {data.shape}")
-    header_size = _header_voxel_size(mrc, path)
-    if voxel_size is not None:
+    if voxel_size is None:
+        try:
+            header_size = _header_voxel_size(mrc, path)
+        except CryoetInputError:
+            mrc.close()
+            raise
+    else:  # the user's value replaces the header, which is then not even looked at
         low, high = PLAUSIBLE_VOXEL_SIZE
-        if not low <= float(voxel_size) <= high:
+        if not np.isfinite(voxel_size) or not low <= float(voxel_size) <= high:
+            mrc.close()
             raise CryoetInputError(
                 path, f"voxel size {voxel_size} Å is implausible (expected {low:g}-{high:g} Å)"
             )

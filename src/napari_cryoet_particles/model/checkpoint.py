@@ -6,9 +6,13 @@ The file is a plain dict (tensors, numbers, strings, lists, dicts only) so it lo
     {"format": "napari-cryoet-particles/checkpoint", "format_version": 1,
      "package_version": "0.1.0", "config": ModelConfig.to_dict(),
      "encoder": encoder state_dict, "heads": state_dict of the training heads or None,
-     "training_state": {"step", "optimizer", "rng", ...} or None, "metadata": {...}}
+     "training_state": {"step", "optimizer", "rng", ...} or None, "metadata": {...},
+     "complete": True}
 
 ``heads`` and ``training_state`` are only needed to resume training; inference uses the encoder.
+``complete`` is False in the checkpoints a training run writes before its last step (periodic,
+cancelled, interrupted); files without the key are complete unless their training state stopped
+short of the configured steps.
 """
 
 import pickle
@@ -42,6 +46,16 @@ class LoadedModel:
     metadata: dict = field(default_factory=dict)
     heads: dict | None = None
     training_state: dict | None = None
+    complete: bool = True
+    """False for a checkpoint of a training run that has not reached its last step."""
+
+    @property
+    def steps_done(self) -> tuple[int, int] | None:
+        """(steps trained, steps planned) when the file holds a training state, else None."""
+        if self.training_state is None:
+            return None
+        planned = int(self.config.training.get("steps", 0)) if self.config.training else 0
+        return int(self.training_state.get("step", 0)), planned
 
     @property
     def working_voxel_size(self) -> float:
@@ -65,8 +79,12 @@ def save_checkpoint(
     training_state: dict | None = None,
     metadata: dict | None = None,
     overwrite: bool = False,
+    complete: bool = True,
 ) -> Path:
-    """Write a checkpoint atomically (a crash never leaves a half-written file behind)."""
+    """Write a checkpoint atomically (a crash never leaves a half-written file behind).
+
+    ``complete=False`` marks a training run's checkpoint written before its last step.
+    """
     if config.encoder != encoder.config:
         raise ValueError("config.encoder does not describe the encoder being saved")
     payload = {
@@ -78,6 +96,7 @@ def save_checkpoint(
         "heads": heads,
         "training_state": training_state,
         "metadata": dict(metadata or {}),
+        "complete": bool(complete),
     }
     with atomic_write(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
@@ -159,7 +178,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
     encoder.to(device)
     if torch.device(device).type == "cpu":
         encoder.use_channels_last()
-    return LoadedModel(
+    loaded = LoadedModel(
         encoder=encoder,
         config=config,
         path=path,
@@ -169,6 +188,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
         heads=payload.get("heads"),
         training_state=payload.get("training_state"),
     )
+    if "complete" in payload:
+        loaded.complete = bool(payload["complete"])
+    else:
+        done = loaded.steps_done
+        loaded.complete = done is None or done[0] >= done[1]
+    return loaded
 
 
 def load_default_model(device: torch.device | str = "cpu") -> LoadedModel:

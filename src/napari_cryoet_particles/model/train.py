@@ -250,6 +250,7 @@ class Trainer:
             training_state=self.training_state() if with_training_state else None,
             metadata=metadata,
             overwrite=True,
+            complete=self.step_index >= self.config.steps,
         )
 
     def load_weights(self, loaded: LoadedModel, source: Path) -> None:
@@ -512,4 +513,11 @@ def export_model(
     """Write an inference-only copy of ``checkpoint`` (no heads, optimizer or RNG state)."""
     loaded = load_checkpoint(checkpoint)
     merged = {**loaded.metadata, **(metadata or {})}
-    return save_checkpoint(out, loaded.encoder, loaded.config, metadata=merged, overwrite=overwrite)
+    return save_checkpoint(
+        out,
+        loaded.encoder,
+        loaded.config,
+        metadata=merged,
+        overwrite=overwrite,
+        complete=loaded.complete,
+    )
