@@ -35,14 +35,17 @@ def test_no_subcommand_prints_help_and_fails(capsys: pytest.CaptureFixture) -> N
 
 def test_detection_options_reach_the_config() -> None:
     from napari_cryoet_particles.cli import detection_config
+    from napari_cryoet_particles.detect.config import DetectionConfig
 
     args = build_parser().parse_args(
-        ["detect", "t.mrc", "--out", "p.csv", "--density-weight", "3", "--clusters", "5"]
+        ["detect", "t.mrc", "--out", "p.csv", "--density-weight", "0", "--clusters", "4"]
+        + ["--diameters", "6", "20", "--learned-weight", "0"]
     )
     config = detection_config(args)
-    assert config.density_weight == 3.0 and config.n_clusters == 5
+    assert config.density_weight == 0.0 and config.n_clusters == 4
+    assert (config.min_diameter_nm, config.max_diameter_nm, config.learned_weight) == (6, 20, 0)
     default = detection_config(build_parser().parse_args(["detect", "t.mrc", "--out", "p.csv"]))
-    assert default.density_weight == 0.0 and default.n_clusters == 3
+    assert default == DetectionConfig()
 
 
 def test_bad_density_weight_is_a_clear_error(tiny_tomogram, tmp_path, capsys) -> None:

@@ -52,7 +52,7 @@ def _blobs(
 
 def test_dog_finds_dark_blobs_and_not_bright_ones() -> None:
     volume, centres = _blobs()
-    picks, response, info = detect_dog(Volume(volume, 10.0), diameter_nm=6.0)
+    picks, response, info = detect_dog(Volume(volume, 10.0), diameter_nm=6.0, min_distance_nm=3.0)
     assert response.shape == volume.shape
     distance, index = cKDTree(centres).query(picks.zyx)
     found = len(set(index[distance <= 2].tolist()))
@@ -62,7 +62,7 @@ def test_dog_finds_dark_blobs_and_not_bright_ones() -> None:
     assert np.all(np.diff(picks.scores) <= 0) and info["threshold"] > 0
     assert np.mean(distance[: len(centres)] <= 2) >= 0.9
     bright, bright_centres = _blobs(sign=1.0)
-    picks_bright, _, _ = detect_dog(Volume(bright, 10.0), diameter_nm=6.0)
+    picks_bright, _, _ = detect_dog(Volume(bright, 10.0), diameter_nm=6.0, min_distance_nm=3.0)
     distance, _ = cKDTree(bright_centres).query(picks_bright.zyx[: len(bright_centres)])
     assert np.mean(distance <= 2) < 0.2
 

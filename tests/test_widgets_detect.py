@@ -111,22 +111,28 @@ def test_detect_reports_bad_model_without_traceback(
     assert widget.run_button.isEnabled()
 
 
-def test_density_option_runs_detection_with_the_density_channel(
+def test_density_option_defaults_to_the_cli_and_can_be_switched_off(
     qtbot, viewer, tiny_model: Path
 ) -> None:
-    from napari_cryoet_particles._widgets.detect import DENSITY_CLUSTERS, DENSITY_WEIGHT
+    from napari_cryoet_particles._widgets.detect import EMBEDDING_ONLY_CLUSTERS
+    from napari_cryoet_particles.detect import DetectionConfig
 
     widget, _ = make_widget(qtbot, viewer, tiny_model)
-    assert not widget.with_density.isChecked()
-    assert widget.config().density_weight == 0.0
-    widget.with_density.setChecked(True)
+    assert widget.with_density.isChecked()
+    defaults = DetectionConfig()
     config = widget.config()
-    assert (config.density_weight, config.n_clusters) == (DENSITY_WEIGHT, DENSITY_CLUSTERS)
+    assert (config.density_weight, config.n_clusters) == (
+        defaults.density_weight,
+        defaults.n_clusters,
+    )
+    widget.with_density.setChecked(False)
+    config = widget.config()
+    assert (config.density_weight, config.n_clusters) == (0.0, EMBEDDING_ONLY_CLUSTERS)
     with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
         assert widget.run()
     outcome = blocker.args[0]
     assert outcome.error is None and not outcome.cancelled
-    assert len(outcome.result.info["cluster_sizes"]) == DENSITY_CLUSTERS
+    assert len(outcome.result.info["cluster_sizes"]) == EMBEDDING_ONLY_CLUSTERS
     assert widget.picks_layer is not None and len(widget.picks_layer.data) > 0
 
 

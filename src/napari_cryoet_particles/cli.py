@@ -202,13 +202,33 @@ def interrupted_training(args: argparse.Namespace, started: float) -> str:
 
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
-    """The detection settings shared by ``detect`` and ``batch``."""
+    """The detection settings shared by ``detect`` and ``batch`` (defaults: DetectionConfig's)."""
+    from napari_cryoet_particles.detect.config import DetectionConfig
+
+    defaults = DetectionConfig()
     parser.add_argument(
         "--diameter",
         type=float,
         default=None,
         metavar="NM",
-        help="particle diameter in nm (default 10)",
+        help=f"typical particle diameter in nm, for the learned map (default {defaults.diameter_nm:g})",
+    )
+    parser.add_argument(
+        "--diameters",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="smallest and largest particle diameters searched, nm (default "
+        f"{defaults.min_diameter_nm:g} {defaults.max_diameter_nm:g})",
+    )
+    parser.add_argument(
+        "--learned-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the learned particle probability in the pick score (default "
+        f"{defaults.learned_weight:g}; 0: blob strength only)",
     )
     parser.add_argument(
         "--groups",
@@ -222,7 +242,7 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="T",
-        help="minimum peak score 0-1 (default: per tomogram, Otsu split of the candidate peaks)",
+        help="minimum pick score 0-1 (default 0.5, the automatic threshold)",
     )
     parser.add_argument(
         "--bin",
@@ -249,14 +269,15 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="W",
-        help="also cluster the local density, with this weight (default 0: embedding only)",
+        help="k-means on the embedding plus the local density with this weight (default "
+        f"{defaults.density_weight:g}; 0: embedding only)",
     )
     parser.add_argument(
         "--clusters",
         type=int,
         default=None,
         metavar="K",
-        help="k-means clusters of the voxels (default 3)",
+        help=f"k-means clusters of the voxels (default {defaults.n_clusters})",
     )
 
 
@@ -274,6 +295,10 @@ def detection_config(args: argparse.Namespace, **settings: object):
     )
     if args.diameter is not None:
         config.diameter_nm = args.diameter
+    if args.diameters is not None:
+        config.min_diameter_nm, config.max_diameter_nm = args.diameters
+    if args.learned_weight is not None:
+        config.learned_weight = args.learned_weight
     if args.density_weight is not None:
         config.density_weight = args.density_weight
     if args.clusters is not None:

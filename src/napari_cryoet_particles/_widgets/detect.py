@@ -50,7 +50,8 @@ from napari_cryoet_particles.io import CryoetInputError
 MODEL_DEFAULT = "Shipped default model"
 MODEL_TRAINED = "Model from the Train dock"
 #: The density-channel setting measured on validation simulations (docs/detection.md).
-DENSITY_WEIGHT, DENSITY_CLUSTERS = 3.0, 5
+#: "Cluster the local density too" unticked: k-means on the embedding alone.
+EMBEDDING_ONLY_CLUSTERS = 3
 MODEL_FILE = "Checkpoint file"
 #: Detection keeps candidates down to this score; the slider then hides or shows them instantly.
 CANDIDATE_FLOOR = 0.1
@@ -106,10 +107,10 @@ class DetectWidget(QWidget):
         self.device.addItems(available_devices())
         form.addRow("Device", self.device)
         self.with_density = QCheckBox("Cluster the local density too")
+        self.with_density.setChecked(True)
         self.with_density.setToolTip(
-            "k-means on the embedding plus the low-passed tomogram (density weight "
-            f"{DENSITY_WEIGHT:g}, {DENSITY_CLUSTERS} clusters): on simulations far less dependent on "
-            "which model is used (e.g. one you trained); off by default, see docs/detection.md"
+            "k-means on the embedding plus the low-passed tomogram (the default, as on the command "
+            "line); unticked: the embedding alone. See docs/detection.md"
         )
         form.addRow("", self.with_density)
         self.score_map = QCheckBox("Add the score map as an image layer")
@@ -218,8 +219,8 @@ class DetectWidget(QWidget):
             device=self.device.currentText(),
             keep_score_map=True,
         )
-        if self.with_density.isChecked():
-            config.density_weight, config.n_clusters = DENSITY_WEIGHT, DENSITY_CLUSTERS
+        if not self.with_density.isChecked():
+            config.density_weight, config.n_clusters = 0.0, EMBEDDING_ONLY_CLUSTERS
         return config
 
     # -- running --------------------------------------------------------------------------------

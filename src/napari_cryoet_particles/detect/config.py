@@ -16,8 +16,12 @@ DEFAULT_MAX_DIAMETER_NM = 27.0
 #: Weight of the learned particle probability's logit in the pick score, and the combined
 #: strength (robust z) at which the score is 0.5. Chosen on validation simulations (seeds
 #: 101-106, never the benchmark's test seeds): docs/detection.md.
-DEFAULT_LEARNED_WEIGHT = 0.5
-DEFAULT_BLOB_THRESHOLD = 5.0
+DEFAULT_LEARNED_WEIGHT = 0.25
+DEFAULT_BLOB_THRESHOLD = 5.5
+#: k-means on the standardised embedding plus the local density (weight 3), 5 clusters: the
+#: learned probability that helped most on the validation simulations (docs/detection.md).
+DEFAULT_DENSITY_WEIGHT = 3.0
+DEFAULT_CLUSTERS = 5
 #: Voxel sizes (Å) detection accepts; outside this the header is almost surely wrong.
 SUPPORTED_VOXEL_SIZE = (2.0, 40.0)
 POLARITIES = ("auto", "dark", "bright")
@@ -50,8 +54,8 @@ class DetectionConfig:
     voxel_size: float | None = None
     polarity: str = "auto"
     device: str = "auto"
-    n_clusters: int = 3
-    density_weight: float = 0.0
+    n_clusters: int = DEFAULT_CLUSTERS
+    density_weight: float = DEFAULT_DENSITY_WEIGHT
     tile_voxels: int = 8_000_000
     kmeans_samples: int = 40_000
     mask_empty: bool = True
