@@ -35,9 +35,9 @@ BIN_FROM_RADIUS = 4.5
 #: Ratio between successive radii.
 RADIUS_STEP = 1.4
 #: z-planes per slab (before halos).
-SLAB = 64
-#: Gaussian filters are truncated at this many sigmas (scipy's default).
-TRUNCATE = 4.0
+SLAB = 128
+#: Gaussian filters are truncated at this many sigmas (scipy: 4; 3 is a third faster, F1 within 0.005 on validation).
+TRUNCATE = 3.0
 
 
 @dataclass
