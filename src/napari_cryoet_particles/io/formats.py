@@ -26,9 +26,6 @@ from napari_cryoet_particles.io.picks import (
     write_star,
 )
 
-#: SHREC ``particle_locations.txt`` states no unit: its voxels are SHREC's 10 Å unless told.
-SHREC_DEFAULT_VOXEL_SIZE = 10.0
-
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -87,15 +84,9 @@ def _one(picks: Picks) -> dict[str, Picks]:
     return {picks.tomogram: picks}
 
 
-def _in_voxels(picks: Picks, voxel_size: float | None) -> Picks:
-    if voxel_size is None or abs(picks.voxel_size - voxel_size) <= 1e-9 * voxel_size:
-        return picks
-    return picks.rescaled(voxel_size)
-
-
 def _read_csv(path: Path, options: ReadOptions) -> dict[str, Picks]:
     if _csv_states_unit(path):
-        return _one(_in_voxels(read_csv(path), options.voxel_size))
+        return _one(read_csv(path).in_voxels_of(options.voxel_size))
     return _one(read_csv(path, options.voxel_size))
 
 
@@ -118,12 +109,11 @@ def _read_star(path: Path, options: ReadOptions) -> dict[str, Picks]:
 
 
 def _read_copick(path: Path, options: ReadOptions) -> dict[str, Picks]:
-    return _one(_in_voxels(read_copick_json(path), options.voxel_size))
+    return _one(read_copick_json(path).in_voxels_of(options.voxel_size))
 
 
 def _read_shrec(path: Path, options: ReadOptions) -> dict[str, Picks]:
-    voxel_size = options.voxel_size or SHREC_DEFAULT_VOXEL_SIZE
-    return _one(read_shrec_locations(path, voxel_size, options.order))
+    return _one(read_shrec_locations(path, options.voxel_size, options.order))
 
 
 def _write_csv(path: Path, picks: Picks, options: WriteOptions) -> Path:
