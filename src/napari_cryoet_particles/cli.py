@@ -386,29 +386,39 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_detect)
 
 
+def _copick_project(args: argparse.Namespace, path: str | None, runs: object, option: str):
+    """The copick project whose config ``path`` is, else ``None``; without a project the copick
+    options (``runs``: the value of the one naming runs, ``option``) are refused."""
+    from napari_cryoet_particles.io.copick_project import is_copick_config, open_project
+
+    if path is not None and is_copick_config(path):
+        return open_project(path)
+    if runs or args.to_copick or args.tomo_type:
+        raise CryoetInputError(
+            path, f"{option}, --tomo-type and --to-copick need a copick project config"
+        )
+    return None
+
+
+def _check_copick_output(args: argparse.Namespace, root, run: str, overwrite: bool) -> None:
+    """Refuse, before anything is computed, a run that cannot take the picks of --to-copick."""
+    from napari_cryoet_particles.io.copick_project import check_can_write_run_picks
+
+    if args.to_copick:
+        check_can_write_run_picks(root, run, args.to_copick, args.session_id, overwrite=overwrite)
+
+
 def _detect_input(args: argparse.Namespace):
     """The volume to detect in, and the copick root when the input is a copick project."""
     from napari_cryoet_particles.io import read_tomogram
-    from napari_cryoet_particles.io.copick_project import (
-        check_can_write_run_picks,
-        is_copick_config,
-        open_project,
-        read_run_tomogram,
-    )
+    from napari_cryoet_particles.io.copick_project import read_run_tomogram
 
-    if not is_copick_config(args.tomogram):
-        if args.copick_run or args.to_copick or args.tomo_type:
-            raise CryoetInputError(
-                args.tomogram, "--run, --tomo-type and --to-copick need a copick project config"
-            )
+    root = _copick_project(args, args.tomogram, args.copick_run, "--run")
+    if root is None:
         return read_tomogram(args.tomogram, voxel_size=args.voxel_size), None
     if not args.copick_run:
         raise CryoetInputError(args.tomogram, "a copick project needs --run RUN")
-    root = open_project(args.tomogram)
-    if args.to_copick:
-        check_can_write_run_picks(
-            root, args.copick_run, args.to_copick, args.session_id, overwrite=args.overwrite
-        )
+    _check_copick_output(args, root, args.copick_run, args.overwrite)
     volume = read_run_tomogram(
         root, args.copick_run, args.tomo_type, args.voxel_size, args.tomogram
     )
@@ -588,16 +598,14 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _read_side(args: argparse.Namespace, side: str, **options: object) -> dict:
     """Truth or predictions as picks per tomogram (``side``: ``truth`` or ``pred``)."""
     from napari_cryoet_particles.io.copick_project import USER_ID
-    from napari_cryoet_particles.io.sources import read_picks_source
+    from napari_cryoet_particles.io.sources import CopickQuery, read_picks_source
 
     user = getattr(args, f"{side}_user")
     if side == "pred" and user is None:
         user = USER_ID
     return read_picks_source(
         getattr(args, side),
-        run=args.copick_run,
-        user_id=user,
-        session_id=getattr(args, f"{side}_session"),
+        CopickQuery(args.copick_run, user, getattr(args, f"{side}_session")),
         tomogram=args.tomogram,
         star_pixel_size=args.star_pixel_size,
         order=args.order,
@@ -906,31 +914,22 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
 def _batch_inputs(args: argparse.Namespace):
     """(tomogram paths, picks names or None, copick root or None) of a batch."""
     from napari_cryoet_particles.io.copick_project import (
-        check_can_write_run_picks,
         choose_tomogram,
         get_run,
-        is_copick_config,
-        open_project,
         run_names,
         tomogram_local_path,
     )
 
-    if not (len(args.tomograms) == 1 and is_copick_config(args.tomograms[0])):
-        if args.runs or args.to_copick or args.tomo_type:
-            raise CryoetInputError(
-                None, "--runs, --tomo-type and --to-copick need a copick project"
-            )
+    config = args.tomograms[0] if len(args.tomograms) == 1 else None
+    root = _copick_project(args, config, args.runs, "--runs")
+    if root is None:
         return args.tomograms, None, None
-    config = args.tomograms[0]
-    root = open_project(config)
     names = args.runs or run_names(root)
     paths = []
     for name in names:
         run = get_run(root, name, config)
-        if args.to_copick:  # a resumed batch replaces the sets its earlier run stored
-            check_can_write_run_picks(
-                root, name, args.to_copick, args.session_id, overwrite=args.overwrite or args.resume
-            )
+        # a resumed batch replaces the sets its earlier run stored
+        _check_copick_output(args, root, name, args.overwrite or args.resume)
         path = tomogram_local_path(
             run, choose_tomogram(run, args.tomo_type, args.voxel_size, config)
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import (
     Picks,
+    one_tomogram,
     read_copick_json,
     read_csv,
     read_shrec_locations,
@@ -226,22 +227,7 @@ def read_picks_file(path: str | Path, fmt: str | None = None, **options: object)
     """
     path = Path(path)
     read = ReadOptions(**options)  # type: ignore[arg-type]
-    by_tomogram = format_for(path, fmt).read(path, read)
-    names = list(by_tomogram)
-    if read.tomogram is not None:
-        if read.tomogram in by_tomogram:
-            return by_tomogram[read.tomogram]
-        if names != [""]:
-            raise CryoetInputError(
-                path, f"no picks for tomogram {read.tomogram!r} (has: {', '.join(names)})"
-            )
-    if len(names) > 1:
-        raise CryoetInputError(
-            path,
-            f"holds picks of {len(names)} tomograms ({', '.join(names[:5])}"
-            f"{', ...' if len(names) > 5 else ''}); say which one (CLI: --tomogram NAME)",
-        )
-    return by_tomogram[names[0]]
+    return one_tomogram(format_for(path, fmt).read(path, read), read.tomogram, path)
 
 
 def write_picks_file(

@@ -515,19 +515,40 @@ def read_star(
     A file with several tomograms needs ``tomogram`` to say which one.
     """
     by_tomogram = read_star_by_tomogram(path, star_pixel_size, voxel_size, shape_zyx)
-    if tomogram is not None:
-        if tomogram not in by_tomogram:
-            raise CryoetInputError(
-                path, f"no picks for tomogram {tomogram!r} (has: {', '.join(by_tomogram)})"
-            )
-        return by_tomogram[tomogram]
-    if len(by_tomogram) > 1:
+    return one_tomogram(by_tomogram, tomogram, path)
+
+
+def wanted_tomogram(
+    by_tomogram: dict[str, Picks], wanted: str | None, path: str | Path | None = None
+) -> str | None:
+    """Which of a file's picks by tomogram name are those of tomogram ``wanted``: its name, or
+    ``None`` when no tomogram is wanted or the file names none (its picks are for whichever
+    tomogram); a :class:`CryoetInputError` when the file names only other tomograms."""
+    if wanted is None or set(by_tomogram) == {""}:
+        return None
+    if wanted not in by_tomogram:
+        raise CryoetInputError(
+            path, f"no picks for tomogram {wanted!r} (has: {', '.join(by_tomogram)})"
+        )
+    return wanted
+
+
+def one_tomogram(
+    by_tomogram: dict[str, Picks], wanted: str | None = None, path: str | Path | None = None
+) -> Picks:
+    """The picks of tomogram ``wanted`` (see :func:`wanted_tomogram`), or of the file's only
+    tomogram; a file holding several needs ``wanted``."""
+    name = wanted_tomogram(by_tomogram, wanted, path)
+    if name is not None:
+        return by_tomogram[name]
+    names = list(by_tomogram)
+    if len(names) > 1:
         raise CryoetInputError(
             path,
-            f"holds picks of {len(by_tomogram)} tomograms ({', '.join(list(by_tomogram)[:5])}, ...); "
-            "say which one (CLI: --tomogram NAME)",
+            f"holds picks of {len(names)} tomograms ({', '.join(names[:5])}"
+            f"{', ...' if len(names) > 5 else ''}); say which one (CLI: --tomogram NAME)",
         )
-    return next(iter(by_tomogram.values()))
+    return by_tomogram[names[0]]
 
 
 # ---------------------------------------------------------------------------------------------
