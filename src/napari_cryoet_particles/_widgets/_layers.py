@@ -131,7 +131,7 @@ def stated_voxel_size(
     metadata = metadata or {}
     if "voxel_size" in metadata:
         size = metadata["voxel_size"]
-        return None if size is None else float(size)
+        return float(size) if size else None
     scale = list(scale) if scale is not None else []
     return float(scale[-1]) if scale and float(scale[-1]) != 1.0 else None
 
