@@ -229,8 +229,8 @@ def test_evaluate_picks_rescales_picks_of_another_voxel_size() -> None:
     result = evaluate_picks(truth, binned, radius=1.0)
     assert result.tp == 1 and "rescaled" in result.warnings[0]
     assert (
-        evaluate_picks(truth, picks([[10, 10, 10]], voxel_size=1.0), radius=1.0).tp == 1
-    )  # 1 Å: unknown
+        evaluate_picks(truth, picks([[10, 10, 10]], voxel_size=None), radius=1.0).tp == 1
+    )  # unknown voxel size: the truth's voxels
     with pytest.raises(CryoetInputError, match="needs a particle-id map"):
         evaluate_picks(truth, binned, rule="shrec")
 

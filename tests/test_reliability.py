@@ -231,6 +231,18 @@ def test_missing_header_voxel_size_is_one_plain_warning_line(tmp_path, tiny_mode
     assert "UserWarning" not in err and ".py:" not in err
 
 
+def test_voxel_size_option_gives_a_headerless_tomogram_its_size_once(tmp_path, tiny_model, capsys):
+    from napari_cryoet_particles.io import read_csv
+
+    tomogram = _with_header_voxel_size(tmp_path / "nosize.mrc", 0.0)
+    out = tmp_path / "p.csv"
+    argv = ["detect", str(tomogram), "--out", str(out), "--model", str(tiny_model)]
+    assert main([*argv, "--groups", "0", "--voxel-size", "12", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "assuming" not in err, err
+    assert read_csv(out).voxel_size == 12.0
+
+
 # -- unfinished training runs ----------------------------------------------------------------
 
 

@@ -103,6 +103,33 @@ def test_tomogram_widget_opens_shrec_folder_and_sample(
     assert widget.selector.layer().name == "sample tomogram"
 
 
+def test_tomogram_without_voxel_size_stays_unknown_until_set(qtbot, viewer, tmp_path: Path) -> None:
+    import mrcfile
+
+    from napari_cryoet_particles._widgets._layers import volume_of, voxel_size_of
+    from napari_cryoet_particles._widgets.tomogram import TomogramWidget
+
+    path = tmp_path / "nosize.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.zeros((8, 10, 12), np.float32))
+        mrc.voxel_size = 0
+    widget = TomogramWidget(viewer)
+    qtbot.addWidget(widget)
+    [layer] = widget.open_path(path)
+    assert voxel_size_of(layer) is None and volume_of(layer).voxel_size is None
+    assert tuple(layer.scale) == (10.0, 10.0, 10.0)  # shown as detection will take it
+    assert widget.labels["voxel"].text() == "not in the header: taken as 10 Å"
+    assert widget.voxel_size.value() == pytest.approx(10.0)
+    widget.binning.setCurrentText("2")
+    binned = widget.bin_selected()
+    assert voxel_size_of(binned) is None and tuple(binned.scale) == (20.0, 20.0, 20.0)
+    widget.selector.set_layer(layer)
+    widget.voxel_size.setValue(8.0)
+    widget.apply_voxel_size()
+    assert voxel_size_of(layer) == 8.0 and tuple(layer.scale) == (8.0, 8.0, 8.0)
+    assert widget.labels["voxel"].text() == "8 Å"
+
+
 def test_tomogram_info_lines_fit_a_narrow_dock(qtbot, viewer, tiny_tomogram: Path) -> None:
     from napari_cryoet_particles._widgets.tomogram import TomogramWidget
 

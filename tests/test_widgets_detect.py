@@ -82,6 +82,27 @@ def test_detect_adds_picks_and_threshold_filters_instantly(qtbot, viewer, tiny_m
     assert np.all(np.abs(end - image_end) <= 2 * 10.0)
 
 
+def test_a_tomogram_without_voxel_size_is_detected_at_10_angstrom_as_in_the_cli(
+    qtbot, viewer, tiny_model: Path
+) -> None:
+    from napari_cryoet_particles._widgets._layers import picks_from_layer, voxel_size_of
+
+    widget, image = make_widget(qtbot, viewer, tiny_model)
+    viewer.layers.remove(image)
+    data, kwargs, _ = tomogram_layer_data(blob_volume(), None, "no size")
+    image = viewer.add_image(data, **kwargs)
+    widget.selector.set_layer(image)
+    with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
+        assert widget.run()
+    outcome = blocker.args[0]
+    assert outcome.error is None and not outcome.cancelled  # not refused as a 1 Å tomogram
+    assert outcome.result.info["input_voxel_size"] == 10.0
+    layer = widget.picks_layer
+    assert tuple(layer.scale) == tuple(image.scale) == (10.0, 10.0, 10.0)
+    assert picks_from_layer(layer, "all").voxel_size == 10.0  # the assumption, stated in exports
+    assert voxel_size_of(image) is None  # the tomogram's own size is still unknown
+
+
 def test_detect_cancel_stops_quickly(qtbot, viewer, tiny_model: Path) -> None:
     widget, _ = make_widget(qtbot, viewer, tiny_model)
     with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
@@ -114,7 +135,7 @@ def test_detect_reports_bad_model_without_traceback(
 def test_density_option_defaults_to_the_cli_and_can_be_switched_off(
     qtbot, viewer, tiny_model: Path
 ) -> None:
-    from napari_cryoet_particles._widgets.detect import EMBEDDING_ONLY_CLUSTERS
+    from napari_cryoet_particles._widgets.detect import EMBEDDING_ONLY
     from napari_cryoet_particles.detect import DetectionConfig
 
     widget, _ = make_widget(qtbot, viewer, tiny_model)
@@ -127,12 +148,12 @@ def test_density_option_defaults_to_the_cli_and_can_be_switched_off(
     )
     widget.with_density.setChecked(False)
     config = widget.config()
-    assert (config.density_weight, config.n_clusters) == (0.0, EMBEDDING_ONLY_CLUSTERS)
+    assert (config.density_weight, config.n_clusters) == (0.0, EMBEDDING_ONLY["n_clusters"])
     with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
         assert widget.run()
     outcome = blocker.args[0]
     assert outcome.error is None and not outcome.cancelled
-    assert len(outcome.result.info["cluster_sizes"]) == EMBEDDING_ONLY_CLUSTERS
+    assert len(outcome.result.info["cluster_sizes"]) == EMBEDDING_ONLY["n_clusters"]
     assert widget.picks_layer is not None and len(widget.picks_layer.data) > 0
 
 

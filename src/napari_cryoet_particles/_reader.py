@@ -12,6 +12,7 @@ import numpy as np
 
 from napari_cryoet_particles._widgets._layers import (
     DEFAULT_PARTICLE_DIAMETER,
+    display_voxel_size,
     truth_layer_data,
     volume_layer_data,
 )
@@ -73,7 +74,7 @@ def particle_diameter_angstrom(dataset: ShrecDataset) -> float:
     """Marker size for the truth: a ``diameter`` feature if the truth has one, else the
     equivalent-sphere diameter of the median particle in the occupancy mask."""
     truth = dataset.truth
-    voxel_size = dataset.tomogram.voxel_size_or_default
+    voxel_size = display_voxel_size(dataset.tomogram.voxel_size)
     if truth is not None and "diameter" in truth.features:
         diameters = truth.features["diameter"].to_numpy(dtype=float)
         if np.isfinite(diameters).any():

@@ -21,6 +21,9 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
+    from napari_cryoet_particles.simulate import SimulationConfig
+
+    defaults = SimulationConfig()
     parser = sub.add_parser(
         "simulate",
         help="write a SHREC-2021-style simulated tomogram folder with truth",
@@ -37,14 +40,14 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         nargs=3,
         metavar=("Z", "Y", "X"),
         default=None,
-        help="voxels (default 200 512 512)",
+        help=f"voxels (default {' '.join(map(str, defaults.shape))})",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     parser.add_argument(
         "--snr",
         type=float,
         default=None,
-        help="per-projection SNR at 0° (default 0.1; 'inf' = no noise)",
+        help=f"per-projection SNR at 0° (default {defaults.snr:g}; 'inf' = no noise)",
     )
     parser.add_argument(
         "--layout", default=None, help="SHREC particle_locations.txt to place the objects from"
@@ -61,12 +64,22 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         nargs=2,
         metavar=("MIN", "MAX"),
         default=None,
-        help="degrees (default -60 60)",
+        help="degrees (default {:g} {:g})".format(*defaults.tilt_range),
     )
-    parser.add_argument("--tilt-step", type=float, default=None, help="degrees (default 2)")
-    parser.add_argument("--defocus", type=float, default=None, help="µm underfocus (default 3)")
     parser.add_argument(
-        "--dose", type=float, default=None, help="total e/Å² (default 120): radiation damage"
+        "--tilt-step", type=float, default=None, help=f"degrees (default {defaults.tilt_step:g})"
+    )
+    parser.add_argument(
+        "--defocus",
+        type=float,
+        default=None,
+        help=f"µm underfocus (default {defaults.defocus:g})",
+    )
+    parser.add_argument(
+        "--dose",
+        type=float,
+        default=None,
+        help=f"total e/Å² (default {defaults.dose:g}): radiation damage",
     )
     parser.add_argument(
         "--physical-noise", action="store_true", help="shot noise from --dose instead of --snr"
@@ -122,22 +135,36 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
+    from napari_cryoet_particles.model.train import TrainConfig
+
+    defaults = TrainConfig()
     parser = sub.add_parser("train", help="train the contrastive model on tomograms (no labels)")
     parser.add_argument("tomograms", nargs="+", help="MRC files")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 150)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimisation steps (default {defaults.steps})",
+    )
     parser.add_argument(
         "--init", default=None, help="start from 'default' (the shipped model) or a checkpoint"
     )
     parser.add_argument("--resume", action="store_true", help="continue the run stored in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     parser.add_argument(
-        "--crop-size", type=int, default=None, help="crop edge in working voxels (default 32)"
+        "--crop-size",
+        type=int,
+        default=None,
+        help=f"crop edge in working voxels (default {defaults.augment.crop_size})",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="positive pairs per step (default 16)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"positive pairs per step (default {defaults.batch_size})",
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
@@ -203,7 +230,8 @@ def interrupted_training(args: argparse.Namespace, started: float) -> str:
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
     """The detection settings shared by ``detect`` and ``batch`` (defaults: DetectionConfig's)."""
-    from napari_cryoet_particles.detect.config import DetectionConfig
+    from napari_cryoet_particles.detect.config import POLARITIES, DetectionConfig
+    from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
 
     defaults = DetectionConfig()
     parser.add_argument(
@@ -242,12 +270,12 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="T",
-        help="minimum pick score 0-1 (default 0.5, the automatic threshold)",
+        help=f"minimum pick score 0-1 (default {AUTO_THRESHOLD:g}, the automatic threshold)",
     )
     parser.add_argument(
         "--bin",
         type=int,
-        default=1,
+        default=defaults.bin,
         metavar="N",
         help="work at N times the model's voxel size (faster)",
     )
@@ -260,8 +288,8 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--polarity",
-        choices=("auto", "dark", "bright"),
-        default="auto",
+        choices=POLARITIES,
+        default=defaults.polarity,
         help="particle contrast (default: detect)",
     )
     parser.add_argument(
@@ -282,14 +310,17 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def detection_config(args: argparse.Namespace, **settings: object):
-    """A DetectionConfig from the options of :func:`add_detection_options` plus ``settings``."""
+    """A DetectionConfig from the options of :func:`add_detection_options` plus ``settings``.
+
+    ``--voxel-size`` is not in it: it is applied once, where the tomogram is read (``detect``), or
+    passed in ``settings`` for the workers that read them (``batch``).
+    """
     from napari_cryoet_particles.detect.config import DetectionConfig
 
     config = DetectionConfig(
         threshold=args.threshold,
         groups=args.groups,
         bin=args.bin,
-        voxel_size=args.voxel_size,
         polarity=args.polarity,
         **settings,
     )
@@ -355,29 +386,39 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_detect)
 
 
+def _copick_project(args: argparse.Namespace, path: str | None, runs: object, option: str):
+    """The copick project whose config ``path`` is, else ``None``; without a project the copick
+    options (``runs``: the value of the one naming runs, ``option``) are refused."""
+    from napari_cryoet_particles.io.copick_project import is_copick_config, open_project
+
+    if path is not None and is_copick_config(path):
+        return open_project(path)
+    if runs or args.to_copick or args.tomo_type:
+        raise CryoetInputError(
+            path, f"{option}, --tomo-type and --to-copick need a copick project config"
+        )
+    return None
+
+
+def _check_copick_output(args: argparse.Namespace, root, run: str, overwrite: bool) -> None:
+    """Refuse, before anything is computed, a run that cannot take the picks of --to-copick."""
+    from napari_cryoet_particles.io.copick_project import check_can_write_run_picks
+
+    if args.to_copick:
+        check_can_write_run_picks(root, run, args.to_copick, args.session_id, overwrite=overwrite)
+
+
 def _detect_input(args: argparse.Namespace):
     """The volume to detect in, and the copick root when the input is a copick project."""
     from napari_cryoet_particles.io import read_tomogram
-    from napari_cryoet_particles.io.copick_project import (
-        check_can_write_run_picks,
-        is_copick_config,
-        open_project,
-        read_run_tomogram,
-    )
+    from napari_cryoet_particles.io.copick_project import read_run_tomogram
 
-    if not is_copick_config(args.tomogram):
-        if args.copick_run or args.to_copick or args.tomo_type:
-            raise CryoetInputError(
-                args.tomogram, "--run, --tomo-type and --to-copick need a copick project config"
-            )
+    root = _copick_project(args, args.tomogram, args.copick_run, "--run")
+    if root is None:
         return read_tomogram(args.tomogram, voxel_size=args.voxel_size), None
     if not args.copick_run:
         raise CryoetInputError(args.tomogram, "a copick project needs --run RUN")
-    root = open_project(args.tomogram)
-    if args.to_copick:
-        check_can_write_run_picks(
-            root, args.copick_run, args.to_copick, args.session_id, overwrite=args.overwrite
-        )
+    _check_copick_output(args, root, args.copick_run, args.overwrite)
     volume = read_run_tomogram(
         root, args.copick_run, args.tomo_type, args.voxel_size, args.tomogram
     )
@@ -557,16 +598,14 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _read_side(args: argparse.Namespace, side: str, **options: object) -> dict:
     """Truth or predictions as picks per tomogram (``side``: ``truth`` or ``pred``)."""
     from napari_cryoet_particles.io.copick_project import USER_ID
-    from napari_cryoet_particles.io.sources import read_picks_source
+    from napari_cryoet_particles.io.sources import CopickQuery, read_picks_source
 
     user = getattr(args, f"{side}_user")
     if side == "pred" and user is None:
         user = USER_ID
     return read_picks_source(
         getattr(args, side),
-        run=args.copick_run,
-        user_id=user,
-        session_id=getattr(args, f"{side}_session"),
+        CopickQuery(args.copick_run, user, getattr(args, f"{side}_session")),
         tomogram=args.tomogram,
         star_pixel_size=args.star_pixel_size,
         order=args.order,
@@ -717,6 +756,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.formats import format_for, read_picks_file, write_picks_file
     from napari_cryoet_particles.io.picks import carried_features
+    from napari_cryoet_particles.io.units import voxel_size_text
 
     target = format_for(args.output, args.format)
     check_output_file(args.output, args.overwrite, what="picks")
@@ -744,7 +784,9 @@ def run_convert(args: argparse.Namespace) -> int:
             f"{', '.join(dropped)}",
             file=sys.stderr,
         )
-    print(f"wrote {len(picks)} picks to {written} ({target.label}, {picks.voxel_size:g} Å voxels)")
+    print(
+        f"wrote {len(picks)} picks to {written} ({target.label}, {voxel_size_text(picks.voxel_size)})"
+    )
     return 0
 
 
@@ -811,6 +853,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_batch(sub: argparse._SubParsersAction) -> None:
+    from napari_cryoet_particles.detect.batch import LOCAL_WORKERS, THREADS_PER_WORKER
     from napari_cryoet_particles.io.formats import picks_suffixes
 
     parser = sub.add_parser(
@@ -840,10 +883,16 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         help="Dask scheduler, e.g. tcp://head:8786 (default: a local cluster)",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="local cluster worker processes (default 1)"
+        "--workers",
+        type=int,
+        default=None,
+        help=f"local cluster worker processes (default {LOCAL_WORKERS})",
     )
     parser.add_argument(
-        "--threads-per-worker", type=int, default=1, help="torch threads per worker (default 1)"
+        "--threads-per-worker",
+        type=int,
+        default=THREADS_PER_WORKER,
+        help="torch threads per worker (default %(default)s)",
     )
     parser.add_argument(
         "--format",
@@ -865,31 +914,22 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
 def _batch_inputs(args: argparse.Namespace):
     """(tomogram paths, picks names or None, copick root or None) of a batch."""
     from napari_cryoet_particles.io.copick_project import (
-        check_can_write_run_picks,
         choose_tomogram,
         get_run,
-        is_copick_config,
-        open_project,
         run_names,
         tomogram_local_path,
     )
 
-    if not (len(args.tomograms) == 1 and is_copick_config(args.tomograms[0])):
-        if args.runs or args.to_copick or args.tomo_type:
-            raise CryoetInputError(
-                None, "--runs, --tomo-type and --to-copick need a copick project"
-            )
+    config = args.tomograms[0] if len(args.tomograms) == 1 else None
+    root = _copick_project(args, config, args.runs, "--runs")
+    if root is None:
         return args.tomograms, None, None
-    config = args.tomograms[0]
-    root = open_project(config)
     names = args.runs or run_names(root)
     paths = []
     for name in names:
         run = get_run(root, name, config)
-        if args.to_copick:  # a resumed batch replaces the sets its earlier run stored
-            check_can_write_run_picks(
-                root, name, args.to_copick, args.session_id, overwrite=args.overwrite or args.resume
-            )
+        # a resumed batch replaces the sets its earlier run stored
+        _check_copick_output(args, root, name, args.overwrite or args.resume)
         path = tomogram_local_path(
             run, choose_tomogram(run, args.tomo_type, args.voxel_size, config)
         )
@@ -909,7 +949,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.jobs import run_job_with_bar
 
     tomograms, names, root = _batch_inputs(args)
-    config = detection_config(args, device="cpu")
+    config = detection_config(args, device="cpu", voxel_size=args.voxel_size)
     job = batch_detect_job(
         tomograms,
         args.out_dir,

@@ -13,8 +13,9 @@ that the reader, writer, sample data and every dock share.
 
 The metadata keys below are the contract between them:
 
-* image layers: ``metadata["voxel_size"]`` (Å), ``metadata["path"]``, ``metadata["role"] ==
-  "tomogram"``; ``scale`` is ``(voxel_size,) * 3``.
+* image layers: ``metadata["voxel_size"]`` (Å, ``None`` when the file states none),
+  ``metadata["path"]``, ``metadata["role"] == "tomogram"``; ``scale`` is ``(voxel_size,) * 3``,
+  or for an unknown voxel size the one detection assumes (:func:`display_voxel_size`).
 * points layers: data in zyx voxels of their tomogram, ``scale`` the same as the tomogram's,
   ``features`` with ``score, cluster, status, class``; ``metadata["role"]`` is ``"picks"`` or
   ``"truth"``, ``metadata["score_threshold"]`` hides low-score picks through ``shown``.
@@ -32,7 +33,8 @@ from matplotlib import colormaps
 from psygnal import Signal
 
 from napari_cryoet_particles.io import Picks, Volume
-from napari_cryoet_particles.io.picks import FEATURE_DEFAULTS, PICK_STATUSES
+from napari_cryoet_particles.io.picks import ADDED_FEATURES, PICK_STATUSES, standard_features
+from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 
 #: Border colours of the pick statuses (RGBA).
 STATUS_COLORS: dict[str, tuple[float, float, float, float]] = {
@@ -72,19 +74,24 @@ def contrast_limits(data: Any, low: float = 0.5, high: float = 99.5) -> tuple[fl
     return (lo, hi)
 
 
+def display_voxel_size(voxel_size: float | None) -> float:
+    """The scale (Å per voxel) a layer is shown at: its voxel size, or when that is unknown the
+    one detection and training assume, so picks found in it land on it."""
+    return resolve_voxel_size(voxel_size, default=DEFAULT_VOXEL_SIZE, warn=False)
+
+
 def tomogram_layer_data(
     data: Any, voxel_size: float | None, name: str, path: Path | str | None = None, binning: int = 1
 ) -> tuple[Any, dict[str, Any], str]:
-    """An image LayerDataTuple: the data itself (never copied), scale = voxel size in Å."""
-    size = float(voxel_size) if voxel_size else 1.0
+    """An image LayerDataTuple: the data itself (never copied), scale = voxel size in Å; an
+    unknown voxel size stays ``None`` in the metadata (see :func:`display_voxel_size`)."""
     kwargs = {
         "name": name,
-        "scale": (size,) * 3,
+        "scale": (display_voxel_size(voxel_size),) * 3,
         "contrast_limits": contrast_limits(data),
         "metadata": {
             "role": "tomogram",
-            "voxel_size": size,
-            "voxel_size_from_header": voxel_size is not None,
+            "voxel_size": None if voxel_size is None else float(voxel_size),
             "path": None if path is None else str(path),
             "binning": int(binning),
         },
@@ -111,9 +118,22 @@ def is_image(layer: Any) -> bool:
     )
 
 
-def voxel_size_of(layer: Any) -> float:
-    """The voxel size (Å) of a layer: its metadata, else its scale."""
-    return float(layer.metadata.get("voxel_size", layer.scale[-1]))
+def voxel_size_of(layer: Any) -> float | None:
+    """The voxel size (Å) of a layer, ``None`` when unknown (see :func:`stated_voxel_size`)."""
+    return stated_voxel_size(layer.metadata, layer.scale)
+
+
+def stated_voxel_size(
+    metadata: dict[str, Any] | None, scale: Iterable[float] | None
+) -> float | None:
+    """The voxel size (Å) a layer's metadata states (``None`` there: unknown), else its scale;
+    a scale of 1, napari's default for a layer opened without one, says nothing."""
+    metadata = metadata or {}
+    if "voxel_size" in metadata:
+        size = metadata["voxel_size"]
+        return float(size) if size else None
+    scale = list(scale) if scale is not None else []
+    return float(scale[-1]) if scale and float(scale[-1]) != 1.0 else None
 
 
 def volume_of(layer: Any) -> Volume:
@@ -131,18 +151,9 @@ def volume_of(layer: Any) -> Volume:
 
 
 def normalise_features(features: pd.DataFrame | None, n: int) -> pd.DataFrame:
-    """A features table with the standard columns present and typed (status, class as str)."""
-    table = (
-        pd.DataFrame(index=range(n)) if features is None else features.reset_index(drop=True).copy()
-    )
-    for column, default in FEATURE_DEFAULTS.items():
-        if column not in table:
-            table[column] = default
-    table["score"] = pd.to_numeric(table["score"], errors="coerce").astype(float)
-    table["cluster"] = pd.to_numeric(table["cluster"], errors="coerce").fillna(-1).astype(int)
-    table["status"] = table["status"].fillna("auto").astype(str)
-    table["class"] = table["class"].fillna("").astype(str)
-    return table
+    """A layer's features table with the standard pick features (the schema of
+    :func:`napari_cryoet_particles.io.picks.standard_features`)."""
+    return standard_features(features, n)
 
 
 def categorical_colors(values: Iterable[Any]) -> dict[Any, tuple[float, float, float, float]]:
@@ -227,10 +238,11 @@ def picks_layer_data(
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """A points LayerDataTuple for picks: zyx voxels, scale = voxel size, marker = particle size."""
     features = normalise_features(picks.features, len(picks))
-    size_voxels = (diameter_angstrom or DEFAULT_PARTICLE_DIAMETER) / picks.voxel_size
+    scale = display_voxel_size(picks.voxel_size)
+    size_voxels = (diameter_angstrom or DEFAULT_PARTICLE_DIAMETER) / scale
     metadata = {
         "role": role,
-        "voxel_size": float(picks.voxel_size),
+        "voxel_size": picks.voxel_size,
         "tomogram": picks.tomogram,
         "tomogram_shape": None if tomogram_shape is None else tuple(int(s) for s in tomogram_shape),
         "color_by": color_by,
@@ -241,7 +253,7 @@ def picks_layer_data(
     metadata.update(extra_metadata or {})
     kwargs: dict[str, Any] = {
         "name": name,
-        "scale": (float(picks.voxel_size),) * 3,
+        "scale": (scale,) * 3,
         "features": features,
         "size": size_voxels,
         "face_color": face_colors(features, color_by) if len(features) else "white",
@@ -295,11 +307,8 @@ def picks_from_points(
     data = np.asarray(data, dtype=float).reshape(-1, 3)
     metadata = metadata or {}
     features = normalise_features(features, len(data))
-    voxel_size = metadata.get("voxel_size")
-    if not voxel_size:
-        scale = [1.0] if scale is None else list(scale)
-        voxel_size = float(scale[-1]) if scale else 1.0
-    picks = Picks(data, float(voxel_size), features, str(metadata.get("tomogram") or ""))
+    voxel_size = stated_voxel_size(metadata, scale)
+    picks = Picks(data, voxel_size, features, str(metadata.get("tomogram") or ""))
     return picks if mask is None else picks.subset(np.asarray(mask))
 
 
@@ -352,9 +361,6 @@ def picks_events(layer: Any) -> PicksEvents:
     if events is None:
         events = _EVENTS[layer] = PicksEvents()
     return events
-
-
-ADDED_FEATURES = {"status": "added", "score": np.nan, "cluster": -1, "class": ""}
 
 
 def is_points(layer: Any) -> bool:
@@ -522,7 +528,7 @@ def copick_run_layers(
         picks = read_run_picks(
             root,
             run,
-            volume.voxel_size_or_default,
+            display_voxel_size(volume.voxel_size),
             found.object_name,
             found.user_id,
             found.session_id,

@@ -35,6 +35,7 @@ from napari_cryoet_particles._widgets._layers import (
     watch_additions,
 )
 from napari_cryoet_particles.io.picks import PICK_STATUSES
+from napari_cryoet_particles.io.units import nm_to_angstrom
 
 #: Action -> (key bound on the picks layer, button text, tooltip).
 SHORTCUTS: dict[str, tuple[str, str, str]] = {
@@ -256,7 +257,7 @@ class CurateWidget(QWidget):
         picks_events(layer).changed.emit(layer)
 
     def apply_slab(self, *_: Any) -> None:
-        show_slab(self.viewer, float(self.slab.value()) * 10.0)
+        show_slab(self.viewer, nm_to_angstrom(float(self.slab.value())))
 
     def apply_filter(self, *_: Any) -> None:
         layer = self._bound_layer

@@ -1,5 +1,6 @@
 """Detect dock: run particle detection on a tomogram layer; filter the picks by score instantly."""
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +47,19 @@ from napari_cryoet_particles._widgets._layers import (
 )
 from napari_cryoet_particles._widgets._state import viewer_state
 from napari_cryoet_particles.io import CryoetInputError
+from napari_cryoet_particles.io.units import nm_to_angstrom
 
 MODEL_DEFAULT = "Shipped default model"
 MODEL_TRAINED = "Model from the Train dock"
-#: The density-channel setting measured on validation simulations (docs/detection.md).
-#: "Cluster the local density too" unticked: k-means on the embedding alone.
-EMBEDDING_ONLY_CLUSTERS = 3
 MODEL_FILE = "Checkpoint file"
-#: Detection keeps candidates down to this score; the slider then hides or shows them instantly.
+#: "Cluster the local density too" unticked: k-means on the embedding alone, with the number of
+#: clusters measured for it on validation simulations (docs/detection.md); on the command line
+#: ``--density-weight 0 --clusters 3``. Ticked: DetectionConfig's defaults, as the CLI's.
+EMBEDDING_ONLY = {"density_weight": 0.0, "n_clusters": 3}
+#: Detection keeps candidates down to this score (below any threshold the slider starts at) so
+#: that the slider hides or shows them instantly; the picks at the automatic threshold, where
+#: the slider starts, are the CLI's.
 CANDIDATE_FLOOR = 0.1
-DEFAULT_THRESHOLD = 0.5
 
 
 class DetectWidget(QWidget):
@@ -85,11 +89,14 @@ class DetectWidget(QWidget):
         self.model_file_row.setLayout(file_row)
         file_row.setContentsMargins(0, 0, 0, 0)
         form.addRow("", self.model_file_row)
+        from napari_cryoet_particles.detect.config import DEFAULT_DIAMETER_NM
+        from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
+
         self.diameter = QDoubleSpinBox()
         self.diameter.setRange(1.0, 200.0)
         self.diameter.setDecimals(1)
         self.diameter.setSuffix(" nm")
-        self.diameter.setValue(10.0)
+        self.diameter.setValue(DEFAULT_DIAMETER_NM)
         self.diameter.setToolTip("Typical particle diameter: sets the pick spacing and marker size")
         form.addRow("Particle diameter", self.diameter)
         self.groups = QSpinBox()
@@ -129,7 +136,7 @@ class DetectWidget(QWidget):
         self.threshold = QLabeledDoubleSlider(Qt.Horizontal)
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setDecimals(2)
-        self.threshold.setValue(DEFAULT_THRESHOLD)
+        self.threshold.setValue(AUTO_THRESHOLD)
         self.threshold.setToolTip("Show picks with a score at or above this (no recomputation)")
         result_form.addRow("Score threshold", self.threshold)
         self.auto_threshold = QCheckBox("Start at the automatic threshold of each run")
@@ -220,7 +227,7 @@ class DetectWidget(QWidget):
             keep_score_map=True,
         )
         if not self.with_density.isChecked():
-            config.density_weight, config.n_clusters = 0.0, EMBEDDING_ONLY_CLUSTERS
+            config = dataclasses.replace(config, **EMBEDDING_ONLY)
         return config
 
     # -- running --------------------------------------------------------------------------------
@@ -261,19 +268,20 @@ class DetectWidget(QWidget):
     def show_result(self, result: Any, image: Any) -> Any:
         """Add (or replace) the picks layer and the optional score-map layer for ``image``."""
         self.last_result = result
-        picks = result.picks
+        picks = result.picks.in_voxels_of(voxel_size_of(image))
         picks.tomogram = image.name
-        voxel = voxel_size_of(image)
-        if not np.isclose(picks.voxel_size, voxel, rtol=1e-4):
-            picks = picks.rescaled(voxel)
+        diameter_nm = float(self.diameter.value())
         data, kwargs, _ = picks_layer_data(
             picks,
             f"{image.name} picks",
-            diameter_angstrom=float(self.diameter.value()) * 10.0,
+            diameter_angstrom=nm_to_angstrom(diameter_nm),
             color_by=self.color_by.currentText(),
             tomogram_shape=tuple(int(n) for n in image.data.shape),
             extra_metadata={"source": "detect", "timings": dict(result.timings)},
         )
+        # on the image's grid, whatever voxel size detection had to assume for it
+        scale = float(image.scale[-1])
+        kwargs["scale"] = (scale,) * 3
         kwargs["translate"] = tuple(image.translate)
         for old in [self.picks_layer, self.score_layer]:
             if old is not None and old in self.viewer.layers:
@@ -283,9 +291,9 @@ class DetectWidget(QWidget):
             self.score_layer = self.viewer.add_image(
                 result.score_map,
                 name=f"{image.name} score map",
-                scale=tuple(np.asarray(result.score_map_step) * voxel),
+                scale=tuple(np.asarray(result.score_map_step) * scale),
                 translate=tuple(
-                    np.asarray(image.translate) + np.asarray(result.score_map_origin) * voxel
+                    np.asarray(image.translate) + np.asarray(result.score_map_origin) * scale
                 ),
                 colormap="inferno",
                 blending="additive",
@@ -295,7 +303,7 @@ class DetectWidget(QWidget):
             )
         layer = self.viewer.add_points(data, **kwargs)
         watch_additions(layer)
-        show_slab(self.viewer, float(self.diameter.value()) * 5.0)  # ± one radius, in Å
+        show_slab(self.viewer, nm_to_angstrom(diameter_nm) / 2)  # ± one radius, in Å
         self.picks_layer = layer
         if self.auto_threshold.isChecked() and "auto_threshold" in result.info:
             self.threshold.setValue(float(result.info["auto_threshold"]))

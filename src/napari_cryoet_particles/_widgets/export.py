@@ -28,6 +28,7 @@ from napari_cryoet_particles._widgets._common import (
 from napari_cryoet_particles._widgets._layers import is_points, picks_from_layer
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.formats import PICKS_FORMATS, PicksFormat, write_picks_file
+from napari_cryoet_particles.io.units import voxel_size_text
 
 #: Display name -> picks format (the registry's, in its order).
 FORMATS: dict[str, PicksFormat] = {fmt.label: fmt for fmt in PICKS_FORMATS}
@@ -138,7 +139,7 @@ class ExportWidget(QWidget):
             self.summary.setText("No points layer to export.")
             return
         self.summary.setText(
-            f"{len(picks)} picks will be written ({picks.voxel_size:.4g} Å voxels)."
+            f"{len(picks)} picks will be written ({voxel_size_text(picks.voxel_size)})."
         )
 
     def _update_copick(self) -> None:

@@ -31,6 +31,7 @@ from napari_cryoet_particles._widgets._common import (
 )
 from napari_cryoet_particles._widgets._layers import (
     copick_run_layers,
+    display_voxel_size,
     is_image,
     picks_layer_data,
     sample_for_contrast,
@@ -38,6 +39,7 @@ from napari_cryoet_particles._widgets._layers import (
     voxel_size_of,
 )
 from napari_cryoet_particles.io.formats import picks_suffixes
+from napari_cryoet_particles.io.units import voxels_to_nm
 
 PLUGIN = "napari-cryoet-particles"
 BINNINGS = ("1", "2", "3", "4", "8")
@@ -56,6 +58,15 @@ def binned_lazy(data: Any, factor: int) -> Any:
     return da.coarsen(
         np.mean, array.astype(np.float32), {0: factor, 1: factor, 2: factor}, trim_excess=True
     )
+
+
+def binned_metadata(layer: Any, factor: int) -> dict[str, Any]:
+    """The voxel size (still ``None`` when unknown) and binning of a layer binned by ``factor``."""
+    voxel = voxel_size_of(layer)
+    return {
+        "voxel_size": None if voxel is None else voxel * factor,
+        "binning": int(layer.metadata.get("binning", 1)) * factor,
+    }
 
 
 def storage_of(data: Any) -> str:
@@ -366,13 +377,13 @@ class TomogramWidget(QWidget):
 
     def _bin_in_place(self, layer: Any, factor: int) -> None:
         limits = tuple(layer.contrast_limits)
-        voxel = voxel_size_of(layer) * factor
+        metadata = binned_metadata(layer, factor)
+        scale = float(layer.scale[-1])
         layer.data = binned_lazy(layer.data, factor)
-        layer.scale = (voxel,) * 3
-        layer.translate = np.asarray(layer.translate) + (factor - 1) / 2 * voxel / factor
+        layer.scale = (scale * factor,) * 3
+        layer.translate = np.asarray(layer.translate) + (factor - 1) / 2 * scale
         layer.contrast_limits = limits
-        layer.metadata["voxel_size"] = voxel
-        layer.metadata["binning"] = int(layer.metadata.get("binning", 1)) * factor
+        layer.metadata.update(metadata)
 
     def bin_selected(self) -> Any:
         """Add a binned copy of the selected tomogram (the original stays)."""
@@ -384,18 +395,16 @@ class TomogramWidget(QWidget):
         if factor <= 1:
             show_info("Choose a binning factor above 1")
             return None
-        source_voxel = voxel_size_of(layer)
-        voxel = source_voxel * factor
+        scale = float(layer.scale[-1])
         metadata = {
             **{k: v for k, v in layer.metadata.items() if not k.startswith("_")},
-            "voxel_size": voxel,
-            "binning": int(layer.metadata.get("binning", 1)) * factor,
+            **binned_metadata(layer, factor),
         }
         new = self.viewer.add_image(
             binned_lazy(layer.data, factor),
             name=f"{layer.name} bin{factor}",
-            scale=(voxel,) * 3,
-            translate=tuple(np.asarray(layer.translate) + (factor - 1) / 2 * source_voxel),
+            scale=(scale * factor,) * 3,
+            translate=tuple(np.asarray(layer.translate) + (factor - 1) / 2 * scale),
             contrast_limits=tuple(layer.contrast_limits),
             metadata=metadata,
         )
@@ -408,7 +417,6 @@ class TomogramWidget(QWidget):
         size = float(self.voxel_size.value())
         layer.scale = (size,) * 3
         layer.metadata["voxel_size"] = size
-        layer.metadata["voxel_size_from_header"] = True
         self.show_layer(layer)
 
     # -- display --------------------------------------------------------------------------------
@@ -428,16 +436,15 @@ class TomogramWidget(QWidget):
             return
         data = layer.data
         voxel = voxel_size_of(layer)
+        shown = float(layer.scale[-1])
         shape = tuple(int(n) for n in data.shape)
-        size_nm = ", ".join(f"{n * voxel / 10:.0f}" for n in shape)
+        size_nm = ", ".join(f"{voxels_to_nm(n, shown):.0f}" for n in shape)
         self.labels["shape"].setText(f"{shape[0]} × {shape[1]} × {shape[2]} voxels ({size_nm} nm)")
-        header = layer.metadata.get("voxel_size_from_header", True)
         binning = int(layer.metadata.get("binning", 1))
-        voxel_text = f"{voxel:.4g} Å"
-        if binning > 1:
-            voxel_text += f" (bin {binning})"
-        if not header:
-            voxel_text += " — not in the header, set it below"
+        if voxel is None:
+            voxel_text = f"not in the header: taken as {display_voxel_size(None):g} Å"
+        else:
+            voxel_text = f"{voxel:.4g} Å" + (f" (bin {binning})" if binning > 1 else "")
         self.labels["voxel"].setText(voxel_text)
         sample = sample_for_contrast(data, max_voxels=500_000)
         sample = sample[np.isfinite(sample)]
@@ -454,4 +461,4 @@ class TomogramWidget(QWidget):
         nbytes = int(np.prod(shape)) * np.dtype(data.dtype).itemsize
         self.labels["storage"].setText(f"{storage_of(data)}, {nbytes / 1e6:.1f} MB")
         self.labels["path"].setText(str(layer.metadata.get("path") or "—"))
-        self.voxel_size.setValue(voxel)
+        self.voxel_size.setValue(display_voxel_size(voxel))

@@ -24,6 +24,7 @@ from napari_cryoet_particles.detect.peaks import pick_peaks
 from napari_cryoet_particles.detect.volume import check_volume
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import nm_to_voxels, radius_voxels
 from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
 #: Threshold in robust standard deviations of the DoG response above its median.
@@ -66,15 +67,15 @@ def detect_dog(
     """
     clock = time.perf_counter()
     size = check_volume(volume, voxel_size)
-    radius = diameter_nm * 5.0 / size
+    radius = radius_voxels(diameter_nm, size)
     response = dog_response(np.asarray(volume.data), radius, dark)
     level = dog_threshold(response, k) if threshold is None else float(threshold)
     filtered = time.perf_counter()
-    peaks, values = pick_peaks(response, max(1, int(round(min_distance_nm * 10.0 / size))), level)
-    done = time.perf_counter()
-    features = pd.DataFrame(
-        {"score": values.astype(float), "cluster": 0, "status": "auto", "class": ""}
+    peaks, values = pick_peaks(
+        response, max(1, int(round(nm_to_voxels(min_distance_nm, size)))), level
     )
+    done = time.perf_counter()
+    features = pd.DataFrame({"score": values.astype(float), "cluster": 0})
     picks = Picks(peaks.astype(float), size, features, volume.path.stem if volume.path else "")
     return (
         picks,

@@ -45,6 +45,7 @@ from napari_cryoet_particles.detect.peaks import pick_peaks
 from napari_cryoet_particles.detect.volume import check_volume
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import radius_voxels
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
@@ -263,7 +264,7 @@ def slices2d_job(
 
     clock = time.perf_counter()
     network.eval()
-    radius = config.diameter_nm * 5.0 / size
+    radius = radius_voxels(config.diameter_nm, size)
     centres, assignment, score, pick_rows = [], [], [], []
     for i, (z, image) in enumerate(zip(slices, images, strict=True)):
         ys, xs = _grid_centres(image.shape, config.crop, config.grid_step)
@@ -302,9 +303,7 @@ def slices2d_job(
         yield Progress(2 + config.steps + i, total, "clustering crops")
     timings["cluster"] = time.perf_counter() - clock
     rows = np.array(pick_rows, dtype=float).reshape(-1, 4)
-    features_table = pd.DataFrame(
-        {"score": rows[:, 3], "cluster": 1, "status": "auto", "class": ""}
-    )
+    features_table = pd.DataFrame({"score": rows[:, 3], "cluster": 1})
     picks = Picks(rows[:, :3], size, features_table, volume.path.stem if volume.path else "")
     yield Progress(total, total, "done")
     return Slices2DResult(

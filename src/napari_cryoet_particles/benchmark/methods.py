@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import nm_to_voxels
 
 #: Our pick scores are 0-1 with the automatic threshold at 0.5; the ranking set goes down to this.
 OURS_FLOOR = 0.05
@@ -119,7 +120,7 @@ def run_dog(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
 
     picks, response, info = dog.detect_dog(volume)
     done(picks)
-    radius = DOG_BALL_NM * 10.0 / (volume.voxel_size or 10.0)
+    radius = nm_to_voxels(DOG_BALL_NM, picks.voxel_size)  # picks: in the volume's voxels
     maps = {
         int(z): (response[int(z)], balls_on_slice(picks.zyx, int(z), response.shape[1:], radius))
         for z in options.slices

@@ -847,6 +847,13 @@ def _why(
 # The Markdown report
 
 
+def _markdown_table(header: list[str], rows: list[list[str]], text_columns: int) -> list[str]:
+    """The lines of a Markdown table: the first ``text_columns`` columns left-aligned, the
+    others (numbers) right-aligned."""
+    rule = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    return ["| " + " | ".join(cells) + " |" for cells in (header, rule, *rows)]
+
+
 def format_report(
     runs: list[Run],
     speed: list[Run],
@@ -913,35 +920,28 @@ def format_report(
         )
     classes = sorted({c for run in table_runs for c in run.per_class})
     if classes:
-        lines += [
-            "",
-            "## Recall per class",
-            "",
-            "| tomogram | method | " + " | ".join(classes) + " |",
-            "| --- | --- | " + " | ".join("---:" for _ in classes) + " |",
-        ]
-        for run in table_runs:
-            lines.append(
-                f"| {run.tomogram} | {_label(run.method)} | "
-                + " | ".join(_f(run.per_class.get(c, float("nan")), 2) for c in classes)
-                + " |"
-            )
+        lines += ["", "## Recall per class", ""]
+        lines += _markdown_table(
+            ["tomogram", "method", *classes],
+            [
+                [run.tomogram, _label(run.method)]
+                + [_f(run.per_class.get(c, float("nan")), 2) for c in classes]
+                for run in table_runs
+            ],
+            text_columns=2,
+        )
     ours = [r for r in table_runs if r.method == "ours"]
     stage_names = sorted({s for r in ours for s in r.stages})
     if ours:
-        lines += [
-            "",
-            "## Stage timings of our method (in-process, seconds)",
-            "",
-            "| tomogram | " + " | ".join(stage_names) + " |",
-            "| --- | " + " | ".join("---:" for _ in stage_names) + " |",
-        ]
-        for run in ours:
-            lines.append(
-                f"| {run.tomogram} | "
-                + " | ".join(_f(run.stages.get(s, float("nan")), 2) for s in stage_names)
-                + " |"
-            )
+        lines += ["", "## Stage timings of our method (in-process, seconds)", ""]
+        lines += _markdown_table(
+            ["tomogram", *stage_names],
+            [
+                [run.tomogram] + [_f(run.stages.get(s, float("nan")), 2) for s in stage_names]
+                for run in ours
+            ],
+            text_columns=1,
+        )
     if training:
         lines += ["", *format_training(training)]
     targets = compute_targets(runs, speed, training)

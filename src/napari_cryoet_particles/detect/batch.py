@@ -45,6 +45,9 @@ SUMMARY_NAME = "batch_summary.csv"
 PICKS_SUFFIXES = picks_suffixes()
 #: Between the warnings of one tomogram in the summary's ``warning`` column.
 WARNING_SEPARATOR = " | "
+#: Worker processes of a local cluster, and torch threads per worker, unless told otherwise.
+LOCAL_WORKERS = 1
+THREADS_PER_WORKER = 1
 
 
 @dataclass
@@ -89,7 +92,9 @@ def detect_file(
     try:
         item.input_record = InputRecord.of(tomogram)
         volume = read_tomogram(tomogram, voxel_size=config.voxel_size)
-        result = detect_particles(volume, model, dataclasses.replace(config, keep_score_map=False))
+        # the volume carries the voxel size now: detection does not apply it a second time
+        settings = dataclasses.replace(config, keep_score_map=False, voxel_size=None)
+        result = detect_particles(volume, model, settings)
         write_picks(picks_file, result.picks, overwrite=True, shape_zyx=volume.shape)
         item.picks_file = picks_file
         item.n_picks = len(result.picks)
@@ -116,7 +121,7 @@ def _client(scheduler: str | None, workers: int | None, threads_per_worker: int,
                 None, f"cannot reach the Dask scheduler {scheduler} ({error})"
             ) from None
     cluster = LocalCluster(
-        n_workers=workers or 1,
+        n_workers=workers or LOCAL_WORKERS,
         threads_per_worker=threads_per_worker,
         processes=processes,
         dashboard_address=None,
@@ -174,7 +179,7 @@ def batch_detect_job(
     *,
     scheduler: str | None = None,
     workers: int | None = None,
-    threads_per_worker: int = 1,
+    threads_per_worker: int = THREADS_PER_WORKER,
     processes: bool = True,
     suffix: str = ".csv",
     overwrite: bool = False,

@@ -54,6 +54,7 @@ from napari_cryoet_particles.detect.volume import (
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import radius_voxels, voxels_to_nm
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 
 #: Crops embedded to fit k-means, and their core size in working voxels.
@@ -211,7 +212,7 @@ def detect_particles_job(
     skewness = particle_skewness(overview, mask)
     work.sign = decide_sign(config.polarity, skewness)
     overview *= np.float32(work.sign)
-    radius = config.diameter_nm * 5.0 / work.voxel_size  # working voxels (diameter nm * 10 Å / 2)
+    radius = radius_voxels(config.diameter_nm, work.voxel_size)  # working voxels
     darkness = ndimage.gaussian_filter(overview, max(0.5, radius / (3 * stride)), mode="nearest")
     timings["prepare"] = time.perf_counter() - clock
     info: dict[str, object] = {
@@ -289,8 +290,8 @@ def detect_particles_job(
 
     clock = time.perf_counter()
     radii = blob_radii(
-        config.min_diameter_nm * 5.0 / work.voxel_size,
-        config.max_diameter_nm * 5.0 / work.voxel_size,
+        radius_voxels(config.min_diameter_nm, work.voxel_size),
+        radius_voxels(config.max_diameter_nm, work.voxel_size),
     )
     found = yield from _relayed(
         multiscale_candidates_job(
@@ -338,13 +339,11 @@ def detect_particles_job(
             "score": values.astype(float),
             "probability": learned.astype(float),
             "strength": found.strength.astype(float),
-            "radius_nm": found.radius * work.voxel_size / 10.0,
+            "radius_nm": voxels_to_nm(found.radius, work.voxel_size),
             "cluster": cluster_id[tuple(cells.T)].astype(int),
             "group": groups.astype(int),
-            "status": pd.Series(["auto"] * len(cells), dtype=object),
-            "class": pd.Series([""] * len(cells), dtype=object),
         }
-    )
+    )  # status and class: Picks adds them at their defaults
     name = volume.path.stem if volume.path is not None else ""
     picks = Picks(zyx, input_size, features, name)
     return DetectionResult(

@@ -7,7 +7,6 @@ particles are dark, whatever the input's polarity.
 """
 
 import mmap
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from skimage.filters import threshold_otsu
 from napari_cryoet_particles.detect.config import SUPPORTED_VOXEL_SIZE
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 from napari_cryoet_particles.model.normalize import DEFAULT_CLIP, NormStats, normalize, robust_stats
 
 #: Input voxels per working voxel closer than this to 1 are not resampled at all.
@@ -31,7 +31,9 @@ POLARITY_SKEW_THRESHOLD = 0.05
 def check_volume(volume: Volume, voxel_size: float | None = None, min_size: int = 8) -> float:
     """Refuse volumes detection cannot work on; return the voxel size (Å) to use.
 
-    A missing voxel size (header 0) is taken as 10 Å with a warning; ``voxel_size`` overrides it.
+    ``voxel_size`` overrides the volume's; a missing one (header 0) is taken as
+    :data:`~napari_cryoet_particles.io.units.DEFAULT_VOXEL_SIZE` with a warning
+    (:func:`~napari_cryoet_particles.io.units.resolve_voxel_size`).
     """
     path: Path | str | None = volume.path
     data = volume.data
@@ -45,12 +47,9 @@ def check_volume(volume: Volume, voxel_size: float | None = None, min_size: int 
         )
     if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
         raise CryoetInputError(path, f"unsupported data type {data.dtype}")
-    size = voxel_size if voxel_size is not None else volume.voxel_size
-    if size is None:
-        warnings.warn(
-            f"{path or 'volume'}: no voxel size in the header; assuming 10 Å", stacklevel=2
-        )
-        size = 10.0
+    size = resolve_voxel_size(
+        volume.voxel_size, voxel_size, default=DEFAULT_VOXEL_SIZE, what=path or "volume"
+    )
     low, high = SUPPORTED_VOXEL_SIZE
     if not np.isfinite(size) or not low <= float(size) <= high:
         raise CryoetInputError(

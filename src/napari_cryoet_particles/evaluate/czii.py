@@ -111,7 +111,7 @@ def _angstrom_of_type(picks: Picks | None, key: str) -> np.ndarray:
     if picks is None or len(picks) == 0:
         return np.zeros((0, 3))
     mask = np.array([type_key(c) == key for c in picks.features["class"]], dtype=bool)
-    return voxels_to_angstrom(picks.zyx[mask], picks.voxel_size)
+    return voxels_to_angstrom(picks.zyx[mask], picks.known_voxel_size())
 
 
 def czii_score(

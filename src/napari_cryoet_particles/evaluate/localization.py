@@ -512,9 +512,9 @@ def evaluate_picks(
     """Score ``pred`` against ``truth`` by the SHREC rule (with ``id_map``) or the distance rule.
 
     ``rule="auto"`` takes the SHREC rule when an id map is given. Picks in voxels of another size
-    than the truth's are rescaled to the truth's voxels first (noted in ``warnings``); a voxel size
-    of exactly 1 Å, the default of a CSV that states none, is taken to mean "same voxels as the
-    truth". ``shape`` (default: the id map's) marks predictions outside the volume.
+    than the truth's are rescaled to the truth's voxels first (noted in ``warnings``); when either
+    voxel size is unknown (``None``, e.g. a CSV that states none) both are taken to be in the
+    same voxels. ``shape`` (default: the id map's) marks predictions outside the volume.
     """
     if rule not in ("auto", "shrec", "distance"):
         raise CryoetInputError(None, f"unknown scoring rule {rule!r} (use shrec or distance)")
@@ -523,7 +523,8 @@ def evaluate_picks(
     if rule == "shrec" and id_map is None:
         raise CryoetInputError(None, "the SHREC rule needs a particle-id map (occupancy_mask.mrc)")
     notes = []
-    if pred.voxel_size != 1.0 and not np.isclose(pred.voxel_size, truth.voxel_size, rtol=1e-3):
+    sizes = (pred.voxel_size, truth.voxel_size)
+    if None not in sizes and not np.isclose(*sizes, rtol=1e-3):
         notes.append(
             f"predictions in voxels of {pred.voxel_size:g} Å rescaled to the truth's {truth.voxel_size:g} Å"
         )

@@ -30,7 +30,7 @@ class TruthData:
     source: Path | None = None
 
 
-def load_truth(path: str | Path, order: str = "xyz", voxel_size: float = 10.0) -> TruthData:
+def load_truth(path: str | Path, order: str = "xyz", voxel_size: float | None = None) -> TruthData:
     """Like :func:`_load_truth`, refusing a truth without particles with a message naming the file."""
     truth = _load_truth(path, order, voxel_size)
     if len(truth.truth) == 0:
@@ -38,10 +38,10 @@ def load_truth(path: str | Path, order: str = "xyz", voxel_size: float = 10.0) -
     return truth
 
 
-def _load_truth(path: str | Path, order: str, voxel_size: float) -> TruthData:
+def _load_truth(path: str | Path, order: str, voxel_size: float | None) -> TruthData:
     """Truth from a SHREC folder (``particle_locations.txt`` + ``occupancy_mask.mrc`` if present) or a
     bare ``particle_locations.txt`` (``order="zyx"`` for SHREC 2019's ``CLASS Z Y X`` columns;
-    ``voxel_size`` in Å, the SHREC default 10 Å, used only for a bare file).
+    ``voxel_size`` in Å, by default SHREC's 10 Å, used only for a bare file).
     """
     path = Path(path)
     if path.is_dir():

@@ -24,6 +24,7 @@ from napari_cryoet_particles.io.picks import (
     picks_from_copick_points,
 )
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE
 
 #: The copick ``user_id`` of picks written by this package.
 USER_ID = "cryoet-particles"
@@ -281,7 +282,7 @@ def _check_local_overlay(run: Any) -> None:
         check_output_folder(Path(path) / "Picks")
 
 
-def run_voxel_size(root: Any, run_name: str, default: float = 10.0) -> float:
+def run_voxel_size(root: Any, run_name: str, default: float = DEFAULT_VOXEL_SIZE) -> float:
     """The finest voxel spacing of a run that has a tomogram (``default`` when none has)."""
     choices = tomogram_choices(get_run(root, run_name))
     return choices[0].voxel_size if choices else default
@@ -302,7 +303,7 @@ def write_run_picks(
     points = copick_points(picks)
     positions = np.array([[p["location"][a] for a in "xyz"] for p in points]).reshape(-1, 3)
     target = run.new_picks(object_name, session_id, user_id, exist_ok=overwrite)
-    target.meta.voxel_spacing = float(picks.voxel_size)
+    target.meta.voxel_spacing = picks.known_voxel_size()
     target.meta.trust_orientation = any(
         not np.allclose(np.asarray(p["transformation_"]), np.eye(4)) for p in points
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import (
     Picks,
+    one_tomogram,
     read_copick_json,
     read_csv,
     read_shrec_locations,
@@ -25,9 +26,6 @@ from napari_cryoet_particles.io.picks import (
     write_shrec_locations,
     write_star,
 )
-
-#: SHREC ``particle_locations.txt`` states no unit: its voxels are SHREC's 10 Å unless told.
-SHREC_DEFAULT_VOXEL_SIZE = 10.0
 
 
 @dataclass(frozen=True)
@@ -87,15 +85,9 @@ def _one(picks: Picks) -> dict[str, Picks]:
     return {picks.tomogram: picks}
 
 
-def _in_voxels(picks: Picks, voxel_size: float | None) -> Picks:
-    if voxel_size is None or abs(picks.voxel_size - voxel_size) <= 1e-9 * voxel_size:
-        return picks
-    return picks.rescaled(voxel_size)
-
-
 def _read_csv(path: Path, options: ReadOptions) -> dict[str, Picks]:
     if _csv_states_unit(path):
-        return _one(_in_voxels(read_csv(path), options.voxel_size))
+        return _one(read_csv(path).in_voxels_of(options.voxel_size))
     return _one(read_csv(path, options.voxel_size))
 
 
@@ -118,12 +110,11 @@ def _read_star(path: Path, options: ReadOptions) -> dict[str, Picks]:
 
 
 def _read_copick(path: Path, options: ReadOptions) -> dict[str, Picks]:
-    return _one(_in_voxels(read_copick_json(path), options.voxel_size))
+    return _one(read_copick_json(path).in_voxels_of(options.voxel_size))
 
 
 def _read_shrec(path: Path, options: ReadOptions) -> dict[str, Picks]:
-    voxel_size = options.voxel_size or SHREC_DEFAULT_VOXEL_SIZE
-    return _one(read_shrec_locations(path, voxel_size, options.order))
+    return _one(read_shrec_locations(path, options.voxel_size, options.order))
 
 
 def _write_csv(path: Path, picks: Picks, options: WriteOptions) -> Path:
@@ -236,22 +227,7 @@ def read_picks_file(path: str | Path, fmt: str | None = None, **options: object)
     """
     path = Path(path)
     read = ReadOptions(**options)  # type: ignore[arg-type]
-    by_tomogram = format_for(path, fmt).read(path, read)
-    names = list(by_tomogram)
-    if read.tomogram is not None:
-        if read.tomogram in by_tomogram:
-            return by_tomogram[read.tomogram]
-        if names != [""]:
-            raise CryoetInputError(
-                path, f"no picks for tomogram {read.tomogram!r} (has: {', '.join(names)})"
-            )
-    if len(names) > 1:
-        raise CryoetInputError(
-            path,
-            f"holds picks of {len(names)} tomograms ({', '.join(names[:5])}"
-            f"{', ...' if len(names) > 5 else ''}); say which one (CLI: --tomogram NAME)",
-        )
-    return by_tomogram[names[0]]
+    return one_tomogram(format_for(path, fmt).read(path, read), read.tomogram, path)
 
 
 def write_picks_file(

@@ -14,7 +14,8 @@ import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_directory
 from napari_cryoet_particles.io.errors import CryoetInputError, reader
-from napari_cryoet_particles.io.tomogram import PLAUSIBLE_VOXEL_SIZE, Volume, count_non_finite
+from napari_cryoet_particles.io.tomogram import Volume, count_non_finite
+from napari_cryoet_particles.io.units import check_plausible
 
 OME_ZARR_SUFFIX = ".zarr"
 #: A scale level matches a wanted voxel size when they differ by less than this fraction.
@@ -99,11 +100,7 @@ def volume_from_group(
         )
     if min(data.shape) < 1:
         raise CryoetInputError(path, f"empty volume of shape {data.shape}")
-    low, high = PLAUSIBLE_VOXEL_SIZE
-    if not low <= size <= high:
-        raise CryoetInputError(
-            path, f"voxel size {size:g} Å is implausible (expected {low:g}-{high:g} Å)"
-        )
+    check_plausible(size, path)
     if check_finite:
         try:
             bad = count_non_finite(data)

@@ -27,59 +27,73 @@ from napari_cryoet_particles.io.coords import (
     zyx_to_xyz,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError, reader
+from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 
 PICK_STATUSES = ("auto", "accepted", "rejected", "added")
+#: The per-pick features every :class:`Picks` has, and their values when unknown: the one schema
+#: of pick features (readers, detection, the napari layers and the docks all fill from it).
 FEATURE_DEFAULTS: dict[str, object] = {
     "score": np.nan,
     "cluster": -1,
     "status": "auto",
     "class": "",
 }
+#: The features of a pick the user added by hand.
+ADDED_FEATURES: dict[str, object] = {**FEATURE_DEFAULTS, "status": "added"}
 SHREC_ANGLE_COLUMNS = ("rot_z1", "rot_x", "rot_z2")
 RELION_ANGLE_COLUMNS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 
 
 def default_features(n: int) -> pd.DataFrame:
     """A features table of ``n`` rows with the standard columns at their defaults."""
-    return pd.DataFrame(
-        {
-            "score": np.full(n, np.nan, dtype=float),
-            "cluster": np.full(n, -1, dtype=int),
-            "status": pd.Series(["auto"] * n, dtype=object),
-            "class": pd.Series([""] * n, dtype=object),
-        }
+    return standard_features(None, n)
+
+
+def standard_features(features: pd.DataFrame | None, n: int) -> pd.DataFrame:
+    """A copy of ``features`` (or an empty table of ``n`` rows) with every column of
+    :data:`FEATURE_DEFAULTS`, missing ones at their default, typed: ``score`` float, ``cluster``
+    int, ``status`` and ``class`` str. Other columns are kept as they are."""
+    table = (
+        pd.DataFrame(index=range(n)) if features is None else features.reset_index(drop=True).copy()
     )
+    if len(table) != n:
+        raise ValueError(f"{n} coordinates but {len(table)} feature rows")
+    for column, default in FEATURE_DEFAULTS.items():
+        if column not in table:
+            table[column] = default
+    table["score"] = pd.to_numeric(table["score"], errors="coerce").astype(float)
+    table["cluster"] = pd.to_numeric(table["cluster"], errors="coerce").fillna(-1).astype(int)
+    for column in ("status", "class"):
+        default = FEATURE_DEFAULTS[column]
+        table[column] = table[column].astype(object).fillna(default).astype(str)
+    return table
 
 
 @dataclass
 class Picks:
     """Particle positions in zyx voxel indices with a voxel size in Å and a per-pick features table.
 
-    ``features`` always has the columns ``score`` (higher = more particle-like), ``cluster``,
-    ``status`` (one of :data:`PICK_STATUSES`) and ``class``; other columns may follow.
-    ``tomogram`` names the tomogram the picks belong to (RELION ``rlnTomoName``), if known.
+    ``voxel_size`` is ``None`` when nothing states it (e.g. a CSV of bare voxel coordinates):
+    the picks are then in the voxels of whatever tomogram they are put on
+    (:meth:`in_voxels_of`), and formats that need Å refuse them.
+    ``features`` always has the columns of :data:`FEATURE_DEFAULTS`: ``score`` (higher = more
+    particle-like), ``cluster``, ``status`` (one of :data:`PICK_STATUSES`) and ``class``; other
+    columns may follow. ``tomogram`` names the tomogram the picks belong to (RELION
+    ``rlnTomoName``), if known.
     """
 
     zyx: np.ndarray
-    voxel_size: float = 1.0
+    voxel_size: float | None = None
     features: pd.DataFrame = field(default=None)  # type: ignore[assignment]
     tomogram: str = ""
 
     def __post_init__(self) -> None:
         self.zyx = np.asarray(self.zyx, dtype=float).reshape(-1, 3)
-        n = len(self.zyx)
-        if self.features is None:
-            self.features = default_features(n)
-        else:
-            features = self.features.reset_index(drop=True).copy()
-            if len(features) != n:
-                raise ValueError(f"{n} coordinates but {len(features)} feature rows")
-            for column, default in FEATURE_DEFAULTS.items():
-                if column not in features:
-                    features[column] = default
-            self.features = features
-        if not np.isfinite(self.voxel_size) or self.voxel_size <= 0:
-            raise ValueError(f"voxel size must be positive, got {self.voxel_size}")
+        self.features = standard_features(self.features, len(self.zyx))
+        if self.voxel_size is not None:
+            if not np.isfinite(self.voxel_size) or self.voxel_size <= 0:
+                raise ValueError(f"voxel size must be positive, got {self.voxel_size}")
+            self.voxel_size = float(self.voxel_size)
 
     def __len__(self) -> int:
         return len(self.zyx)
@@ -94,8 +108,30 @@ class Picks:
 
     def rescaled(self, voxel_size: float) -> "Picks":
         """The same physical positions expressed in voxels of another size (e.g. a binned tomogram)."""
-        zyx = angstrom_to_voxels(voxels_to_angstrom(self.zyx, self.voxel_size), voxel_size)
+        zyx = angstrom_to_voxels(voxels_to_angstrom(self.zyx, self.known_voxel_size()), voxel_size)
         return Picks(zyx, voxel_size, self.features, self.tomogram)
+
+    def in_voxels_of(self, voxel_size: float | None) -> "Picks":
+        """The picks in voxels of ``voxel_size`` Å: rescaled when their own voxel size is known
+        and differs (by more than 0.01 %), taken to be in them already when it is unknown."""
+        if voxel_size is None:
+            return self
+        if self.voxel_size is None:
+            return Picks(self.zyx, voxel_size, self.features, self.tomogram)
+        if np.isclose(self.voxel_size, voxel_size, rtol=1e-4, atol=0.0):
+            return self
+        return self.rescaled(voxel_size)
+
+    def known_voxel_size(self, path: str | Path | None = None) -> float:
+        """The voxel size, or a :class:`CryoetInputError` (about ``path``) when it is unknown:
+        for what needs Å."""
+        if self.voxel_size is None:
+            raise CryoetInputError(
+                path,
+                "the voxel size of the picks is unknown and this needs it in Å: read them for a "
+                "tomogram of known voxel size (CLI: --voxel-size Å)",
+            )
+        return self.voxel_size
 
     def outside(self, shape_zyx: tuple[int, int, int]) -> np.ndarray:
         """Boolean mask of picks whose rounded position falls outside a volume of this shape."""
@@ -161,21 +197,24 @@ CSV_COORDINATE_COLUMNS = ("x", "y", "z")
 
 
 def write_csv(path: str | Path, picks: Picks, overwrite: bool = False) -> Path:
-    """CSV with ``x,y,z`` voxel indices (x = last MRC axis), ``score``, Å columns and features."""
+    """CSV with ``x,y,z`` voxel indices (x = last MRC axis), ``score``, Å columns and features.
+
+    Picks of unknown voxel size get no Å columns (and read back as of unknown voxel size).
+    """
     xyz = zyx_to_xyz(picks.zyx)
-    xyz_angstrom = voxels_to_angstrom(xyz, picks.voxel_size)
     table = pd.DataFrame(
         {
             "x": xyz[:, 0],
             "y": xyz[:, 1],
             "z": xyz[:, 2],
             "score": picks.features["score"].to_numpy(),
-            "x_angstrom": xyz_angstrom[:, 0],
-            "y_angstrom": xyz_angstrom[:, 1],
-            "z_angstrom": xyz_angstrom[:, 2],
-            "voxel_size_angstrom": picks.voxel_size,
         }
     )
+    if picks.voxel_size is not None:
+        xyz_angstrom = voxels_to_angstrom(xyz, picks.voxel_size)
+        for i, axis in enumerate("xyz"):
+            table[f"{axis}_angstrom"] = xyz_angstrom[:, i]
+        table["voxel_size_angstrom"] = picks.voxel_size
     for column in picks.features.columns:
         if column != "score":
             table[column] = picks.features[column].to_numpy()
@@ -229,7 +268,7 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
     """Read a picks CSV with at least ``x,y,z`` voxel columns (``score`` and features optional).
 
     The voxel size comes from ``voxel_size``, else the file's ``voxel_size_angstrom`` column,
-    else the ratio of ``x_angstrom`` to ``x``, else 1 Å.
+    else the ratio of ``x_angstrom`` to ``x``; else it is unknown (``None``).
     """
     path = Path(path)
     table = _read_table(path, lambda p: pd.read_csv(p, comment="#"), "picks CSV")
@@ -258,7 +297,7 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
         if column in features:
             features[column] = features[column].astype(object).fillna("").astype(str)
     tomogram = str(table["tomogram"].iloc[0]) if "tomogram" in table and len(table) else ""
-    return Picks(xyz_to_zyx(xyz), voxel_size or 1.0, features, tomogram)
+    return Picks(xyz_to_zyx(xyz), voxel_size, features, tomogram)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +334,7 @@ def write_star(
     """
     if relion_version not in (4, 5):
         raise ValueError(f"relion_version must be 4 or 5, got {relion_version}")
+    voxel_size = picks.known_voxel_size(path)
     table = pd.DataFrame()
     if relion_version == 4:
         xyz = zyx_to_xyz(picks.zyx)
@@ -303,11 +343,11 @@ def write_star(
     else:
         if shape_zyx is None:
             raise ValueError("RELION 5 centred coordinates need the tomogram shape")
-        xyz_angstrom = zyx_to_relion_centered_angstrom(picks.zyx, shape_zyx, picks.voxel_size)
+        xyz_angstrom = zyx_to_relion_centered_angstrom(picks.zyx, shape_zyx, voxel_size)
         for i, column in enumerate(RELION5_COLUMNS):
             table[column] = xyz_angstrom[:, i]
     table["rlnTomoName"] = picks.tomogram or "tomogram"
-    table["rlnImagePixelSize"] = float(picks.voxel_size)
+    table["rlnImagePixelSize"] = voxel_size
     scores = picks.features["score"].to_numpy(dtype=float)
     if np.isfinite(scores).any():
         table["rlnAutopickFigureOfMerit"] = np.nan_to_num(scores, nan=0.0)
@@ -475,19 +515,40 @@ def read_star(
     A file with several tomograms needs ``tomogram`` to say which one.
     """
     by_tomogram = read_star_by_tomogram(path, star_pixel_size, voxel_size, shape_zyx)
-    if tomogram is not None:
-        if tomogram not in by_tomogram:
-            raise CryoetInputError(
-                path, f"no picks for tomogram {tomogram!r} (has: {', '.join(by_tomogram)})"
-            )
-        return by_tomogram[tomogram]
-    if len(by_tomogram) > 1:
+    return one_tomogram(by_tomogram, tomogram, path)
+
+
+def wanted_tomogram(
+    by_tomogram: dict[str, Picks], wanted: str | None, path: str | Path | None = None
+) -> str | None:
+    """Which of a file's picks by tomogram name are those of tomogram ``wanted``: its name, or
+    ``None`` when no tomogram is wanted or the file names none (its picks are for whichever
+    tomogram); a :class:`CryoetInputError` when the file names only other tomograms."""
+    if wanted is None or set(by_tomogram) == {""}:
+        return None
+    if wanted not in by_tomogram:
+        raise CryoetInputError(
+            path, f"no picks for tomogram {wanted!r} (has: {', '.join(by_tomogram)})"
+        )
+    return wanted
+
+
+def one_tomogram(
+    by_tomogram: dict[str, Picks], wanted: str | None = None, path: str | Path | None = None
+) -> Picks:
+    """The picks of tomogram ``wanted`` (see :func:`wanted_tomogram`), or of the file's only
+    tomogram; a file holding several needs ``wanted``."""
+    name = wanted_tomogram(by_tomogram, wanted, path)
+    if name is not None:
+        return by_tomogram[name]
+    names = list(by_tomogram)
+    if len(names) > 1:
         raise CryoetInputError(
             path,
-            f"holds picks of {len(by_tomogram)} tomograms ({', '.join(list(by_tomogram)[:5])}, ...); "
-            "say which one (CLI: --tomogram NAME)",
+            f"holds picks of {len(names)} tomograms ({', '.join(names[:5])}"
+            f"{', ...' if len(names) > 5 else ''}); say which one (CLI: --tomogram NAME)",
         )
-    return next(iter(by_tomogram.values()))
+    return by_tomogram[names[0]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +571,7 @@ def copick_object_name(picks: Picks, default: str = "particle") -> str:
 def copick_points(picks: Picks) -> list[dict]:
     """copick ``points`` of the picks: location in Å, the orientation as ``transformation_``
     (identity when unknown), ``instance_id`` (cluster + 1: copick's 0 means none) and score."""
-    xyz_angstrom = voxels_to_angstrom(zyx_to_xyz(picks.zyx), picks.voxel_size)
+    xyz_angstrom = voxels_to_angstrom(zyx_to_xyz(picks.zyx), picks.known_voxel_size())
     matrices = orientations(picks)
     scores = picks.features["score"].to_numpy(dtype=float)
     clusters = picks.features["cluster"].to_numpy(dtype=int)
@@ -577,6 +638,7 @@ def write_copick_json(
     instance id (cluster + 1, 0 = none); ``object_name`` defaults to the picks' one class (see :func:`copick_object_name`)."""
     try:
         name = object_name or copick_object_name(picks)
+        voxel_size = picks.known_voxel_size()
     except CryoetInputError as error:
         raise CryoetInputError(path, error.problem) from None
     document = {
@@ -584,7 +646,7 @@ def write_copick_json(
         "user_id": user_id,
         "session_id": session_id,
         "run_name": picks.tomogram or None,
-        "voxel_spacing": float(picks.voxel_size),
+        "voxel_spacing": voxel_size,
         "unit": "angstrom",
         "trust_orientation": orientations(picks) is not None,
         "points": copick_points(picks),
@@ -625,10 +687,19 @@ def read_copick_json(path: str | Path, voxel_size: float | None = None) -> Picks
 # ---------------------------------------------------------------------------------------------
 # SHREC particle_locations.txt
 
+#: SHREC's voxels are 1 nm: the voxel size of its ``particle_locations.txt`` (which states no
+#: unit) and of a SHREC reconstruction whose header has none.
+SHREC_VOXEL_SIZE = DEFAULT_VOXEL_SIZE
+
 
 @reader("SHREC particle_locations")
-def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str = "xyz") -> Picks:
+def read_shrec_locations(
+    path: str | Path, voxel_size: float | None = None, order: str = "xyz"
+) -> Picks:
     """Read a SHREC ``particle_locations.txt``: ``CLASS X Y Z rotZ1 rotX rotZ2`` per line.
+
+    The file states no unit: its voxels are ``voxel_size`` Å, by default SHREC's
+    (:data:`SHREC_VOXEL_SIZE`).
 
     ``order="zyx"`` reads SHREC 2019 files, whose columns are ``CLASS Z Y X ...``. Angles may be
     NaN (vesicles, fiducials) or absent. The class goes to the ``class`` feature, angles to
@@ -637,6 +708,9 @@ def read_shrec_locations(path: str | Path, voxel_size: float = 10.0, order: str 
     path = Path(path)
     if order not in ("xyz", "zyx"):
         raise ValueError(f"order must be 'xyz' or 'zyx', got {order!r}")
+    voxel_size = resolve_voxel_size(
+        None, voxel_size, default=SHREC_VOXEL_SIZE, what=path, warn=False
+    )
 
     def reader(p: Path) -> pd.DataFrame:
         return pd.read_csv(p, sep=r"\s+", header=None, comment="#", dtype={0: str})

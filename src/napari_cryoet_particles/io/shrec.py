@@ -6,16 +6,15 @@ from pathlib import Path
 import numpy as np
 
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.picks import Picks, read_shrec_locations
+from napari_cryoet_particles.io.picks import SHREC_VOXEL_SIZE, Picks, read_shrec_locations
 from napari_cryoet_particles.io.tomogram import Volume, read_tomogram
+from napari_cryoet_particles.io.units import resolve_voxel_size
 
 RECONSTRUCTION = "reconstruction.mrc"
 LOCATIONS = "particle_locations.txt"
 OCCUPANCY = "occupancy_mask.mrc"
 CLASS_MASK = "class_mask.mrc"
 GRAND_MODEL = "grandmodel.mrc"
-#: SHREC 2021 default voxel size (1 nm) when the reconstruction's header has none.
-SHREC_VOXEL_SIZE = 10.0
 
 
 @dataclass
@@ -40,8 +39,9 @@ def read_shrec_folder(path: str | Path) -> ShrecDataset:
     if not is_shrec_folder(folder):
         raise CryoetInputError(folder, f"not a SHREC dataset folder (no {RECONSTRUCTION})")
     tomogram = read_tomogram(folder / RECONSTRUCTION)
-    if tomogram.voxel_size is None:
-        tomogram.voxel_size = SHREC_VOXEL_SIZE
+    tomogram.voxel_size = resolve_voxel_size(
+        tomogram.voxel_size, default=SHREC_VOXEL_SIZE, warn=False
+    )
     truth = None
     if (folder / LOCATIONS).is_file():
         truth = read_shrec_locations(folder / LOCATIONS, voxel_size=tomogram.voxel_size)

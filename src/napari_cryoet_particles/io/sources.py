@@ -5,6 +5,7 @@ This is what the CLI's ``--truth`` / ``--pred`` / ``convert`` read through, so a
 copick project and a CSV are all accepted in the same places.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from napari_cryoet_particles.io.copick_project import (
@@ -17,46 +18,51 @@ from napari_cryoet_particles.io.copick_project import (
 )
 from napari_cryoet_particles.io.errors import CryoetInputError, reader
 from napari_cryoet_particles.io.formats import read_picks_by_tomogram
-from napari_cryoet_particles.io.picks import Picks
+from napari_cryoet_particles.io.picks import Picks, wanted_tomogram
 from napari_cryoet_particles.io.shrec import is_shrec_folder, read_shrec_folder
 
 
+@dataclass(frozen=True)
+class CopickQuery:
+    """Which picks of a copick project: those of ``run`` (default: every run) in the picks sets
+    of this user, session and object (default: any)."""
+
+    run: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    object_name: str | None = None
+
+
 @reader("a copick project")
-def read_copick_source(
-    path: str | Path,
-    run: str | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    object_name: str | None = None,
-) -> dict[str, Picks]:
-    """The picks of every run of a copick project (or of ``run``), in voxels of each run's finest
-    tomogram spacing, filtered by user, session and object."""
+def read_copick_source(path: str | Path, query: CopickQuery = CopickQuery()) -> dict[str, Picks]:
+    """The picks of a copick project that ``query`` asks for, by run, in voxels of each run's
+    finest tomogram spacing."""
     root = open_project(path)
-    names = [get_run(root, run, path).name] if run else run_names(root)
+    names = [get_run(root, query.run, path).name] if query.run else run_names(root)
     return {
         name: read_run_picks(
-            root, name, run_voxel_size(root, name), object_name, user_id, session_id
+            root,
+            name,
+            run_voxel_size(root, name),
+            query.object_name,
+            query.user_id,
+            query.session_id,
         )
         for name in names
     }
 
 
 def read_picks_source(
-    path: str | Path,
-    *,
-    run: str | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    object_name: str | None = None,
-    **options: object,
+    path: str | Path, copick: CopickQuery = CopickQuery(), **options: object
 ) -> dict[str, Picks]:
-    """Picks per tomogram from a copick project, a SHREC folder or a picks file (``options``:
-    :class:`~napari_cryoet_particles.io.formats.ReadOptions`; ``tomogram`` keeps just that one)."""
+    """Picks per tomogram from a copick project (those ``copick`` asks for), a SHREC folder or a
+    picks file (``options``: :class:`~napari_cryoet_particles.io.formats.ReadOptions`;
+    ``tomogram`` keeps just that one)."""
     path = Path(path)
     if not path.exists():
         raise CryoetInputError(path, "no such file or folder")
     if is_copick_config(path):
-        return read_copick_source(path, run, user_id, session_id, object_name)
+        return read_copick_source(path, copick)
     if path.is_dir():
         if not is_shrec_folder(path):
             raise CryoetInputError(path, "folder is neither a SHREC folder nor a picks file")
@@ -65,11 +71,5 @@ def read_picks_source(
             raise CryoetInputError(path, "SHREC folder has no particle_locations.txt")
         return {dataset.truth.tomogram: dataset.truth}
     by_tomogram = read_picks_by_tomogram(path, **options)
-    wanted = options.get("tomogram")
-    if wanted is not None and set(by_tomogram) != {""}:
-        if wanted not in by_tomogram:
-            raise CryoetInputError(
-                path, f"no picks for tomogram {wanted!r} (has: {', '.join(by_tomogram)})"
-            )
-        return {str(wanted): by_tomogram[str(wanted)]}
-    return by_tomogram
+    name = wanted_tomogram(by_tomogram, options.get("tomogram"), path)  # type: ignore[arg-type]
+    return by_tomogram if name is None else {name: by_tomogram[name]}

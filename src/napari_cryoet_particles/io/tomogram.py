@@ -10,10 +10,9 @@ import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_write
 from napari_cryoet_particles.io.errors import CryoetInputError, reader
+from napari_cryoet_particles.io.units import PLAUSIBLE_VOXEL_SIZE, resolve_voxel_size
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st")
-#: Voxel sizes outside this range (Å) are taken for a broken header, not a real tomogram.
-PLAUSIBLE_VOXEL_SIZE = (0.1, 1000.0)
 #: Arrays up to this many voxels are scanned for NaN/Inf when opened; bigger ones are sampled.
 FULL_SCAN_VOXELS = 64 * 1024 * 1024
 
@@ -22,7 +21,8 @@ FULL_SCAN_VOXELS = 64 * 1024 * 1024
 class Volume:
     """A tomogram: a (z, y, x) array, possibly memory-mapped, and its voxel size in Å.
 
-    ``voxel_size`` is ``None`` when the file's header gives none (0 in the header).
+    ``voxel_size`` is ``None`` when the file's header gives none (0 in the header); the step
+    that needs a number decides what to assume (see :mod:`napari_cryoet_particles.io.units`).
     """
 
     data: np.ndarray
@@ -32,10 +32,6 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
-
-    @property
-    def voxel_size_or_default(self) -> float:
-        return self.voxel_size if self.voxel_size is not None else 1.0
 
 
 def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None:
@@ -114,20 +110,12 @@ def read_tomogram(
     if min(data.shape) < 1:
         mrc.close()
         raise CryoetInputError(path, f"empty volume of shape {data.shape}")
-    if voxel_size is None:
-        try:
-            header_size = _header_voxel_size(mrc, path)
-        except CryoetInputError:
-            mrc.close()
-            raise
-    else:  # the user's value replaces the header, which is then not even looked at
-        low, high = PLAUSIBLE_VOXEL_SIZE
-        if not np.isfinite(voxel_size) or not low <= float(voxel_size) <= high:
-            mrc.close()
-            raise CryoetInputError(
-                path, f"voxel size {voxel_size} Å is implausible (expected {low:g}-{high:g} Å)"
-            )
-        header_size = float(voxel_size)
+    try:  # the user's value replaces the header, which is then not even looked at
+        header = None if voxel_size is not None else _header_voxel_size(mrc, path)
+        size = resolve_voxel_size(header, voxel_size, what=path)
+    except CryoetInputError:
+        mrc.close()
+        raise
     if check_finite:
         bad = count_non_finite(data)
         if bad:
@@ -137,7 +125,7 @@ def read_tomogram(
                 f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''} out of {data.size} voxels",
             )
     # The memory map stays open as long as ``data`` is referenced (numpy keeps the mmap alive).
-    return Volume(data=data, voxel_size=header_size, path=path)
+    return Volume(data=data, voxel_size=size, path=path)
 
 
 def write_tomogram(

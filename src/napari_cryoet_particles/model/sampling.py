@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 from napari_cryoet_particles.model.normalize import NormStats, normalize, robust_stats
 
 #: Content-map cell size in working voxels.
@@ -75,7 +76,8 @@ def make_source(
         stats = robust_stats(volume.data)
     except CryoetInputError as error:
         raise CryoetInputError(volume.path, error.problem) from None
-    ratio = working_voxel_size / volume.voxel_size_or_default
+    voxel_size = resolve_voxel_size(volume.voxel_size, default=DEFAULT_VOXEL_SIZE, what=name)
+    ratio = working_voxel_size / voxel_size
     cell = max(1, round(CONTENT_CELL * ratio))
     content = content_map(volume.data, cell)
     margin_cells = [

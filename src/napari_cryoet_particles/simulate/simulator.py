@@ -27,6 +27,7 @@ from napari_cryoet_particles.io.shrec import (
     RECONSTRUCTION,
 )
 from napari_cryoet_particles.io.tomogram import write_tomogram
+from napari_cryoet_particles.io.units import nm_to_angstrom
 from napari_cryoet_particles.jobs import CancelToken, Progress, run_job
 from napari_cryoet_particles.simulate import imaging
 from napari_cryoet_particles.simulate.phantom import (
@@ -274,7 +275,7 @@ def _mean_counts(
     electrons arrive and the relative shot noise grows.
     """
     thickness = config.shape[0] * VOXEL_SIZE
-    free_path = config.ice_free_path * 10.0
+    free_path = nm_to_angstrom(config.ice_free_path)
     path = 1.0 / np.abs(np.cos(np.deg2rad(angles)))
     if config.physical_noise:
         per_tilt = config.dose / len(angles) * VOXEL_SIZE**2
@@ -508,10 +509,8 @@ def _simulate_and_write(
 
 def simulate_dataset(
     folder: str | Path,
-    size: tuple[int, int, int] = (200, 512, 512),
-    seed: int = 0,
+    size: tuple[int, int, int] | None = None,
     layout: str | Path | Picks | None = None,
-    snr: float | None = 0.1,
     overwrite: bool = False,
     projections: bool = True,
     **options: object,
@@ -520,13 +519,16 @@ def simulate_dataset(
 
     ``size`` is (z, y, x) voxels of 10 Å; ``layout`` a SHREC ``particle_locations.txt`` (or
     :class:`Picks`) to place the objects instead of drawing them; ``options`` any other
-    :class:`SimulationConfig` field (``tilt_range``, ``defocus``, ``n_particles`` ...).
+    :class:`SimulationConfig` field (``seed``, ``snr``, ``tilt_range``, ``defocus``,
+    ``n_particles`` ...). What is not given keeps :class:`SimulationConfig`'s default.
     """
-    names = {f.name for f in fields(SimulationConfig)} - {"shape", "seed", "snr"}
+    names = {f.name for f in fields(SimulationConfig)} - {"shape"}
     unknown = sorted(set(options) - names)
     if unknown:
         raise CryoetInputError(None, f"unknown simulation option(s) {', '.join(unknown)}")
-    config = SimulationConfig(shape=tuple(size), seed=seed, snr=snr, **options)  # type: ignore[arg-type]
+    if size is not None:
+        options["shape"] = tuple(size)
+    config = SimulationConfig(**options)  # type: ignore[arg-type]
     run_job(simulate_dataset_job(folder, config, layout, overwrite, projections))
     return Path(folder)
 
