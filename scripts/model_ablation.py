@@ -20,7 +20,7 @@ from napari_cryoet_particles.evaluate import SHREC2021_SKIP, score_shrec
 from napari_cryoet_particles.io import read_shrec_folder, read_tomogram
 from napari_cryoet_particles.jobs import run_job_with_bar
 from napari_cryoet_particles.model.augment import AugmentConfig
-from napari_cryoet_particles.model.train import TrainConfig, train
+from napari_cryoet_particles.model.train import TrainConfig, train_job
 from napari_cryoet_particles.simulate import simulate_dataset
 
 TRAINING_SEEDS = (1000,)
@@ -81,7 +81,7 @@ def main() -> None:
         out = work / f"model-{'-'.join(sorted(weights))}-rot{int(augment.rotations)}.pt"
         if not out.exists():
             started = time.perf_counter()
-            run_job_with_bar(train(volumes, out, config, device="cpu", overwrite=True), name)
+            run_job_with_bar(train_job(volumes, out, config, device="cpu", overwrite=True), name)
             print(f"{name}: trained in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
         scores = {}
         for seed, dataset in tests.items():

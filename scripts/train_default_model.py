@@ -18,7 +18,7 @@ from pathlib import Path
 from napari_cryoet_particles.io import read_tomogram
 from napari_cryoet_particles.jobs import run_job_with_bar
 from napari_cryoet_particles.model.checkpoint import default_model_path
-from napari_cryoet_particles.model.train import TrainConfig, export_model, train
+from napari_cryoet_particles.model.train import TrainConfig, export_model, train_job
 from napari_cryoet_particles.simulate import simulate_dataset
 
 #: Simulation seeds of the training tomograms (never below 1000: those belong to benchmarks).
@@ -56,7 +56,7 @@ def main() -> None:
     raw = work / "default_model_training.pt"
     started = time.perf_counter()
     result = run_job_with_bar(
-        train(volumes, raw, config, device="cpu", overwrite=True), "train default model"
+        train_job(volumes, raw, config, device="cpu", overwrite=True), "train default model"
     )
     minutes = (time.perf_counter() - started) / 60
     metadata = {

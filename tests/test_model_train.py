@@ -18,7 +18,7 @@ from napari_cryoet_particles.model.train import (
     Trainer,
     export_model,
     learning_rate_at,
-    train,
+    train_job,
 )
 
 ALL_TERMS = {"ntxent": 1.0, "dense": 0.5, "pixel": 1.0, "puzzle_ce": 0.5, "puzzle_kl": 0.5}
@@ -74,7 +74,8 @@ def test_short_training_lowers_the_loss(tmp_path: Path, volume: Volume) -> None:
     config = tiny_config(steps=40, batch_size=8, learning_rate=5e-3, seed=1)
     losses = []
     result = run_job(
-        train([volume], tmp_path / "m.pt", config), lambda p: losses.append(p.values.get("loss"))
+        train_job([volume], tmp_path / "m.pt", config),
+        lambda p: losses.append(p.values.get("loss")),
     )
     losses = [v for v in losses if v is not None]
     assert len(losses) == 40 and result.steps == 40
@@ -86,7 +87,7 @@ def test_short_training_lowers_the_loss(tmp_path: Path, volume: Volume) -> None:
 
 def test_cancel_and_resume_equal_an_uninterrupted_run(tmp_path: Path, volume: Volume) -> None:
     config = tiny_config(steps=6)
-    run_job(train([volume], tmp_path / "full.pt", config))
+    run_job(train_job([volume], tmp_path / "full.pt", config))
 
     token = CancelToken()
 
@@ -95,9 +96,9 @@ def test_cancel_and_resume_equal_an_uninterrupted_run(tmp_path: Path, volume: Vo
             token.cancel()
 
     with pytest.raises(JobCancelled):
-        run_job(train([volume], tmp_path / "part.pt", config, token=token), cancel_after_three)
+        run_job(train_job([volume], tmp_path / "part.pt", config, cancel=token), cancel_after_three)
     assert load_checkpoint(tmp_path / "part.pt").training_state["step"] == 3
-    run_job(train([volume], tmp_path / "part.pt", None, resume=True))
+    run_job(train_job([volume], tmp_path / "part.pt", None, resume=True))
 
     full = load_checkpoint(tmp_path / "full.pt")
     resumed = load_checkpoint(tmp_path / "part.pt")
@@ -110,7 +111,7 @@ def test_ctrl_c_mid_step_and_abandoning_leave_resumable_checkpoints(
     tmp_path: Path, volume: Volume, monkeypatch
 ) -> None:
     config = tiny_config(steps=5)
-    run_job(train([volume], tmp_path / "full.pt", config))
+    run_job(train_job([volume], tmp_path / "full.pt", config))
     original = Trainer.losses
     calls = []
 
@@ -123,16 +124,16 @@ def test_ctrl_c_mid_step_and_abandoning_leave_resumable_checkpoints(
 
     monkeypatch.setattr(Trainer, "losses", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_job(train([volume], tmp_path / "part.pt", config))
+        run_job(train_job([volume], tmp_path / "part.pt", config))
     monkeypatch.setattr(Trainer, "losses", original)
     assert load_checkpoint(tmp_path / "part.pt").training_state["step"] == 2
 
-    job = train([volume], tmp_path / "part.pt", None, resume=True)
+    job = train_job([volume], tmp_path / "part.pt", None, resume=True)
     while next(job).step < 4:
         pass
     job.close()  # e.g. a GUI dropping the job between steps
     assert load_checkpoint(tmp_path / "part.pt").training_state["step"] == 4
-    run_job(train([volume], tmp_path / "part.pt", None, resume=True))
+    run_job(train_job([volume], tmp_path / "part.pt", None, resume=True))
     full, resumed = load_checkpoint(tmp_path / "full.pt"), load_checkpoint(tmp_path / "part.pt")
     for name, tensor in full.encoder.state_dict().items():
         assert torch.equal(tensor, resumed.encoder.state_dict()[name]), name
@@ -154,7 +155,7 @@ def test_momentum_target_follows_the_online_encoder(volume: Volume) -> None:
 def test_loss_terms_are_selectable(tmp_path: Path, volume: Volume) -> None:
     seen = []
     config = tiny_config(steps=2, loss_weights={"ntxent": 1.0, "puzzle_ce": 1.0})
-    run_job(train([volume], tmp_path / "m.pt", config), lambda p: seen.append(set(p.values)))
+    run_job(train_job([volume], tmp_path / "m.pt", config), lambda p: seen.append(set(p.values)))
     assert {"ntxent", "puzzle_ce", "loss", "crops_per_s"} == seen[-1]
     with pytest.raises(CryoetInputError, match="unknown loss"):
         tiny_config(loss_weights={"jigsaw": 1.0})
@@ -166,21 +167,21 @@ def test_training_refuses_to_overwrite_and_resume_needs_state(
     tmp_path: Path, volume: Volume
 ) -> None:
     out = tmp_path / "m.pt"
-    run_job(train([volume], out, tiny_config(steps=1)))
+    run_job(train_job([volume], out, tiny_config(steps=1)))
     with pytest.raises(CryoetInputError, match="exists already"):
-        run_job(train([volume], out, tiny_config(steps=1)))
+        run_job(train_job([volume], out, tiny_config(steps=1)))
     exported = export_model(out, tmp_path / "final.pt")
     assert load_checkpoint(exported).training_state is None
     with pytest.raises(CryoetInputError, match="no training state"):
-        run_job(train([volume], exported, None, resume=True))
+        run_job(train_job([volume], exported, None, resume=True))
 
 
 def test_init_from_a_checkpoint(tmp_path: Path, volume: Volume) -> None:
-    first = run_job(train([volume], tmp_path / "a.pt", tiny_config(steps=2))).path
+    first = run_job(train_job([volume], tmp_path / "a.pt", tiny_config(steps=2))).path
     other = tiny_config(
         steps=1, encoder=EncoderConfig(stride=2, width=8, depth=1, dilations=(1,), embedding_dim=6)
     )
-    second = run_job(train([volume], tmp_path / "b.pt", other, init=first)).path
+    second = run_job(train_job([volume], tmp_path / "b.pt", other, init=first)).path
     assert (
         load_checkpoint(second).config.encoder == TINY_ENCODER
     )  # the init model's architecture wins

@@ -177,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.jobs import run_job_with_bar
     from napari_cryoet_particles.model.augment import AugmentConfig
-    from napari_cryoet_particles.model.train import TrainConfig, train
+    from napari_cryoet_particles.model.train import TrainConfig, train_job
 
     check_output_file(args.out, args.overwrite or args.resume, CHECKPOINT_SUFFIXES, "checkpoint")
     volumes = [read_tomogram(path) for path in args.tomograms]
@@ -191,7 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.crop_size is not None:
             settings["augment"] = AugmentConfig(crop_size=args.crop_size)
         config = TrainConfig(**settings)
-    job = train(
+    job = train_job(
         volumes,
         args.out,
         config,

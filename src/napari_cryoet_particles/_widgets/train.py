@@ -304,7 +304,7 @@ class TrainWidget(QWidget):
             show_info("Tick at least one tomogram to train on (open one in the Tomogram dock)")
             return False
         try:
-            from napari_cryoet_particles.model.train import train
+            from napari_cryoet_particles.model.train import train_job
         except ImportError as error:
             show_info(f"Training is not available in this installation ({error})")
             return False
@@ -325,7 +325,9 @@ class TrainWidget(QWidget):
 
         def make_job(cancel):
             # model/train.py still calls its cancel argument ``token`` (to be renamed ``cancel``)
-            return train(volumes, out, self.train_config(), device=device, init=init, token=cancel)
+            return train_job(
+                volumes, out, self.train_config(), device=device, init=init, cancel=cancel
+            )
 
         self.plot.clear()
         self.start_button.setEnabled(False)

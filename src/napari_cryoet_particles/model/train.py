@@ -418,7 +418,7 @@ def _resolve_init(init: str | Path | None) -> Path | None:
     return Path(init)
 
 
-def train(
+def train_job(
     volumes: Sequence[Volume],
     out: str | Path,
     config: TrainConfig | None = None,
@@ -426,7 +426,7 @@ def train(
     init: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    token: CancelToken | None = None,
+    cancel: CancelToken | None = None,
 ) -> Job[TrainResult]:
     """Train the encoder on ``volumes`` without labels; a job generator (see :mod:`..jobs`).
 
@@ -438,7 +438,7 @@ def train(
     :class:`TrainResult`.
     """
     out = Path(out)
-    token = token or CancelToken()
+    cancel = cancel or CancelToken()
     if not volumes:
         raise CryoetInputError(None, "training needs at least one tomogram")
     if not out.parent.exists():
@@ -480,7 +480,7 @@ def train(
     yield Progress(trainer.step_index, config.steps, "preparing", {})
     while trainer.step_index < config.steps:
         try:
-            token.check()
+            cancel.check()
         except JobCancelled:
             trainer.save(out)
             raise
