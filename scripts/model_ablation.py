@@ -89,7 +89,7 @@ def main() -> None:
                 dataset.tomogram,
                 out,
                 DetectionConfig(
-                    torch_threads=args.threads,
+                    threads=args.threads,
                     density_weight=args.density_weight,
                     n_clusters=args.clusters,
                 ),

@@ -94,7 +94,7 @@ def sample() -> Scene:
     return blob_scene(seed=3)
 
 
-CONFIG = DetectionConfig(diameter_nm=4.0, torch_threads=1)
+CONFIG = DetectionConfig(diameter_nm=4.0, threads=1)
 
 
 @pytest.mark.parametrize("stride", [2, 4])
@@ -150,7 +150,7 @@ def test_random_model_runs_end_to_end_on_the_simulated_sample() -> None:
     torch.manual_seed(0)
     encoder = DenseEncoder(EncoderConfig(width=4, depth=1, dilations=(1,), embedding_dim=4))
     job = detect_particles_job(
-        Volume(simulated.volume, simulated.voxel_size), encoder, DetectionConfig(torch_threads=1)
+        Volume(simulated.volume, simulated.voxel_size), encoder, DetectionConfig(threads=1)
     )
     reports = []
     result = run_job(job, reports.append)
@@ -240,7 +240,7 @@ def test_bad_settings_give_clear_errors(sample, config: DetectionConfig) -> None
 
 
 def test_groups_follow_the_request(sample) -> None:
-    config = DetectionConfig(diameter_nm=4.0, groups=3, torch_threads=1)
+    config = DetectionConfig(diameter_nm=4.0, groups=3, threads=1)
     result = detect_particles(Volume(sample.volume, 10.0), BlobEncoder(), config)
     assert result.info["n_groups"] == 3
     assert set(result.picks.features["group"]) == {0, 1, 2}
@@ -401,7 +401,7 @@ def test_groups_separate_two_particle_sizes() -> None:
     for c in small.centres[big_kind]:
         d2 = sum((grid[a] - c[a]) ** 2 for a in range(3))
         volume -= 1.5 * np.exp(-d2 / (2 * 3.0**2)).astype(np.float32)
-    config = DetectionConfig(diameter_nm=8.0, groups=2, threshold=0.5, torch_threads=1)
+    config = DetectionConfig(diameter_nm=8.0, groups=2, threshold=0.5, threads=1)
     result = detect_particles(Volume(volume, 10.0), BlobEncoder(), config)
     assert result.info["threshold"] == 0.5 and 0 < result.info["auto_threshold"] < 1
     distance, index = cKDTree(small.centres).query(result.picks.zyx)

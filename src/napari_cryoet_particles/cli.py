@@ -444,7 +444,7 @@ def run_detect(args: argparse.Namespace) -> int:
             args.score_map, args.overwrite, (*TOMOGRAM_SUFFIXES, OME_ZARR_SUFFIX), "score map"
         )
     config = detection_config(
-        args, device=args.device, torch_threads=args.threads, keep_score_map=bool(args.score_map)
+        args, device=args.device, threads=args.threads, keep_score_map=bool(args.score_map)
     )
     volume, root = _detect_input(args)
     result = run_job_with_bar(

@@ -235,8 +235,8 @@ def batch_detect_job(
                 )
     out.mkdir(parents=True, exist_ok=True)
     model_arg = None if model is None else str(model)
-    if config.torch_threads is None:
-        config = dataclasses.replace(config, torch_threads=threads_per_worker)
+    if config.threads is None:
+        config = dataclasses.replace(config, threads=threads_per_worker)
 
     items: list[BatchItem] = []
     for path, target in zip(paths, targets, strict=True):

@@ -66,7 +66,7 @@ class DetectionConfig:
     max_picks: int | None = None
     keep_score_map: bool = True
     seed: int = 0
-    torch_threads: int | None = None
+    threads: int | None = None
 
     def validated(self) -> "DetectionConfig":
         from napari_cryoet_particles.io.errors import CryoetInputError

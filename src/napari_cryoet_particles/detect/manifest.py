@@ -35,7 +35,7 @@ MANIFEST_NAME = "batch_manifest.json"
 FORMAT_TAG = "napari-cryoet-particles/batch-manifest"
 FORMAT_VERSION = 1
 #: Settings that do not change the picks (where and how fast they are computed).
-NOT_PARAMETERS = ("device", "torch_threads", "keep_score_map")
+NOT_PARAMETERS = ("device", "threads", "keep_score_map")
 HASH_CHUNK = 8 * 1024 * 1024
 
 

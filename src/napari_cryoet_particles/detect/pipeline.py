@@ -193,7 +193,7 @@ def detect_particles_job(
     config = (config or DetectionConfig()).validated()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    threads = configure_threads(config.torch_threads)
+    threads = configure_threads(config.threads)
     device = select_device(config.device)
     encoder, working_size = resolve_model(model, device)
     stride, field = encoder_geometry(encoder)
