@@ -302,8 +302,8 @@ def detect_particles_job(
     )
     step += 1
     cells = coarse_cells(found.zyx, stride, grid)
-    found = found.take(np.flatnonzero(mask[tuple(cells.T)]))
-    cells = coarse_cells(found.zyx, stride, grid)
+    inside = np.flatnonzero(mask[tuple(cells.T)])
+    found, cells = found.take(inside), cells[inside]
     learned = probability_at(probability, found.zyx, stride)
     values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
