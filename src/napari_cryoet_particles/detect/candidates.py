@@ -11,9 +11,11 @@ first, suppress the weaker ones that lie within :data:`REACH` times the stronger
 particle gives one pick while two touching small particles, each found at a small radius, stay
 two.
 
-The volume is processed in z-slabs with halos, so memory is bounded by a slab, not the tomogram;
-radii from :data:`BIN_FROM_RADIUS` up are filtered on a 2× block mean of the volume (the large
-scales do not need full resolution, and this makes them 8× cheaper).
+The volume is processed in blocks with halos — z-slabs of :data:`SLAB` planes, cut along y and x
+when a plane is wider than :data:`PLANE_SIDE` — so memory is bounded by a block, not the
+tomogram (the robust z-score is each block's). Radii from :data:`BIN_FROM_RADIUS` up are
+filtered on a 2× block mean of the volume, made block by block from the full-resolution one (the
+large scales do not need full resolution, and this makes them 8× cheaper).
 """
 
 from collections.abc import Callable, Iterator
@@ -25,6 +27,8 @@ from scipy import ndimage
 from napari_cryoet_particles.detect.peaks import suppress_close
 from napari_cryoet_particles.jobs import Progress, run_job
 
+Box = tuple[slice, slice, slice]
+
 #: ``G(σ) - G(SIGMA_RATIO·σ)`` with ``σ = r/√3``: the scale at which a 3D blob of radius r responds most.
 SIGMA_RATIO = 1.6
 #: A weaker candidate within this many radii of a stronger one (the stronger one's radius) is
@@ -34,8 +38,11 @@ REACH = 2.0
 BIN_FROM_RADIUS = 4.5
 #: Ratio between successive radii.
 RADIUS_STEP = 1.4
-#: z-planes per slab (before halos).
+#: z-planes per block (before halos).
 SLAB = 128
+#: Blocks are at most this many voxels along y and x (before halos): with :data:`SLAB` this
+#: bounds the memory of the search (about three float32 arrays of a block with its halo).
+PLANE_SIDE = 512
 #: Gaussian filters are truncated at this many sigmas (scipy: 4; 3 is a third faster, F1 within 0.005 on validation).
 TRUNCATE = 3.0
 
@@ -96,101 +103,149 @@ def dog_zscore(slab: np.ndarray, radius: float) -> np.ndarray:
     return response
 
 
-def _slab_maxima(
-    zscore: np.ndarray, window: int, floor: float, core: tuple[int, int]
+def _block_maxima(
+    zscore: np.ndarray, window: int, floor: float, core: tuple[slice, slice, slice]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Local maxima of ``zscore`` above ``floor`` whose z lies in ``core`` (start, stop)."""
+    """Local maxima of ``zscore`` above ``floor`` inside ``core`` (a box of ``zscore``)."""
     peak = ndimage.maximum_filter(zscore, size=2 * window + 1, mode="nearest") == zscore
     peak &= zscore >= floor
-    peak[: core[0]] = False
-    peak[core[1] :] = False
-    where = np.argwhere(peak)
+    where = np.argwhere(peak[core]) + [s.start for s in core]
     return where, zscore[tuple(where.T)]
 
 
+def _split(n: int, side: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into the fewest near-equal parts of at most ``side``."""
+    count = -(-n // side)
+    edges = np.linspace(0, n, count + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+def blocks(shape: tuple[int, int, int], slab: int, side: int = PLANE_SIDE) -> list[Box]:
+    """Cores of the blocks a volume is searched in: ``slab`` z-planes by at most ``side``² voxels."""
+    zs = [(z, min(shape[0], z + slab)) for z in range(0, shape[0], slab)]
+    return [
+        (slice(*z), slice(*y), slice(*x))
+        for z in zs
+        for y in _split(shape[1], side)
+        for x in _split(shape[2], side)
+    ]
+
+
+def _grow(core: Box, halo: int, shape: tuple[int, ...]) -> Box:
+    return tuple(
+        slice(max(0, s.start - halo), min(n, s.stop + halo))
+        for s, n in zip(core, shape, strict=True)
+    )  # type: ignore[return-value]
+
+
+def _inside(box: Box, outer: Box) -> Box:
+    """``box`` in the coordinates of the array read for ``outer``."""
+    return tuple(
+        slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer, strict=True)
+    )  # type: ignore[return-value]
+
+
 def _scan(
-    read: Callable[[int, int], np.ndarray],
-    depth: int,
+    read: Callable[[Box], np.ndarray],
+    shape: tuple[int, int, int],
     radii: list[float],
     floor: float,
     slab: int,
     check: Callable[[], None] | None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per slab: maxima (zyx in ``read``'s voxels), robust z and radius at every scale in ``radii``.
+    """Per block: maxima (zyx in ``read``'s voxels), robust z and radius at every scale in ``radii``.
 
-    ``read(lo, hi)`` returns planes ``lo:hi`` with particles bright.
+    ``read(box)`` returns that box of the volume with particles bright. Each block is read once
+    with the widest scale's halo; each scale filters the part its own halo needs, and its robust
+    z-score is that block's (see :func:`dog_zscore`).
     """
     if not radii:
         return
     halos = {r: _halo(r) for r in radii}
-    outer = max(halos.values())
-    for start in range(0, depth, slab):
+    for core in blocks(shape, slab):
         if check is not None:
             check()
-        stop = min(depth, start + slab)
-        lo, hi = max(0, start - outer), min(depth, stop + outer)
-        block = read(lo, hi)
+        outer = _grow(core, max(halos.values()), shape)
+        block = read(outer)
         zyx, strength, radius = [], [], []
         for r, halo in halos.items():
-            a, b = max(0, start - halo), min(depth, stop + halo)
-            z = dog_zscore(np.ascontiguousarray(block[a - lo : b - lo], dtype=np.float32), r)
-            where, values = _slab_maxima(z, _window(r), floor, (start - a, stop - a))
-            zyx.append(where + [a, 0, 0])
+            part = _grow(core, halo, shape)
+            view = np.asarray(block[_inside(part, outer)], dtype=np.float32)
+            where, values = _block_maxima(
+                dog_zscore(view, r), _window(r), floor, _inside(core, part)
+            )
+            zyx.append(where + [s.start for s in part])
             strength.append(values)
             radius.append(np.full(len(values), r))
+        del block
         yield np.concatenate(zyx), np.concatenate(strength), np.concatenate(radius)
 
 
+def binned_reader(read: Callable[[Box], np.ndarray], chunk: int = 8) -> Callable[[Box], np.ndarray]:
+    """``read`` of the 2× block mean (:func:`block_mean2`) of the volume ``read`` gives, made
+    ``chunk`` binned planes at a time so the full-resolution box is never read whole."""
+
+    def read_binned(box: Box) -> np.ndarray:
+        z, y, x = box
+        out = np.empty((z.stop - z.start, y.stop - y.start, x.stop - x.start), dtype=np.float32)
+        for lo in range(z.start, z.stop, chunk):
+            hi = min(z.stop, lo + chunk)
+            full = read(
+                (
+                    slice(2 * lo, 2 * hi),
+                    slice(2 * y.start, 2 * y.stop),
+                    slice(2 * x.start, 2 * x.stop),
+                )
+            )
+            out[lo - z.start : hi - z.start] = block_mean2(full)
+        return out
+
+    return read_binned
+
+
 def multiscale_candidates_job(
-    read: Callable[[tuple[slice, slice, slice]], np.ndarray],
+    read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],
     radii: np.ndarray,
     floor: float,
     check: Callable[[], None] | None = None,
     slab: int = SLAB,
 ) -> Iterator[Progress]:
-    """Generator over slabs (yields :class:`Progress`); returns the :class:`Candidates`.
+    """Generator over blocks (yields :class:`Progress`); returns the :class:`Candidates`.
 
     ``read(box)`` gives the normalised volume with particles dark (the model's view); maxima of
     every scale with a robust z of at least ``floor`` are candidates, then de-duplicated by
     size (:func:`suppress_by_size`). Radii from :data:`BIN_FROM_RADIUS` up are searched on a 2×
-    block mean of the volume, built slab by slab.
+    block mean of the volume, made block by block (:func:`binned_reader`).
     """
-    depth = int(shape[0])
+    shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
     fine = [float(r) for r in radii if r < BIN_FROM_RADIUS]
     coarse = [float(r) / 2.0 for r in radii if r >= BIN_FROM_RADIUS]
-    whole = (slice(None), slice(None))
-    binned_parts: list[np.ndarray] = []
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    binned_shape = tuple(n // 2 for n in shape)
 
-    def read_bright(lo: int, hi: int) -> np.ndarray:
-        block = read((slice(lo, hi), *whole))
+    def read_bright(box: Box) -> np.ndarray:
+        block = read(box)
         np.negative(block, out=block)
         return block
 
-    slabs = -(-depth // slab)
-    total = slabs * (1 + bool(fine)) + (-(-(depth // 2) // slab) if coarse else 0)
-    done = 0
-    for start in range(0, depth, slab):
-        if check is not None:
-            check()
-        if coarse:
-            stop = min(depth, start + slab)
-            binned_parts.append(block_mean2(read_bright(start, stop - (stop - start) % 2)))
-        done += 1
-        yield Progress(done, total, "blob candidates")
-    for zyx, strength, radius in _scan(read_bright, depth, fine, floor, slab, check):
-        found.append((zyx.astype(float), strength, radius))
-        done += 1
-        yield Progress(done, total, "blob candidates")
-    if coarse:
-        binned = np.concatenate(binned_parts)
-        for zyx, strength, radius in _scan(
-            lambda lo, hi: binned[lo:hi], len(binned), coarse, floor, slab, check
-        ):
-            found.append((zyx * 2.0 + 0.5, strength, radius * 2.0))
-            done += 1
-            yield Progress(done, total, "blob candidates")
+    scans = []
+    if fine:
+        scans.append((_scan(read_bright, shape, fine, floor, slab, check), 1.0, 0.0, shape))
+    if coarse and min(binned_shape) > 0:
+        scans.append(
+            (
+                _scan(binned_reader(read_bright), binned_shape, coarse, floor, slab, check),
+                2.0,
+                0.5,
+                binned_shape,
+            )
+        )
+    total = sum(len(blocks(scan[3], slab)) for scan in scans)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for scan, scale, offset, _ in scans:
+        for zyx, strength, radius in scan:
+            found.append((zyx * scale + offset, strength, radius * scale))
+            yield Progress(len(found), total, "blob candidates")
     if not found:
         return Candidates(np.zeros((0, 3)), np.zeros(0), np.zeros(0))
     zyx, strength, radius = (np.concatenate(parts) for parts in zip(*found, strict=True))
@@ -206,7 +261,7 @@ def suppress_by_size(candidates: Candidates, reach: float = REACH) -> Candidates
 
 
 def multiscale_candidates(
-    read: Callable[[tuple[slice, slice, slice]], np.ndarray],
+    read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],
     radii: np.ndarray,
     floor: float,

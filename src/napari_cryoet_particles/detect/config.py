@@ -121,6 +121,8 @@ class DetectionResult:
     ``score_map`` holds the particle probability (0-1) on a grid of ``score_map_voxel_size`` Å
     whose voxel ``i`` is centred on input voxel ``score_map_origin + i * score_map_step``
     (per axis, in input voxels); :func:`score_map_at_input` resamples it onto the input grid.
+    ``embeddings`` (n_picks, C) float32: each pick's embedding pooled over the 2³ coarse voxels
+    around it, the vectors its group comes from (None for results made without one).
     """
 
     picks: Picks
@@ -131,3 +133,4 @@ class DetectionResult:
     input_shape: tuple[int, int, int]
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None

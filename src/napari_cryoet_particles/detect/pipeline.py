@@ -1,4 +1,4 @@
-"""Detection end to end: tomogram → dense embedding → particle score → picks with groups.
+"""Detection end to end: tomogram → blob candidates → learned particle score → picks with groups.
 
 Stages (each timed in :attr:`DetectionResult.timings`):
 
@@ -6,15 +6,18 @@ Stages (each timed in :attr:`DetectionResult.timings`):
    normalise it like the training data, build a coarse overview (block mean over the encoder's
    stride), mask the empty regions outside the sample slab, and decide the contrast polarity
    from the skewness of the low-passed overview (:func:`~.volume.decide_sign`).
-2. ``fit``: embed a few randomly placed crops inside the mask, run k-means on sampled voxel
+2. ``candidates``: blob candidates at several radii (:mod:`.candidates`: multi-scale DoG, one
+   per object by size-aware suppression), inside the mask.
+3. ``fit``: embed a few randomly placed crops inside the mask, run k-means on sampled voxel
    embeddings and name the particle cluster(s) by darkness (:mod:`.cluster`).
-3. ``embed``: stream every tile through the encoder once; keep only the particle probability,
-   the cluster id and a 2×-pooled embedding per voxel of the coarse grid (memory stays bounded:
-   the full embedding is never held).
-4. ``peaks``: blob candidates at several radii (:mod:`.candidates`: multi-scale DoG, one per
-   object by size-aware suppression), scored by their strength plus the learned particle
-   probability at the blob (:func:`pick_score`), above the threshold.
-5. ``groups``: k-means on the pooled embedding at each pick (K given or by silhouette).
+4. ``embed``: stream every tile through the encoder once and keep, at the candidates only, the
+   particle probability (interpolated), the cluster id and the embedding pooled over 2³ coarse
+   voxels (:mod:`.gather`); the whole probability map only when ``keep_score_map``. No
+   whole-tomogram embedding or map is held, so memory stays bounded on huge tomograms.
+5. ``peaks``: candidates scored by their strength plus the learned particle probability at the
+   blob (:func:`pick_score`), above the threshold.
+6. ``groups``: k-means on the pooled embedding at each pick (K given or by silhouette); that
+   embedding is :attr:`DetectionResult.embeddings`.
 """
 
 import math
@@ -30,6 +33,7 @@ from torch import nn
 from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
 from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.tiling import (
     Tile,
@@ -46,9 +50,9 @@ from napari_cryoet_particles.detect.volume import (
     block_mean,
     check_volume,
     decide_sign,
+    low_pass_box,
     make_working_volume,
     particle_skewness,
-    release_pages,
     slab_mask,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
@@ -122,18 +126,15 @@ def _fit_crops(
     ]
 
 
+def grid_coordinates(zyx: np.ndarray, stride: int) -> np.ndarray:
+    """Working-voxel positions (N, 3) in coarse-grid coordinates (coarse voxel ``i`` centred on ``i``)."""
+    return (np.asarray(zyx, dtype=float).reshape(-1, 3) - (stride - 1) / 2.0) / stride
+
+
 def coarse_cells(zyx: np.ndarray, stride: int, grid: tuple[int, ...]) -> np.ndarray:
     """Index of the coarse (embedding) voxel holding each working-voxel position."""
-    cells = np.rint((np.asarray(zyx, dtype=float).reshape(-1, 3) - (stride - 1) / 2.0) / stride)
+    cells = np.rint(grid_coordinates(zyx, stride))
     return np.clip(cells, 0, np.asarray(grid) - 1).astype(int)
-
-
-def probability_at(probability: np.ndarray, zyx: np.ndarray, stride: int) -> np.ndarray:
-    """The coarse particle-probability map, linearly interpolated at working-voxel positions."""
-    if not len(zyx):
-        return np.zeros(0)
-    coords = (np.asarray(zyx, dtype=float) - (stride - 1) / 2.0) / stride
-    return ndimage.map_coordinates(probability, coords.T, order=1, mode="nearest")
 
 
 def pick_score(
@@ -169,13 +170,6 @@ def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.nd
     return np.concatenate([flat, darkness.reshape(-1, 1).astype(flat.dtype)], axis=1)
 
 
-def _grid(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Crop or edge-pad a 3D array to ``shape``."""
-    array = array[tuple(slice(0, n) for n in shape)]
-    pad = [(0, n - m) for n, m in zip(shape, array.shape, strict=True)]
-    return np.pad(array, pad, mode="edge") if any(p[1] for p in pad) else array
-
-
 def detect_particles_job(
     volume: Volume,
     model: ModelLike = None,
@@ -207,13 +201,13 @@ def detect_particles_job(
     full = padded_shape(work.shape, POOL * stride)
     grid = tuple(n // stride for n in full)
     valid = tuple(-(-n // stride) for n in work.shape)
-    overview = _grid(block_mean(work, stride), grid)
+    overview = block_mean(work, stride, grid)
     mask = slab_mask(overview) if config.mask_empty else np.ones(grid, dtype=bool)
     skewness = particle_skewness(overview, mask)
     work.sign = decide_sign(config.polarity, skewness)
     overview *= np.float32(work.sign)
     radius = radius_voxels(config.diameter_nm, work.voxel_size)  # working voxels
-    darkness = ndimage.gaussian_filter(overview, max(0.5, radius / (3 * stride)), mode="nearest")
+    darkness_sigma = max(0.5, radius / (3 * stride))
     timings["prepare"] = time.perf_counter() - clock
     info: dict[str, object] = {
         "input_voxel_size": input_size,
@@ -230,9 +224,26 @@ def detect_particles_job(
     rng = np.random.default_rng(config.seed)
     crops = _fit_crops(mask[tuple(slice(0, n) for n in valid)], full, stride, halo, rng)
     tiles = plan_tiles(full, stride, halo, config.tile_voxels, unit=POOL * stride)
-    total = 1 + len(crops) + len(tiles) + 2
+    total = 1 + 1 + len(crops) + len(tiles) + 2
     step = 1
     yield Progress(step, total, "prepared")
+
+    # Blob candidates first: the embedding pass then keeps the learned maps at them only.
+    clock = time.perf_counter()
+    radii = blob_radii(
+        radius_voxels(config.min_diameter_nm, work.voxel_size),
+        radius_voxels(config.max_diameter_nm, work.voxel_size),
+    )
+    found = yield from _relayed(
+        multiscale_candidates_job(
+            work.read, work.shape, radii, BLOB_FLOOR, None if cancel is None else cancel.check
+        ),
+        step,
+        total,
+    )
+    step += 1
+    found = found.take(np.flatnonzero(mask[tuple(coarse_cells(found.zyx, stride, grid).T)]))
+    timings["candidates"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     samples, sample_dark = [], []
@@ -241,15 +252,17 @@ def detect_particles_job(
         if cancel is not None:
             cancel.check()
         core = embed_tile(encoder, work.read, work.shape, crop, device)
-        flat = with_density(core, darkness[crop.out], config.density_weight)
+        darkness = low_pass_box(overview, crop.out, darkness_sigma)
+        flat = with_density(core, darkness, config.density_weight)
         where = np.flatnonzero(mask[crop.out])
         if where.size == 0:
             where = np.arange(flat.shape[0])
         where = rng.choice(where, size=min(per_crop, where.size), replace=False)
         samples.append(flat[where])
-        sample_dark.append(darkness[crop.out].ravel()[where])
+        sample_dark.append(darkness.ravel()[where])
         step += 1
         yield Progress(step, total, "fitting clusters")
+    del mask
     samples_all = np.concatenate(samples)
     weights = None
     if config.density_weight > 0:
@@ -264,22 +277,16 @@ def detect_particles_job(
     info["cluster_sizes"] = clusters.sizes.tolist()
 
     clock = time.perf_counter()
-    probability = np.zeros(grid, dtype=np.float32)
-    cluster_id = np.zeros(grid, dtype=np.int8)
-    pooled: np.ndarray | None = None
+    at_blobs = PointGather(grid_coordinates(found.zyx, stride), grid, tiles, POOL)
+    probability = np.zeros(grid, dtype=np.float32) if config.keep_score_map else None
 
     def score_tile(tile: Tile, core: np.ndarray) -> None:
-        nonlocal pooled
-        channels = core.shape[0]
-        ids, prob = clusters.assign(with_density(core, darkness[tile.out], config.density_weight))
-        release_pages(work.raw)
-        probability[tile.out] = prob.reshape(core.shape[1:])
-        cluster_id[tile.out] = ids.reshape(core.shape[1:])
-        if pooled is None:
-            pooled = np.zeros((channels, *(n // POOL for n in grid)), dtype=np.float16)
-        cz, cy, cx = (n // POOL for n in core.shape[1:])
-        blocks = core.reshape(channels, cz, POOL, cy, POOL, cx, POOL).mean(axis=(2, 4, 6))
-        pooled[(slice(None), *(slice(s.start // POOL, s.stop // POOL) for s in tile.out))] = blocks
+        darkness = low_pass_box(overview, tile.out, darkness_sigma)
+        ids, prob = clusters.assign(with_density(core, darkness, config.density_weight))
+        prob = prob.reshape(core.shape[1:])
+        at_blobs.add(tile, core, prob, ids.reshape(core.shape[1:]))
+        if probability is not None:
+            probability[tile.out] = prob
 
     for report in embed_tiles_job(
         work.read, work.shape, encoder, tiles, score_tile, device, cancel, "embedding"
@@ -289,27 +296,12 @@ def detect_particles_job(
     timings["embed"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    radii = blob_radii(
-        radius_voxels(config.min_diameter_nm, work.voxel_size),
-        radius_voxels(config.max_diameter_nm, work.voxel_size),
-    )
-    found = yield from _relayed(
-        multiscale_candidates_job(
-            work.read, work.shape, radii, BLOB_FLOOR, None if cancel is None else cancel.check
-        ),
-        step,
-        total,
-    )
-    step += 1
-    cells = coarse_cells(found.zyx, stride, grid)
-    inside = np.flatnonzero(mask[tuple(cells.T)])
-    found, cells = found.take(inside), cells[inside]
-    learned = probability_at(probability, found.zyx, stride)
+    learned = at_blobs.probability
     values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold][: config.max_picks]
-    found, values, cells, learned = found.take(order), values[order], cells[order], learned[order]
+    found, values, learned = found.take(order), values[order], learned[order]
     info["auto_threshold"] = AUTO_THRESHOLD
     info["threshold"] = float(threshold)
     info["blob_radii"] = [float(r) for r in radii]
@@ -319,14 +311,8 @@ def detect_particles_job(
     yield Progress(step, total, "peaks")
 
     clock = time.perf_counter()
-    assert pooled is not None
-    pooled_cells = np.minimum(cells // POOL, np.asarray(pooled.shape[1:]) - 1)
-    pick_embeddings = (
-        pooled[(slice(None), *pooled_cells.T)].T.astype(np.float32)
-        if len(cells)
-        else np.zeros((0, pooled.shape[0]))
-    )
-    groups, n_groups, silhouettes = choose_groups(pick_embeddings, config.groups, config.seed)
+    embeddings = at_blobs.embedding[order]
+    groups, n_groups, silhouettes = choose_groups(embeddings, config.groups, config.seed)
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
     info["silhouettes"] = silhouettes
@@ -340,7 +326,7 @@ def detect_particles_job(
             "probability": learned.astype(float),
             "strength": found.strength.astype(float),
             "radius_nm": voxels_to_nm(found.radius, work.voxel_size),
-            "cluster": cluster_id[tuple(cells.T)].astype(int),
+            "cluster": at_blobs.cluster[order].astype(int),
             "group": groups.astype(int),
         }
     )  # status and class: Picks adds them at their defaults
@@ -348,13 +334,14 @@ def detect_particles_job(
     picks = Picks(zyx, input_size, features, name)
     return DetectionResult(
         picks=picks,
-        score_map=probability[tuple(slice(0, n) for n in valid)] if config.keep_score_map else None,
+        score_map=None if probability is None else probability[tuple(slice(0, n) for n in valid)],
         score_map_voxel_size=work.voxel_size * stride,
         score_map_origin=work.to_input(np.full(3, (stride - 1) / 2.0)),
         score_map_step=np.full(3, stride * work.ratio),
         input_shape=volume.shape,
         timings=timings,
         info=info,
+        embeddings=embeddings.astype(np.float32),
     )
 
 

@@ -6,17 +6,16 @@ large memory-mapped file is never loaded whole), and hands out normalised float3
 particles are dark, whatever the input's polarity.
 """
 
-import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage, stats
+from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from napari_cryoet_particles.detect.config import SUPPORTED_VOXEL_SIZE
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.tomogram import Volume, release_pages
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 from napari_cryoet_particles.model.normalize import DEFAULT_CLIP, NormStats, normalize, robust_stats
 
@@ -26,6 +25,10 @@ RESAMPLE_TOLERANCE = 0.02
 RESAMPLE_CHUNK = 16
 #: Skewness of the low-passed volume beyond which particles are taken to be bright.
 POLARITY_SKEW_THRESHOLD = 0.05
+#: Overview planes low-passed at a time (bounds the memory of the mask and the skewness).
+OVERVIEW_CHUNK = 32
+#: Gaussian filters of the overview reach this many sigmas (scipy's default).
+GAUSSIAN_TRUNCATE = 4.0
 
 
 def check_volume(volume: Volume, voxel_size: float | None = None, min_size: int = 8) -> float:
@@ -79,7 +82,7 @@ def _finite_and_spread(data: np.ndarray, path: Path | str | None) -> tuple[float
         count += slab.size
         low = min(low, float(slab.min()))
         high = max(high, float(slab.max()))
-    release_pages(data)
+        release_pages(data)
     if bad:
         raise CryoetInputError(path, f"holds {bad} NaN/Inf value{'s' if bad != 1 else ''}")
     if high - low <= 0:
@@ -93,24 +96,6 @@ def _finite_and_spread(data: np.ndarray, path: Path | str | None) -> tuple[float
             path, "the volume has no contrast (standard deviation ~0): nothing to detect"
         )
     return mean, std
-
-
-def release_pages(data: np.ndarray) -> None:
-    """Let the kernel drop the pages of a memory-mapped file that were read so far.
-
-    Pages of a read-only file mapping count in the process's resident memory until the kernel
-    needs them back; dropping them after a pass keeps the resident size of a detection run to
-    what it really holds (the file stays in the page cache, so reading it again is cheap).
-    Does nothing for arrays that are not memory-mapped.
-    """
-    base = data
-    while base is not None:
-        handle = getattr(base, "_mmap", None)
-        if isinstance(handle, mmap.mmap):
-            if hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                handle.madvise(mmap.MADV_DONTNEED)
-            return
-        base = getattr(base, "base", None)
 
 
 def resample(data: np.ndarray, ratio: float, chunk: int = RESAMPLE_CHUNK) -> np.ndarray:
@@ -164,7 +149,9 @@ class WorkingVolume:
         return tuple(int(n) for n in self.raw.shape)  # type: ignore[return-value]
 
     def read(self, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """The normalised box, a new array; a memory-mapped file's pages are released after it."""
         tile = normalize(self.raw[box], NormStats(self.centre, self.scale, self.clip))
+        release_pages(self.raw)
         if self.sign < 0:
             np.negative(tile, out=tile)
         return tile
@@ -200,14 +187,20 @@ def make_working_volume(
     )
 
 
-def block_mean(work: WorkingVolume, factor: int, chunk: int = 8) -> np.ndarray:
-    """Mean over ``factor``³ blocks of the normalised working volume (edge blocks may be partial)."""
-    shape = np.array(work.shape)
-    out_shape = -(-shape // factor)
-    out = np.empty(tuple(out_shape), dtype=np.float32)
-    for bz in range(0, out_shape[0], chunk):
-        bz1 = min(out_shape[0], bz + chunk)
-        z0, z1 = bz * factor, min(shape[0], bz1 * factor)
+def block_mean(
+    work: WorkingVolume, factor: int, shape: tuple[int, int, int] | None = None, chunk: int = 8
+) -> np.ndarray:
+    """Mean over ``factor``³ blocks of the normalised working volume (edge blocks may be partial).
+
+    ``shape`` (at least the number of blocks along each axis) extends the result by repeating
+    its last blocks, as ``np.pad(mode="edge")`` would, without a second copy.
+    """
+    size = np.array(work.shape)
+    blocks = -(-size // factor)
+    out = np.empty(tuple(blocks) if shape is None else shape, dtype=np.float32)
+    for bz in range(0, blocks[0], chunk):
+        bz1 = min(blocks[0], bz + chunk)
+        z0, z1 = bz * factor, min(size[0], bz1 * factor)
         slab = work.read((slice(z0, z1), slice(None), slice(None)))
         pad = [(0, (-n) % factor) for n in slab.shape]
         counts = np.pad(np.ones(slab.shape, np.float32), pad)
@@ -215,13 +208,42 @@ def block_mean(work: WorkingVolume, factor: int, chunk: int = 8) -> np.ndarray:
         nz, ny, nx = (n // factor for n in slab.shape)
         sums = slab.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
         weights = counts.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
-        out[bz:bz1] = sums / weights
-    release_pages(work.raw)
+        out[bz:bz1, : blocks[1], : blocks[2]] = sums / weights
+    for axis, n in enumerate(blocks):
+        inside = [slice(None)] * 3
+        inside[axis] = slice(n - 1, n)
+        beyond = [slice(None)] * 3
+        beyond[axis] = slice(n, None)
+        out[tuple(beyond)] = out[tuple(inside)]
     return out
 
 
+def _smoothed(overview: np.ndarray, z0: int, z1: int, sigma: float, margin: int = 0):
+    """(planes z0-margin … z1+margin of the overview, their Gaussian low-pass, offset of z0 in them).
+
+    The low-pass of a z-range equals that of the whole overview there: the planes it reads
+    reach the Gaussian's support beyond the range (``margin`` more planes come back exact too).
+    """
+    reach = int(GAUSSIAN_TRUNCATE * sigma + 0.5) + margin
+    lo, hi = max(0, z0 - reach), min(len(overview), z1 + reach)
+    part = overview[lo:hi]
+    smooth = ndimage.gaussian_filter(part, sigma, mode="nearest", truncate=GAUSSIAN_TRUNCATE)
+    return part, smooth, z0 - lo
+
+
+def _local_variance(overview: np.ndarray, z0: int, z1: int, sigma: float) -> np.ndarray:
+    """Planes z0:z1 of the local (3³) mean square of the overview minus its low-pass."""
+    part, smooth, at = _smoothed(overview, z0, z1, sigma, margin=1)
+    local = ndimage.uniform_filter(np.square(part - smooth), size=3, mode="nearest")
+    return local[at : at + z1 - z0]
+
+
 def slab_mask(
-    overview: np.ndarray, sigma: float = 1.0, contrast: float = 2.5, quiet: float = 0.5
+    overview: np.ndarray,
+    sigma: float = 1.0,
+    contrast: float = 2.5,
+    quiet: float = 0.5,
+    chunk: int = OVERVIEW_CHUNK,
 ) -> np.ndarray:
     """Boolean mask (same shape as ``overview``) of the z-range holding the sample.
 
@@ -233,28 +255,77 @@ def slab_mask(
     whose deviation is at least ``quiet`` times the median of the slices above the threshold
     (only clearly quiet slices go). A volume full of sample, as most simulations are, is searched whole. Flat regions
     (e.g. zero-padding around a reconstruction) are masked out everywhere.
+
+    Works through ``chunk`` planes at a time (the low-pass of a chunk is exact, see
+    :func:`_smoothed`), so it holds the overview and one float32 map of its size at most.
     """
-    smooth = ndimage.gaussian_filter(overview, sigma, mode="nearest")
-    profile = smooth.reshape(smooth.shape[0], -1).std(axis=1)
-    keep = np.ones(smooth.shape[0], dtype=bool)
+    depth = len(overview)
+    profile = np.empty(depth)
+    local = np.empty(overview.shape, dtype=np.float32)
+    for z0 in range(0, depth, chunk):
+        z1 = min(depth, z0 + chunk)
+        _, smooth, at = _smoothed(overview, z0, z1, sigma)
+        profile[z0:z1] = smooth[at : at + z1 - z0].reshape(z1 - z0, -1).std(axis=1)
+        local[z0:z1] = _local_variance(overview, z0, z1, sigma)
+    keep = np.ones(depth, dtype=bool)
     if len(profile) >= 8 and profile.max() > contrast * max(profile.min(), 1e-12):
         above = np.flatnonzero(profile > threshold_otsu(profile))
         keep[:] = False
         keep[max(0, above[0] - 2) : above[-1] + 3] = True
         keep |= profile >= quiet * float(np.median(profile[above]))
-    mask = np.broadcast_to(keep[:, None, None], smooth.shape).copy()
-    local = ndimage.uniform_filter(np.square(overview - smooth), size=3, mode="nearest")
-    mask &= local > 1e-6 * max(float(np.median(local)), 1e-12)
+    floor = 1e-6 * max(float(np.median(local, overwrite_input=True)), 1e-12)
+    del local
+    mask = np.empty(overview.shape, dtype=bool)
+    for z0 in range(0, depth, chunk):
+        z1 = min(depth, z0 + chunk)
+        mask[z0:z1] = _local_variance(overview, z0, z1, sigma) > floor
+        mask[z0:z1] &= keep[z0:z1, None, None]
     return mask
 
 
 def particle_skewness(
-    overview: np.ndarray, mask: np.ndarray | None = None, sigma: float = 1.0
+    overview: np.ndarray,
+    mask: np.ndarray | None = None,
+    sigma: float = 1.0,
+    chunk: int = OVERVIEW_CHUNK,
 ) -> float:
-    """Skewness of the low-passed overview: negative when the dense objects are dark."""
-    smooth = ndimage.gaussian_filter(overview, sigma, mode="nearest")
-    values = smooth[mask] if mask is not None and mask.any() else smooth.ravel()
-    return float(stats.skew(values, bias=False)) if values.size > 2 else 0.0
+    """Skewness of the low-passed overview: negative when the dense objects are dark.
+
+    The bias-corrected sample skewness (as ``scipy.stats.skew(bias=False)``) of the voxels in
+    ``mask`` (all when it is empty), from float64 power sums over ``chunk`` planes at a time.
+    """
+    use_mask = mask is not None and bool(mask.any())
+    sums = np.zeros(4)
+    for z0 in range(0, len(overview), chunk):
+        z1 = min(len(overview), z0 + chunk)
+        _, smooth, at = _smoothed(overview, z0, z1, sigma)
+        values = smooth[at : at + z1 - z0]
+        values = (values[mask[z0:z1]] if use_mask else values.ravel()).astype(np.float64)
+        sums += [values.size, values.sum(), np.square(values).sum(), (values**3).sum()]
+    n = sums[0]
+    if n <= 2:
+        return 0.0
+    mean = sums[1] / n
+    m2 = sums[2] / n - mean**2
+    m3 = sums[3] / n - 3 * mean * sums[2] / n + 2 * mean**3
+    if m2 <= 1e-14 * max(1.0, sums[2] / n):
+        return 0.0
+    return float(m3 / m2**1.5 * np.sqrt(n * (n - 1)) / (n - 2))
+
+
+def low_pass_box(overview: np.ndarray, box: tuple[slice, slice, slice], sigma: float) -> np.ndarray:
+    """``gaussian_filter(overview, sigma, mode="nearest")[box]``, reading only around ``box``."""
+    reach = int(GAUSSIAN_TRUNCATE * sigma + 0.5)
+    outer = tuple(
+        slice(max(0, s.start - reach), min(n, s.stop + reach))
+        for s, n in zip(box, overview.shape, strict=True)
+    )
+    smooth = ndimage.gaussian_filter(
+        overview[outer], sigma, mode="nearest", truncate=GAUSSIAN_TRUNCATE
+    )
+    return smooth[
+        tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(box, outer, strict=True))
+    ]
 
 
 def decide_sign(polarity: str, skewness: float) -> float:
