@@ -5,6 +5,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import mrcfile
 import numpy as np
@@ -285,6 +286,55 @@ def test_interrupted_training_says_where_the_resumable_file_is_and_detect_warns(
     assert load_checkpoint(out).complete
     assert main([*detect, "--quiet", "--overwrite"]) == 0
     assert "unfinished" not in capsys.readouterr().err
+
+
+def _disk_full_on_torch_save(monkeypatch) -> None:
+    """``torch.save`` as it fails on a full disk: part of the file written, then a RuntimeError
+    naming a zip member (torch's stream writer does not raise OSError)."""
+    from napari_cryoet_particles.model import checkpoint
+
+    def full(payload, path) -> None:
+        Path(path).write_bytes(b"PK\x03\x04 partial")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0\n"
+            "PytorchStreamWriter failed writing file data/0: file write failed"
+        )
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    monkeypatch.setattr(
+        checkpoint.shutil, "disk_usage", lambda folder: SimpleNamespace(free=0)
+    )
+
+
+def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConfig
+    from napari_cryoet_particles.model.checkpoint import save_checkpoint
+
+    encoder = DenseEncoder(EncoderConfig(width=4, depth=1, dilations=(1,), embedding_dim=4))
+    config = ModelConfig(encoder=encoder.config)
+    path = save_checkpoint(tmp_path / "m.pt", encoder, config)
+    before = path.read_bytes()
+    _disk_full_on_torch_save(monkeypatch)
+    with pytest.raises(CryoetWriteError, match="no space left on the device") as error:
+        save_checkpoint(path, encoder, config, overwrite=True)
+    assert "\n" not in str(error.value) and "nothing was replaced" in str(error.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_train_on_a_full_disk_is_a_one_line_error(blobs, tmp_path, capsys, monkeypatch) -> None:
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"the previous model")
+    _disk_full_on_torch_save(monkeypatch)
+    small = ["--steps", "2", "--batch-size", "2", "--crop-size", "16", "--threads", "1"]
+    code = main(["train", str(blobs), "--out", str(out), "--overwrite", *small])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]  # the lines before are the progress bar
+    assert last.startswith("cryoet-particles train: error: ") and str(out) in last
+    assert "writing the checkpoint failed, nothing was replaced (no space left" in last
+    assert out.read_bytes() == b"the previous model"
+    assert not list(tmp_path.glob("*.part"))
 
 
 def test_checkpoints_without_the_flag_are_judged_by_their_training_state(tmp_path) -> None:

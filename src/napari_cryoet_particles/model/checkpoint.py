@@ -17,6 +17,7 @@ short of the configured steps.
 
 import pickle
 import re
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,14 @@ import torch
 
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.io.atomic import atomic_write
-from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.errors import CryoetInputError, CryoetWriteError, one_line
 from napari_cryoet_particles.model.config import ModelConfig
 from napari_cryoet_particles.model.encoder import DenseEncoder
 
 FORMAT_TAG = "napari-cryoet-particles/checkpoint"
 FORMAT_VERSION = 1
+#: A failed checkpoint write with less free space than this beside it is put down to a full disk.
+LOW_DISK_BYTES = 32 * 1024 * 1024
 REQUIRED_KEYS = ("format", "format_version", "package_version", "config", "encoder")
 
 
@@ -99,8 +102,25 @@ def save_checkpoint(
         "complete": bool(complete),
     }
     with atomic_write(path, overwrite=overwrite) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as error:  # torch's zip writer reports a full disk this way
+            raise CryoetWriteError(path, _save_failure(Path(path).parent, error)) from None
     return Path(path)
+
+
+def _save_failure(folder: Path, error: RuntimeError) -> str:
+    """Why ``torch.save`` failed, in one line: torch names the zip member, not the cause."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    cause = (
+        "no space left on the device"
+        if free is not None and free < LOW_DISK_BYTES
+        else one_line(error, 160)
+    )
+    return f"writing the checkpoint failed, nothing was replaced ({cause})"
 
 
 def _read_payload(path: Path) -> dict:
