@@ -301,9 +301,7 @@ def _disk_full_on_torch_save(monkeypatch) -> None:
         )
 
     monkeypatch.setattr(checkpoint.torch, "save", full)
-    monkeypatch.setattr(
-        checkpoint.shutil, "disk_usage", lambda folder: SimpleNamespace(free=0)
-    )
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda folder: SimpleNamespace(free=0))
 
 
 def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):

@@ -173,3 +173,40 @@ def test_detection_finishing_after_its_tomogram_was_removed_keeps_the_picks(
     assert tuple(widget.picks_layer.scale) == tuple(image.scale)
     assert len(notices) == 1 and "blobs" in notices[0]
     assert widget.run_button.isEnabled()
+
+
+def test_building_the_detect_and_train_docks_does_not_import_torch(tmp_path: Path) -> None:
+    """napari builds docks at start-up: torch (and scikit-learn) load when a job runs, not then."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "app = QApplication.instance() or QApplication([])\n"
+        "from napari.components import ViewerModel\n"
+        "from napari_cryoet_particles._widgets.detect import DetectWidget\n"
+        "from napari_cryoet_particles._widgets.train import TrainWidget\n"
+        "DetectWidget(ViewerModel()), TrainWidget(ViewerModel())\n"
+        "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))\n"
+    )
+    env = dict(os.environ, NAPARI_CRYOET_PARTICLES_SETTINGS=str(tmp_path / "settings.ini"))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_device_list_is_probed_when_opened_and_keeps_a_stored_choice(qtbot) -> None:
+    from napari_cryoet_particles._widgets._common import DeviceBox, _restore
+
+    box = DeviceBox()
+    qtbot.addWidget(box)
+    assert [box.itemText(i) for i in range(box.count())] == ["auto", "cpu"]
+    _restore(box, "cuda:1")
+    assert box.currentText() == "cuda:1"
+    box.showPopup()
+    box.hidePopup()
+    assert box.findText("auto") == 0 and box.findText("cpu") == 1 and box._probed

@@ -8,11 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from napari_cryoet_particles._widgets._layers import (
-    DEFAULT_PARTICLE_DIAMETER,
-    display_voxel_size,
+    truth_diameter_angstrom,
     truth_layer_data,
     volume_layer_data,
 )
@@ -70,39 +67,6 @@ def get_reader(path: str | list[str]) -> ReaderFunction | None:
     return lambda _path: [volume_layer_data(volume)]
 
 
-def particle_diameter_angstrom(dataset: ShrecDataset) -> float:
-    """Marker size for the truth: a ``diameter`` feature if the truth has one, else the
-    equivalent-sphere diameter of the median particle in the occupancy mask."""
-    truth = dataset.truth
-    voxel_size = display_voxel_size(dataset.tomogram.voxel_size)
-    if truth is not None and "diameter" in truth.features:
-        diameters = truth.features["diameter"].to_numpy(dtype=float)
-        if np.isfinite(diameters).any():
-            return float(np.nanmedian(diameters)) * voxel_size
-    if dataset.occupancy is not None:
-        counts = _label_sizes(dataset.occupancy)
-        if counts.size:
-            return float(2 * (3 * np.median(counts) / (4 * np.pi)) ** (1 / 3)) * voxel_size
-    return DEFAULT_PARTICLE_DIAMETER
-
-
-def _label_sizes(labels: np.ndarray, slab_voxels: int = 16_000_000) -> np.ndarray:
-    """Voxel count of every non-zero label, read a slab at a time."""
-    step = max(1, slab_voxels // max(1, int(np.prod(labels.shape[1:]))))
-    total = np.zeros(1, dtype=np.int64)
-    for start in range(0, labels.shape[0], step):
-        slab = np.asarray(labels[start : start + step]).ravel()
-        slab = slab[slab > 0].astype(np.int64)
-        if slab.size:
-            counts = np.bincount(slab)
-            if counts.size > total.size:
-                counts[: total.size] += total
-                total = counts
-            else:
-                total[: counts.size] += counts
-    return total[1:][total[1:] > 0]
-
-
 def shrec_layers(dataset: ShrecDataset) -> list[LayerData]:
     """The tomogram plus, when the folder has truth, one ground-truth point per truth line."""
     folder = dataset.folder
@@ -115,7 +79,9 @@ def shrec_layers(dataset: ShrecDataset) -> list[LayerData]:
         points = truth_layer_data(
             truth,
             f"{folder.name} truth",
-            diameter_angstrom=particle_diameter_angstrom(dataset),
+            diameter_angstrom=truth_diameter_angstrom(
+                truth, dataset.occupancy, dataset.tomogram.voxel_size
+            ),
             tomogram_shape=dataset.tomogram.shape,
         )
         points[1]["metadata"]["shrec_folder"] = str(folder)

@@ -2,9 +2,11 @@
 
 from typing import Any
 
-import numpy as np
-
-from napari_cryoet_particles._widgets._layers import tomogram_layer_data, truth_layer_data
+from napari_cryoet_particles._widgets._layers import (
+    tomogram_layer_data,
+    truth_diameter_angstrom,
+    truth_layer_data,
+)
 from napari_cryoet_particles.jobs import CancelToken, Job
 from napari_cryoet_particles.simulate import (
     SimulatedTomogram,
@@ -13,17 +15,6 @@ from napari_cryoet_particles.simulate import (
 )
 
 SAMPLE_NAME = "sample tomogram"
-
-
-def sample_diameter_angstrom(occupancy: np.ndarray | None, voxel_size: float) -> float | None:
-    """Equivalent-sphere diameter of the median particle of the occupancy mask (Å)."""
-    if occupancy is None:
-        return None
-    counts = np.bincount(np.asarray(occupancy).ravel().astype(np.int64))[1:]
-    counts = counts[counts > 0]
-    if counts.size == 0:
-        return None
-    return float(2 * (3 * np.median(counts) / (4 * np.pi)) ** (1 / 3)) * voxel_size
 
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -50,7 +41,7 @@ def sample_layer_data(sample: SimulatedTomogram) -> list[LayerData]:
     points = truth_layer_data(
         truth,
         "truth",
-        diameter_angstrom=sample_diameter_angstrom(sample.occupancy, sample.voxel_size),
+        diameter_angstrom=truth_diameter_angstrom(truth, sample.occupancy, sample.voxel_size),
         tomogram_shape=tuple(sample.volume.shape),
     )
     points[1]["metadata"]["occupancy"] = sample.occupancy

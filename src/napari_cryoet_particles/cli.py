@@ -230,8 +230,7 @@ def interrupted_training(args: argparse.Namespace, started: float) -> str:
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
     """The detection settings shared by ``detect`` and ``batch`` (defaults: DetectionConfig's)."""
-    from napari_cryoet_particles.detect.config import POLARITIES, DetectionConfig
-    from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
+    from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, POLARITIES, DetectionConfig
 
     defaults = DetectionConfig()
     parser.add_argument(

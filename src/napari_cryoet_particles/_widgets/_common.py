@@ -63,6 +63,29 @@ def available_devices() -> list[str]:
     return devices()
 
 
+class DeviceBox(QComboBox):
+    """The device choice: ``auto`` and ``cpu`` (plus a stored choice) until the list is first
+    opened, then every device of the machine. Asking which devices exist imports torch, which a
+    dock should not pay for when it is built (napari builds docks at start-up)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.addItems(["auto", "cpu"])
+        self._probed = False
+
+    def offer(self, name: str) -> None:
+        """Add ``name`` (e.g. a stored choice) if it is not in the list yet."""
+        if name and self.findText(name) < 0:
+            self.addItem(name)
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt's name)
+        if not self._probed:
+            self._probed = True
+            for name in available_devices():
+                self.offer(name)
+        super().showPopup()
+
+
 # ---------------------------------------------------------------------------------------------
 # Settings (persist between napari sessions)
 
@@ -92,6 +115,8 @@ def _restore(widget: QWidget, value: Any) -> None:
     if value is None:
         return
     try:
+        if isinstance(widget, DeviceBox):
+            widget.offer(str(value))
         if isinstance(widget, QComboBox):
             index = widget.findText(str(value))
             if index >= 0:

@@ -266,6 +266,41 @@ def picks_layer_data(
     return (np.asarray(picks.zyx, dtype=float), kwargs, "points")
 
 
+def truth_diameter_angstrom(
+    truth: Picks | None, occupancy: np.ndarray | None, voxel_size: float | None
+) -> float:
+    """Marker size (Å) for ground truth: a ``diameter`` feature (voxels) if the truth has one,
+    else the equivalent-sphere diameter of the median particle in the occupancy mask, else
+    :data:`DEFAULT_PARTICLE_DIAMETER`."""
+    size = display_voxel_size(voxel_size)
+    if truth is not None and "diameter" in truth.features:
+        diameters = truth.features["diameter"].to_numpy(dtype=float)
+        if np.isfinite(diameters).any():
+            return float(np.nanmedian(diameters)) * size
+    if occupancy is not None:
+        counts = _label_sizes(occupancy)
+        if counts.size:
+            return float(2 * (3 * np.median(counts) / (4 * np.pi)) ** (1 / 3)) * size
+    return DEFAULT_PARTICLE_DIAMETER
+
+
+def _label_sizes(labels: np.ndarray, slab_voxels: int = 16_000_000) -> np.ndarray:
+    """Voxel count of every non-zero label, read a slab at a time."""
+    step = max(1, slab_voxels // max(1, int(np.prod(labels.shape[1:]))))
+    total = np.zeros(1, dtype=np.int64)
+    for start in range(0, labels.shape[0], step):
+        slab = np.asarray(labels[start : start + step]).ravel()
+        slab = slab[slab > 0].astype(np.int64)
+        if slab.size:
+            counts = np.bincount(slab)
+            if counts.size > total.size:
+                counts[: total.size] += total
+                total = counts
+            else:
+                total[: counts.size] += counts
+    return total[1:][total[1:] > 0]
+
+
 def truth_layer_data(
     truth: Picks,
     name: str,

@@ -22,10 +22,10 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from napari_cryoet_particles._widgets._common import (
+    DeviceBox,
     JobOutcome,
     JobRow,
     LayerSelector,
-    available_devices,
     button,
     heading,
     persist,
@@ -89,8 +89,7 @@ class DetectWidget(QWidget):
         self.model_file_row.setLayout(file_row)
         file_row.setContentsMargins(0, 0, 0, 0)
         form.addRow("", self.model_file_row)
-        from napari_cryoet_particles.detect.config import DEFAULT_DIAMETER_NM
-        from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
+        from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, DEFAULT_DIAMETER_NM
 
         self.diameter = QDoubleSpinBox()
         self.diameter.setRange(1.0, 200.0)
@@ -110,8 +109,7 @@ class DetectWidget(QWidget):
         self.binning.setRange(1, 8)
         self.binning.setToolTip("Work on a binned volume: about bin³ faster, coarser")
         form.addRow("Extra binning", self.binning)
-        self.device = QComboBox()
-        self.device.addItems(available_devices())
+        self.device = DeviceBox()
         form.addRow("Device", self.device)
         self.with_density = QCheckBox("Cluster the local density too")
         self.with_density.setChecked(True)

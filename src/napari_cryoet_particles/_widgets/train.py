@@ -30,10 +30,10 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cryoet_particles._widgets._common import (
+    DeviceBox,
     JobOutcome,
     JobRow,
     ask_to_replace,
-    available_devices,
     button,
     heading,
     persist,
@@ -153,8 +153,7 @@ class TrainWidget(QWidget):
         self.start_from = QComboBox()
         self.start_from.addItems(list(START_FROM))
         form.addRow("Start from", self.start_from)
-        self.device = QComboBox()
-        self.device.addItems(available_devices())
+        self.device = DeviceBox()
         form.addRow("Device", self.device)
         layout.addLayout(form)
 

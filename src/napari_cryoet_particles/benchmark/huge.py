@@ -30,20 +30,22 @@ def mirror_tile(
     """Write ``out``: the tomogram ``source`` mirrored along each axis to ``shape`` (float32)."""
     import mrcfile
 
-    from napari_cryoet_particles.detect.volume import release_pages
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import atomic_write
+    from napari_cryoet_particles.io.tomogram import release_pages
 
     volume = read_tomogram(source)
     index = [mirrored_index(n, m) for n, m in zip(shape, volume.shape, strict=True)]
     out = Path(out)
-    with atomic_write(out, overwrite=True) as tmp:
-        with mrcfile.new_mmap(tmp, shape, mrc_mode=2, overwrite=True) as mrc:
-            mrc.voxel_size = volume.voxel_size or 10.0
-            for z0 in range(0, shape[0], WRITE_SLAB):
-                planes = index[0][z0 : z0 + WRITE_SLAB]
-                block = np.asarray(volume.data[planes], dtype=np.float32)
-                mrc.data[z0 : z0 + len(planes)] = block[:, index[1]][:, :, index[2]]
-                mrc.flush()
-                release_pages(mrc.data)
+    with (
+        atomic_write(out, overwrite=True) as tmp,
+        mrcfile.new_mmap(tmp, shape, mrc_mode=2, overwrite=True) as mrc,
+    ):
+        mrc.voxel_size = volume.voxel_size or 10.0
+        for z0 in range(0, shape[0], WRITE_SLAB):
+            planes = index[0][z0 : z0 + WRITE_SLAB]
+            block = np.asarray(volume.data[planes], dtype=np.float32)
+            mrc.data[z0 : z0 + len(planes)] = block[:, index[1]][:, :, index[2]]
+            mrc.flush()
+            release_pages(mrc.data)
     return out

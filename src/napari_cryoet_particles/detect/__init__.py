@@ -10,12 +10,19 @@ from napari_cryoet_particles.detect.config import (
     DetectionConfig,
     DetectionResult,
 )
-from napari_cryoet_particles.detect.pipeline import (
-    detect_particles,
-    detect_particles_job,
-    resolve_model,
-    score_map_at_input,
-)
+
+#: Names imported from :mod:`.pipeline` on first use: it imports torch and scikit-learn, which
+#: a dock or a command that only needs the settings should not pay for.
+_PIPELINE = ("detect_particles", "detect_particles_job", "resolve_model", "score_map_at_input")
+
+
+def __getattr__(name: str):
+    if name in _PIPELINE:
+        from napari_cryoet_particles.detect import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DIAMETER_NM",

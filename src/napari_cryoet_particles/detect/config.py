@@ -25,6 +25,8 @@ DEFAULT_CLUSTERS = 5
 #: Voxel sizes (Å) detection accepts; outside this the header is almost surely wrong.
 SUPPORTED_VOXEL_SIZE = (2.0, 40.0)
 POLARITIES = ("auto", "dark", "bright")
+#: Pick scores are ``sigmoid(combined - blob_threshold)``: the automatic threshold is always 0.5.
+AUTO_THRESHOLD = 0.5
 
 
 @dataclass

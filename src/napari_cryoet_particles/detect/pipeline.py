@@ -32,7 +32,7 @@ from torch import nn
 
 from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
-from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, DetectionConfig, DetectionResult
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.tiling import (
@@ -66,8 +66,6 @@ FIT_CROPS = 4
 FIT_CROP_SIZE = 48
 #: Blob maxima below this robust z are not candidates at all (see :mod:`.candidates`).
 BLOB_FLOOR = 3.0
-#: Pick scores are ``sigmoid(combined - blob_threshold)``: the automatic threshold is always 0.5.
-AUTO_THRESHOLD = 0.5
 #: The learned particle probability is clipped to this range before its logit is taken.
 PROBABILITY_CLIP = 1e-4
 #: The pooled embedding used for particle groups averages 2³ coarse voxels.
