@@ -95,3 +95,49 @@ def test_where_f1_goes_splits_precision_into_background_and_repeat_hits() -> Non
     assert "310 of 1276 counted picks are repeat hits" in text and "46 hit background" in text
     assert "precision without repeat hits 0.952" in text
     assert "the larger loss is precision, 87 % of its loss repeat hits" in text
+
+
+def test_the_huge_tomogram_is_the_source_mirrored_along_each_axis(tmp_path) -> None:
+    import numpy as np
+
+    from napari_cryoet_particles.benchmark.huge import mirror_tile, mirrored_index
+    from napari_cryoet_particles.io import read_tomogram, write_tomogram
+
+    assert mirrored_index(7, 3).tolist() == [0, 1, 2, 2, 1, 0, 0]
+    source = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    write_tomogram(tmp_path / "s.mrc", source, 7.5)
+    made = read_tomogram(mirror_tile(tmp_path / "s.mrc", tmp_path / "big.mrc", (9, 7, 13)))
+    assert made.shape == (9, 7, 13) and made.voxel_size == 7.5
+    index = np.ix_(mirrored_index(9, 4), mirrored_index(7, 5), mirrored_index(13, 6))
+    np.testing.assert_array_equal(made.data, source[index])
+
+
+def test_the_huge_row_has_its_memory_target_and_section() -> None:
+    from napari_cryoet_particles.benchmark.huge import HUGE_SIZE
+    from napari_cryoet_particles.benchmark.run import format_huge
+
+    huge = [
+        Run("huge", "ours", size=HUGE_SIZE, n_picks=30000, wall=300.0, rss_mb=1400.0),
+        Run("huge", "dog", size=HUGE_SIZE, n_picks=20000, wall=200.0, rss_mb=9000.0),
+    ]
+    for run in huge:
+        run.tomogram_mb = 2000.0
+    target = {t.key: t for t in compute_targets(_runs(), [], [], huge)}["rss_huge_mb"]
+    assert target.measured == 1400.0 and target.met
+    huge[0].rss_mb = 1700.0
+    targets = compute_targets(_runs(), [], [], huge)
+    assert {t.key: t for t in targets}["rss_huge_mb"].met is False
+    assert any("2 GB tomogram**: 1700 MB" in b for b in _why(_runs(), [], [], targets, huge))
+    text = "\n".join(format_huge(huge))
+    assert "1024×1024×500" in text and "--no-huge" in text
+    assert "| DoG, tuned on validation seeds | 20000 | 200.0 |" in text
+
+
+def test_the_huge_row_can_be_skipped(monkeypatch, tmp_path) -> None:
+    from napari_cryoet_particles.benchmark import run as benchmark
+    from napari_cryoet_particles.cli import main
+
+    seen = {}
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda *a, **k: seen.update(k))
+    assert main(["benchmark", "--out", str(tmp_path / "b.md"), "--no-huge"]) == 0
+    assert seen["huge"] is False
