@@ -88,13 +88,23 @@ def block_mean2(data: np.ndarray) -> np.ndarray:
     return data.reshape(shape[0] // 2, 2, shape[1] // 2, 2, shape[2] // 2, 2).mean(axis=(1, 3, 5))
 
 
-def dog_zscore(slab: np.ndarray, radius: float) -> np.ndarray:
-    """Robust z-score of the DoG response of ``slab`` (particles bright) at blob ``radius``."""
+def dog_zscore(slab: np.ndarray, radius: float, in_place: bool = False) -> np.ndarray:
+    """Robust z-score of the DoG response of ``slab`` (particles bright) at blob ``radius``.
+
+    ``in_place``: ``slab`` may be overwritten (it then holds the wider Gaussian), which saves
+    one array of its size.
+    """
     sigma = max(0.5, radius / np.sqrt(3.0))
     response = ndimage.gaussian_filter(slab, sigma, mode="nearest", truncate=TRUNCATE)
-    response -= ndimage.gaussian_filter(
-        slab, SIGMA_RATIO * sigma, mode="nearest", truncate=TRUNCATE
+    wide = ndimage.gaussian_filter(
+        slab,
+        SIGMA_RATIO * sigma,
+        mode="nearest",
+        truncate=TRUNCATE,
+        output=slab if in_place else None,
     )
+    response -= wide
+    del wide
     sample = response.ravel()[:: max(1, response.size // 1_000_000)]
     median = float(np.median(sample))
     spread = 1.4826 * float(np.median(np.abs(sample - median)))
@@ -104,10 +114,17 @@ def dog_zscore(slab: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _block_maxima(
-    zscore: np.ndarray, window: int, floor: float, core: tuple[slice, slice, slice]
+    zscore: np.ndarray,
+    window: int,
+    floor: float,
+    core: tuple[slice, slice, slice],
+    scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Local maxima of ``zscore`` above ``floor`` inside ``core`` (a box of ``zscore``)."""
-    peak = ndimage.maximum_filter(zscore, size=2 * window + 1, mode="nearest") == zscore
+    """Local maxima of ``zscore`` above ``floor`` inside ``core`` (a box of ``zscore``);
+    ``scratch``, an array of its shape and type, is overwritten instead of allocating one."""
+    nearby = ndimage.maximum_filter(zscore, size=2 * window + 1, mode="nearest", output=scratch)
+    peak = np.equal(nearby, zscore, out=nearby if nearby.dtype == bool else None)
+    del nearby
     peak &= zscore >= floor
     where = np.argwhere(peak[core]) + [s.start for s in core]
     return where, zscore[tuple(where.T)]
@@ -155,9 +172,10 @@ def _scan(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per block: maxima (zyx in ``read``'s voxels), robust z and radius at every scale in ``radii``.
 
-    ``read(box)`` returns that box of the volume with particles bright. Each block is read once
-    with the widest scale's halo; each scale filters the part its own halo needs, and its robust
-    z-score is that block's (see :func:`dog_zscore`).
+    ``read(box)`` returns that box of the volume with particles bright, as a new array. Each
+    scale reads the block with its own halo (reading again is cheaper than holding the widest
+    read while filtering) and filters it in place; its robust z-score is that block's (see
+    :func:`dog_zscore`). About two float32 arrays of a block are held at a time.
     """
     if not radii:
         return
@@ -165,19 +183,16 @@ def _scan(
     for core in blocks(shape, slab):
         if check is not None:
             check()
-        outer = _grow(core, max(halos.values()), shape)
-        block = read(outer)
         zyx, strength, radius = [], [], []
         for r, halo in halos.items():
             part = _grow(core, halo, shape)
-            view = np.asarray(block[_inside(part, outer)], dtype=np.float32)
-            where, values = _block_maxima(
-                dog_zscore(view, r), _window(r), floor, _inside(core, part)
-            )
+            data = np.asarray(read(part), dtype=np.float32)
+            zscore = dog_zscore(data, r, in_place=True)
+            where, values = _block_maxima(zscore, _window(r), floor, _inside(core, part), data)
+            del data, zscore
             zyx.append(where + [s.start for s in part])
             strength.append(values)
             radius.append(np.full(len(values), r))
-        del block
         yield np.concatenate(zyx), np.concatenate(strength), np.concatenate(radius)
 
 

@@ -6,6 +6,7 @@ large memory-mapped file is never loaded whole), and hands out normalised float3
 particles are dark, whatever the input's polarity.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ RESAMPLE_CHUNK = 16
 #: Skewness of the low-passed volume beyond which particles are taken to be bright.
 POLARITY_SKEW_THRESHOLD = 0.05
 #: Overview planes low-passed at a time (bounds the memory of the mask and the skewness).
-OVERVIEW_CHUNK = 32
+OVERVIEW_CHUNK = 16
 #: Gaussian filters of the overview reach this many sigmas (scipy's default).
 GAUSSIAN_TRUNCATE = 4.0
 
@@ -203,11 +204,14 @@ def block_mean(
         z0, z1 = bz * factor, min(size[0], bz1 * factor)
         slab = work.read((slice(z0, z1), slice(None), slice(None)))
         pad = [(0, (-n) % factor) for n in slab.shape]
-        counts = np.pad(np.ones(slab.shape, np.float32), pad)
-        slab = np.pad(slab, pad)
+        weights: np.ndarray | np.float32 = np.float32(factor**3)
+        if any(p[1] for p in pad):  # partial blocks at the far edges: count their voxels
+            nz, ny, nx = (-(-n // factor) for n in slab.shape)
+            counts = np.pad(np.ones(slab.shape, np.float32), pad)
+            weights = counts.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
+            slab = np.pad(slab, pad)
         nz, ny, nx = (n // factor for n in slab.shape)
         sums = slab.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
-        weights = counts.reshape(nz, factor, ny, factor, nx, factor).sum(axis=(1, 3, 5))
         out[bz:bz1, : blocks[1], : blocks[2]] = sums / weights
     for axis, n in enumerate(blocks):
         inside = [slice(None)] * 3
@@ -257,30 +261,69 @@ def slab_mask(
     (e.g. zero-padding around a reconstruction) are masked out everywhere.
 
     Works through ``chunk`` planes at a time (the low-pass of a chunk is exact, see
-    :func:`_smoothed`), so it holds the overview and one float32 map of its size at most.
+    :func:`_smoothed`; the median of the local variance is :func:`chunked_median`), so beyond
+    the overview it holds the mask and a few chunks.
     """
     depth = len(overview)
+    chunks = [(z0, min(depth, z0 + chunk)) for z0 in range(0, depth, chunk)]
     profile = np.empty(depth)
-    local = np.empty(overview.shape, dtype=np.float32)
-    for z0 in range(0, depth, chunk):
-        z1 = min(depth, z0 + chunk)
+    for z0, z1 in chunks:
         _, smooth, at = _smoothed(overview, z0, z1, sigma)
         profile[z0:z1] = smooth[at : at + z1 - z0].reshape(z1 - z0, -1).std(axis=1)
-        local[z0:z1] = _local_variance(overview, z0, z1, sigma)
     keep = np.ones(depth, dtype=bool)
     if len(profile) >= 8 and profile.max() > contrast * max(profile.min(), 1e-12):
         above = np.flatnonzero(profile > threshold_otsu(profile))
         keep[:] = False
         keep[max(0, above[0] - 2) : above[-1] + 3] = True
         keep |= profile >= quiet * float(np.median(profile[above]))
-    floor = 1e-6 * max(float(np.median(local, overwrite_input=True)), 1e-12)
-    del local
+    median = chunked_median(lambda z0, z1: _local_variance(overview, z0, z1, sigma), chunks)
+    floor = 1e-6 * max(median, 1e-12)
     mask = np.empty(overview.shape, dtype=bool)
-    for z0 in range(0, depth, chunk):
-        z1 = min(depth, z0 + chunk)
+    for z0, z1 in chunks:
         mask[z0:z1] = _local_variance(overview, z0, z1, sigma) > floor
         mask[z0:z1] &= keep[z0:z1, None, None]
     return mask
+
+
+def chunked_median(
+    part: Callable[[int, int], np.ndarray], chunks: list[tuple[int, int]], sample: int = 1_000_000
+) -> float:
+    """``np.median`` of the concatenated ``part(z0, z1)`` over ``chunks``, exactly, without
+    holding them all: a strided sample brackets the median, a second pass counts the values
+    below the bracket and keeps those inside it, and the middle one(s) are picked from those
+    (all values are held only if the bracket missed)."""
+    pieces, step = [], 0
+    for z0, z1 in chunks:
+        values = part(z0, z1).ravel()
+        step = step or max(1, values.size * len(chunks) // sample)
+        pieces.append(values[::step])
+    probe = np.concatenate(pieces)
+    low, high = np.quantile(probe, [0.48, 0.52]).astype(probe.dtype)
+    below = equal_low = equal_high = total = 0
+    inside = []
+    for z0, z1 in chunks:
+        values = part(z0, z1).ravel()
+        total += values.size
+        below += int(np.count_nonzero(values < low))
+        equal_low += int(np.count_nonzero(values == low))
+        equal_high += int(np.count_nonzero(values == high)) if high != low else 0
+        inside.append(values[(values > low) & (values < high)])
+    between = np.sort(np.concatenate(inside))
+    edges = np.cumsum([below, equal_low, len(between), equal_high])
+
+    def ranked(rank: int):
+        if rank < edges[0] or rank >= edges[3]:
+            return None
+        if rank < edges[1]:
+            return low
+        if rank < edges[2]:
+            return between[rank - edges[1]]
+        return high
+
+    middle = [ranked((total - 1) // 2), ranked(total // 2)]
+    if any(value is None for value in middle):
+        return float(np.median(np.concatenate([part(z0, z1).ravel() for z0, z1 in chunks])))
+    return float(np.mean(np.array(middle, dtype=probe.dtype)))
 
 
 def particle_skewness(
