@@ -141,8 +141,59 @@ def test_detection_finds_the_dark_blobs(sample) -> None:
     assert {"score", "cluster", "group", "status"} <= set(features.columns)
     assert (features["status"] == "auto").all()
     assert np.all(np.diff(features["score"].to_numpy()) <= 0)
-    assert set(result.timings) == {"prepare", "fit", "embed", "peaks", "groups"}
+    assert set(result.timings) == {"prepare", "candidates", "fit", "embed", "peaks", "groups"}
     assert score_map_at_input(result).shape == sample.volume.shape
+    assert result.embeddings.shape == (len(result.picks), BlobEncoder.embedding_dim)
+    assert result.embeddings.dtype == np.float32
+
+
+def test_values_gathered_at_the_blobs_equal_those_read_from_whole_maps() -> None:
+    """The embedding pass keeps the learned maps at the candidates only: tile by tile, the
+    interpolated probability, nearest cluster and pooled embedding equal whole-map look-ups."""
+    from napari_cryoet_particles.detect.gather import PointGather
+
+    rng = np.random.default_rng(0)
+    grid, pool = (12, 16, 20), 2
+    tiles = plan_tiles(tuple(2 * n for n in grid), 2, 4, 14**3, unit=2 * pool)
+    assert len(tiles) > 4
+    embedding = rng.normal(size=(3, *grid)).astype(np.float32)
+    probability = rng.random(grid).astype(np.float32)
+    cluster = rng.integers(0, 5, grid).astype(np.int8)
+    coords = np.vstack(
+        [rng.uniform(-1, np.asarray(grid), size=(200, 3)), [[0, 0, 0], [11, 15, 19]]]
+    )
+    gather = PointGather(coords, grid, tiles, pool)
+    for tile in tiles:
+        gather.add(
+            tile, embedding[(slice(None), *tile.out)], probability[tile.out], cluster[tile.out]
+        )
+    expected = ndimage.map_coordinates(probability, coords.T, order=1, mode="nearest")
+    np.testing.assert_allclose(gather.probability, expected, rtol=1e-6, atol=1e-7)
+    nearest = np.clip(np.rint(coords), 0, np.asarray(grid) - 1).astype(int)
+    np.testing.assert_array_equal(gather.cluster, cluster[tuple(nearest.T)])
+    pooled = embedding.reshape(3, 6, pool, 8, pool, 10, pool).mean(axis=(2, 4, 6))
+    np.testing.assert_allclose(
+        gather.embedding, pooled[(slice(None), *(nearest // pool).T)].T, atol=1e-6
+    )
+
+
+def test_mask_pieces_computed_by_chunks_equal_the_whole_volume_ones() -> None:
+    from napari_cryoet_particles.detect.volume import chunked_median, low_pass_box, slab_mask
+
+    rng = np.random.default_rng(3)
+    overview = rng.normal(size=(40, 24, 28)).astype(np.float32)
+    overview[:6] *= 0.05  # quiet planes: masked
+    overview[:, :, :12] = 0.0  # flat padding: masked everywhere
+    mask = slab_mask(overview, chunk=7)
+    np.testing.assert_array_equal(mask, slab_mask(overview, chunk=40))
+    assert not mask[:, :, :6].any() and mask[20].any() and not mask[0].any()
+    box = (slice(5, 17), slice(0, 9), slice(20, 28))
+    whole = ndimage.gaussian_filter(overview, 1.3, mode="nearest")
+    np.testing.assert_array_equal(low_pass_box(overview, box, 1.3), whole[box])
+    for values in (overview, np.round(overview, 1), np.zeros((5, 3, 3), np.float32)):
+        chunks = [(z, min(len(values), z + 6)) for z in range(0, len(values), 6)]
+        found = chunked_median(lambda a, b, v=values: v[a:b], chunks, sample=100)
+        assert found == float(np.median(values))
 
 
 def test_random_model_runs_end_to_end_on_the_simulated_sample() -> None:

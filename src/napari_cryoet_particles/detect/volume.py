@@ -26,6 +26,8 @@ RESAMPLE_TOLERANCE = 0.02
 RESAMPLE_CHUNK = 16
 #: Skewness of the low-passed volume beyond which particles are taken to be bright.
 POLARITY_SKEW_THRESHOLD = 0.05
+#: Input voxels read (and their memory-mapped pages released) at a time by WorkingVolume.read.
+READ_VOXELS = 4 * 1024 * 1024
 #: Overview planes low-passed at a time (bounds the memory of the mask and the skewness).
 OVERVIEW_CHUNK = 16
 #: Gaussian filters of the overview reach this many sigmas (scipy's default).
@@ -150,12 +152,22 @@ class WorkingVolume:
         return tuple(int(n) for n in self.raw.shape)  # type: ignore[return-value]
 
     def read(self, box: tuple[slice, slice, slice]) -> np.ndarray:
-        """The normalised box, a new array; a memory-mapped file's pages are released after it."""
-        tile = normalize(self.raw[box], NormStats(self.centre, self.scale, self.clip))
-        release_pages(self.raw)
+        """The normalised box (slices of step 1), as a new float32 array.
+
+        Read :data:`READ_VOXELS` at a time, releasing a memory-mapped file's pages after each
+        part, so reading a box costs the box itself and little more.
+        """
+        stats = NormStats(self.centre, self.scale, self.clip)
+        ranges = [range(*s.indices(n)) for s, n in zip(box, self.shape, strict=True)]
+        out = np.empty(tuple(len(r) for r in ranges), dtype=np.float32)
+        step = max(1, READ_VOXELS // max(1, len(ranges[1]) * len(ranges[2])))
+        for lo in range(0, len(ranges[0]), step):
+            z = slice(ranges[0].start + lo, ranges[0].start + min(len(ranges[0]), lo + step))
+            out[lo : lo + step] = normalize(self.raw[(z, box[1], box[2])], stats)
+            release_pages(self.raw)
         if self.sign < 0:
-            np.negative(tile, out=tile)
-        return tile
+            np.negative(out, out=out)
+        return out
 
     def to_input(self, zyx: np.ndarray) -> np.ndarray:
         """Working voxel coordinates to input voxel coordinates."""
@@ -296,7 +308,7 @@ def chunked_median(
     for z0, z1 in chunks:
         values = part(z0, z1).ravel()
         step = step or max(1, values.size * len(chunks) // sample)
-        pieces.append(values[::step])
+        pieces.append(values[::step].copy())  # a view would keep the chunk alive
     probe = np.concatenate(pieces)
     low, high = np.quantile(probe, [0.48, 0.52]).astype(probe.dtype)
     below = equal_low = equal_high = total = 0
