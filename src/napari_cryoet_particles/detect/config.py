@@ -131,3 +131,7 @@ class DetectionResult:
     input_shape: tuple[int, int, int]
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
+    """(n_picks, C) float32: the learned embedding at each pick (what groups are made from)."""
+    profiles: np.ndarray | None = None
+    """(n_picks, shells) float32: each pick's radial profile (:mod:`.describe`)."""

@@ -30,6 +30,7 @@ from torch import nn
 from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
 from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.describe import radial_profiles
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.tiling import (
     Tile,
@@ -327,6 +328,13 @@ def detect_particles_job(
         else np.zeros((0, pooled.shape[0]))
     )
     groups, n_groups, silhouettes = choose_groups(pick_embeddings, config.groups, config.seed)
+    profiles = radial_profiles(
+        work.read,
+        work.shape,
+        found.zyx,
+        work.voxel_size,
+        check=None if cancel is None else cancel.check,
+    )
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
     info["silhouettes"] = silhouettes
@@ -355,6 +363,8 @@ def detect_particles_job(
         input_shape=volume.shape,
         timings=timings,
         info=info,
+        embeddings=pick_embeddings.astype(np.float32),
+        profiles=profiles,
     )
 
 
