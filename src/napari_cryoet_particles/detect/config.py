@@ -123,8 +123,7 @@ class DetectionResult:
     ``score_map`` holds the particle probability (0-1) on a grid of ``score_map_voxel_size`` Å
     whose voxel ``i`` is centred on input voxel ``score_map_origin + i * score_map_step``
     (per axis, in input voxels); :func:`score_map_at_input` resamples it onto the input grid.
-    ``embeddings`` (n_picks, C) float32: each pick's embedding pooled over the 2³ coarse voxels
-    around it, the vectors its group comes from (None for results made without one).
+    ``embeddings``: each pick's embedding pooled over the 2³ coarse voxels around it.
     """
 
     picks: Picks
@@ -136,3 +135,6 @@ class DetectionResult:
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
     embeddings: np.ndarray | None = None
+    """(n_picks, C) float32: the learned embedding at each pick (what groups are made from)."""
+    profiles: np.ndarray | None = None
+    """(n_picks, shells) float32: each pick's radial profile (:mod:`.describe`)."""

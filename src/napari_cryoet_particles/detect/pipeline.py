@@ -30,9 +30,14 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from napari_cryoet_particles.detect.candidates import blob_radii, multiscale_candidates_job
+from napari_cryoet_particles.detect.candidates import (
+    Candidates,
+    blob_radii,
+    multiscale_candidates_job,
+)
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
 from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.describe import radial_profiles
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.tiling import (
@@ -47,6 +52,7 @@ from napari_cryoet_particles.detect.tiling import (
 )
 from napari_cryoet_particles.detect.trust import detection_warnings
 from napari_cryoet_particles.detect.volume import (
+    WorkingVolume,
     block_mean,
     check_volume,
     decide_sign,
@@ -73,8 +79,11 @@ POOL = 2
 ModelLike = nn.Module | str | Path | None
 
 
-def resolve_model(model: object, device: torch.device) -> tuple[nn.Module, float | None]:
-    """(encoder on ``device``, working voxel size in Å or None) from whatever the caller gave.
+def resolve_model(
+    model: object, device: torch.device
+) -> tuple[nn.Module, float | None, dict | None]:
+    """(encoder on ``device``, working voxel size in Å or None, pick head or None) from whatever
+    the caller gave (the pick head is a model refined from curation, ``refine --save-model``).
 
     ``None`` loads the shipped default model; a path loads that checkpoint; a LoadedModel gives
     its encoder and working voxel size; a bare ``nn.Module`` (needs ``stride`` and
@@ -89,15 +98,15 @@ def resolve_model(model: object, device: torch.device) -> tuple[nn.Module, float
 
     if model is None:
         loaded = load_default_model(device=device)
-        return loaded.encoder, loaded.working_voxel_size
+        return loaded.encoder, loaded.working_voxel_size, loaded.pick_head
     if isinstance(model, str | Path):
         loaded = load_checkpoint(model, device=device)
-        return loaded.encoder, loaded.working_voxel_size
+        return loaded.encoder, loaded.working_voxel_size, loaded.pick_head
     if isinstance(model, LoadedModel):
-        return model.encoder.to(device), model.working_voxel_size
+        return model.encoder.to(device), model.working_voxel_size, model.pick_head
     if isinstance(model, nn.Module):
         size = getattr(model, "working_voxel_size", None)
-        return model.to(device), None if size is None else float(size)
+        return model.to(device), None if size is None else float(size), None
     raise TypeError(
         f"model must be a checkpoint path, a LoadedModel or an nn.Module, not {type(model).__name__}"
     )
@@ -168,6 +177,48 @@ def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.nd
     return np.concatenate([flat, darkness.reshape(-1, 1).astype(flat.dtype)], axis=1)
 
 
+def _apply_pick_head(
+    head_payload: dict,
+    found: Candidates,
+    values: np.ndarray,
+    learned: np.ndarray,
+    embeddings: np.ndarray,
+    work: WorkingVolume,
+    cancel: CancelToken | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rescore candidates with a head learned from curation (:mod:`.refine`): (indices of the
+    candidates kept, their new scores); candidates below the refine floor are dropped first
+    (no head moves them to a pick)."""
+    from napari_cryoet_particles.detect.refine import (
+        CANDIDATE_FLOOR,
+        PickHead,
+        apply_head,
+        candidate_table,
+    )
+
+    head = PickHead.from_payload(head_payload)
+    keep = np.flatnonzero(values >= CANDIDATE_FLOOR)
+    kept = found.take(keep)
+    profiles = radial_profiles(
+        work.read,
+        work.shape,
+        kept.zyx,
+        work.voxel_size,
+        check=None if cancel is None else cancel.check,
+    )
+    table = candidate_table(
+        kept.zyx,
+        work.voxel_size,
+        values[keep],
+        kept.strength,
+        voxels_to_nm(kept.radius, work.voxel_size),
+        learned[keep],
+        profiles,
+        embeddings[keep],
+    )
+    return keep, apply_head(head, values[keep], table)
+
+
 def detect_particles_job(
     volume: Volume,
     model: ModelLike = None,
@@ -187,7 +238,7 @@ def detect_particles_job(
     clock = time.perf_counter()
     threads = configure_threads(config.threads)
     device = select_device(config.device)
-    encoder, working_size = resolve_model(model, device)
+    encoder, working_size, head_payload = resolve_model(model, device)
     stride, field = encoder_geometry(encoder)
     halo = halo_for(stride, field)
     input_size = check_volume(volume, config.voxel_size, min_size=max(8, stride * 2))
@@ -294,12 +345,19 @@ def detect_particles_job(
     timings["embed"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    learned = at_blobs.probability
-    values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
+    values = pick_score(
+        found.strength, at_blobs.probability, config.learned_weight, config.blob_threshold
+    )
+    index = np.arange(len(found))
+    if head_payload is not None:
+        index, values = _apply_pick_head(
+            head_payload, found, values, at_blobs.probability, at_blobs.embedding, work, cancel
+        )
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold][: config.max_picks]
-    found, values, learned = found.take(order), values[order], learned[order]
+    values, picked = values[order], index[order]
+    found, learned = found.take(picked), at_blobs.probability[picked]
     info["auto_threshold"] = AUTO_THRESHOLD
     info["threshold"] = float(threshold)
     info["blob_radii"] = [float(r) for r in radii]
@@ -309,8 +367,15 @@ def detect_particles_job(
     yield Progress(step, total, "peaks")
 
     clock = time.perf_counter()
-    embeddings = at_blobs.embedding[order]
+    embeddings = at_blobs.embedding[picked]
     groups, n_groups, silhouettes = choose_groups(embeddings, config.groups, config.seed)
+    profiles = radial_profiles(
+        work.read,
+        work.shape,
+        found.zyx,
+        work.voxel_size,
+        check=None if cancel is None else cancel.check,
+    )
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
     info["silhouettes"] = silhouettes
@@ -324,7 +389,7 @@ def detect_particles_job(
             "probability": learned.astype(float),
             "strength": found.strength.astype(float),
             "radius_nm": voxels_to_nm(found.radius, work.voxel_size),
-            "cluster": at_blobs.cluster[order].astype(int),
+            "cluster": at_blobs.cluster[picked].astype(int),
             "group": groups.astype(int),
         }
     )  # status and class: Picks adds them at their defaults
@@ -340,6 +405,7 @@ def detect_particles_job(
         timings=timings,
         info=info,
         embeddings=embeddings.astype(np.float32),
+        profiles=profiles,
     )
 
 

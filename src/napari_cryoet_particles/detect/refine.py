@@ -1,0 +1,503 @@
+"""Curation teaches the detector: refine from the user's marks, or find more like the accepted picks.
+
+The user marks some picks ``accepted``, ``rejected`` or ``added`` (the rest stay ``auto``). A
+small head learns from those marks on each candidate's descriptor:
+
+- **refine** (:func:`fit_refine_head`): a logistic correction *added to* the detector's own score
+  logit, ridge-regularised towards zero, so a few marks move the ranking only as far as they give
+  evidence for. Its inputs are the blob strength, radius, learned probability and where the
+  nearest stronger candidate lies (:func:`neighbour_features`): what tells a repeat hit on a large
+  particle, or a noise blob, from a particle. Accepted and added picks are positives, rejected
+  ones negatives; the unmarked candidates keep the detector's score as their prior.
+- **like** (:func:`fit_like_head`): a class-specific score, ``p(like the accepted picks)``, from a
+  positive-unlabelled logistic regression of the accepted (and added) picks against all other
+  picks on the radial profile and radius (:mod:`.describe`): picking one species from a few clicks.
+
+Marked picks always stay in the output with their status and position: a refined detection never
+drops a pick the user accepted, and never brings back one the user rejected. Weights, features
+and the selection of simulated marks were chosen on validation simulations (docs/detection.md).
+"""
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.spatial import cKDTree
+from sklearn.linear_model import LogisticRegression
+
+from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD, detect_particles_job
+from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.picks import PICK_STATUSES, Picks
+from napari_cryoet_particles.jobs import CancelToken, Job, Progress
+
+MARKED = ("accepted", "rejected", "added")
+POSITIVE = ("accepted", "added")
+#: Candidates down to this detector score are rescored (a mark moves a score by a few logits at
+#: most, so nothing below this reaches a threshold of 0.5).
+CANDIDATE_FLOOR = 0.01
+#: Ridge penalty of the refine head (validation seeds 101, 106: λ 1, 3, 10 tried; 1 best).
+REFINE_RIDGE = 1.0
+#: The refine head learns what to look at only from at least this many positive and negative
+#: marks; with fewer of one kind it only moves the threshold.
+MIN_EACH_KIND = 3
+#: Standardised descriptor values are clipped to this many standard deviations, so one odd
+#: candidate cannot swing its score by many logits.
+CLIP_SD = 3.0
+#: Inverse regularisation of the like head (validation seeds 101, 106: 0.01, 0.1, 1 tried; class F1
+#: 0.34 / 0.28 / 0.19 for 4CR2, equal for 1U6G and 3GL1; 0.1 separates clean toy species, 0.01 does not).
+LIKE_C = 0.1
+#: A mark lies on a candidate when within this many of the candidate's radii (at least 2 voxels).
+MATCH_REACH = 1.0
+#: Candidates with no stronger candidate this close (nm) count as isolated.
+NEIGHBOUR_HORIZON_NM = 60.0
+REFINE_COLUMNS = (
+    "strength",
+    "radius_nm",
+    "learned_logit",
+    "neighbour_log_nm",
+    "neighbour_log_relative",
+    "neighbour_radius_nm",
+)
+HEAD_KINDS = ("refine", "like")
+
+
+@dataclass
+class PickHead:
+    """A learned linear score on standardised descriptor columns: ``((x - mean) / scale) · w + b``."""
+
+    kind: str
+    columns: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+    n_positive: int = 0
+    n_negative: int = 0
+    calibration: float = 1.0
+    """Like heads: mean ``sigmoid(logit)`` of the accepted picks; ``p = sigmoid(logit) / calibration``
+    (Elkan & Noto's positive-unlabelled correction)."""
+
+    def logit(self, table: pd.DataFrame) -> np.ndarray:
+        """The head's logit for each row of a descriptor table (:func:`descriptor_table`)."""
+        missing = [c for c in self.columns if c not in table]
+        if missing:
+            raise CryoetInputError(None, f"the picks lack descriptor columns {missing}")
+        values = table[list(self.columns)].to_numpy(dtype=float)
+        return _standardised(values, self.mean, self.scale) @ self.weights + self.bias
+
+    def to_payload(self) -> dict:
+        """Plain lists and numbers, for a checkpoint that loads with ``weights_only``."""
+        return {
+            "kind": self.kind,
+            "columns": list(self.columns),
+            "mean": [float(v) for v in self.mean],
+            "scale": [float(v) for v in self.scale],
+            "weights": [float(v) for v in self.weights],
+            "bias": float(self.bias),
+            "n_positive": int(self.n_positive),
+            "n_negative": int(self.n_negative),
+            "calibration": float(self.calibration),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "PickHead":
+        try:
+            head = cls(
+                kind=str(payload["kind"]),
+                columns=tuple(str(c) for c in payload["columns"]),
+                mean=np.asarray(payload["mean"], dtype=float),
+                scale=np.asarray(payload["scale"], dtype=float),
+                weights=np.asarray(payload["weights"], dtype=float),
+                bias=float(payload["bias"]),
+                n_positive=int(payload.get("n_positive", 0)),
+                n_negative=int(payload.get("n_negative", 0)),
+                calibration=float(payload.get("calibration", 1.0)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CryoetInputError(None, f"the refined pick head is invalid ({error})") from None
+        sizes = {len(head.columns), len(head.mean), len(head.scale), len(head.weights)}
+        if head.kind not in HEAD_KINDS or len(sizes) != 1:
+            raise CryoetInputError(None, "the refined pick head is invalid (inconsistent sizes)")
+        return head
+
+
+@dataclass
+class RefineConfig:
+    """How to refine: the detection settings, and whether to keep only picks like the accepted ones."""
+
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    like_accepted: bool = False
+    ridge: float = REFINE_RIDGE
+
+
+@dataclass
+class RefineOutcome:
+    """The refined picks (marks kept), the learned head and what was learned from."""
+
+    picks: Picks
+    head: PickHead
+    info: dict[str, object]
+    detection: DetectionResult
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+def neighbour_features(
+    zyx: np.ndarray, scores: np.ndarray, radius_nm: np.ndarray, voxel_size: float, k: int = 16
+) -> np.ndarray:
+    """(N, 3): log distance (nm) to the nearest higher-scored candidate, log of that distance over
+    the neighbour's radius, and the neighbour's radius (nm).
+
+    A second hit on a large particle lies about two of the first hit's radii from it; a particle
+    of its own usually lies farther, or next to a neighbour of its own size. Candidates with no
+    stronger one among their ``k`` nearest within :data:`NEIGHBOUR_HORIZON_NM` get the horizon.
+    """
+    zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
+    out = np.tile(
+        [np.log(NEIGHBOUR_HORIZON_NM), np.log(NEIGHBOUR_HORIZON_NM / 10.0), 0.0], (len(zyx), 1)
+    )
+    if len(zyx) < 2:
+        return out
+    k = min(k, len(zyx) - 1)
+    distance, index = cKDTree(zyx).query(zyx, k=k + 1)
+    distance_nm = distance * voxel_size / 10.0
+    stronger = (np.asarray(scores)[index] > np.asarray(scores)[:, None]) & (
+        distance_nm <= NEIGHBOUR_HORIZON_NM
+    )
+    has = stronger.any(1)
+    first = stronger.argmax(1)
+    rows = np.flatnonzero(has)
+    near = distance_nm[rows, first[rows]]
+    neighbour = index[rows, first[rows]]
+    radius = np.maximum(np.asarray(radius_nm, dtype=float)[neighbour], 1e-3)
+    out[rows] = np.column_stack(
+        [np.log(np.maximum(near, 1e-3)), np.log(np.maximum(near, 1e-3) / radius), radius]
+    )
+    return out
+
+
+def descriptor_table(result: DetectionResult) -> pd.DataFrame:
+    """Per pick of a detection run: the columns every head may use (see :data:`REFINE_COLUMNS`),
+    the radial profile (``profile_0``...) and the embedding (``embedding_0``...)."""
+    features = result.picks.features
+    for column in ("strength", "radius_nm", "probability"):
+        if column not in features:
+            raise CryoetInputError(None, f"the detection result has no {column!r} column")
+    return candidate_table(
+        result.picks.zyx,
+        float(result.picks.voxel_size or 10.0),
+        features["score"].to_numpy(dtype=float),
+        features["strength"].to_numpy(dtype=float),
+        features["radius_nm"].to_numpy(dtype=float),
+        features["probability"].to_numpy(dtype=float),
+        result.profiles,
+        result.embeddings,
+    )
+
+
+def candidate_table(
+    zyx: np.ndarray,
+    voxel_size: float,
+    score: np.ndarray,
+    strength: np.ndarray,
+    radius_nm: np.ndarray,
+    probability: np.ndarray,
+    profiles: np.ndarray | None,
+    embeddings: np.ndarray | None,
+) -> pd.DataFrame:
+    """The descriptor table of candidates at ``zyx`` (voxels of ``voxel_size`` Å)."""
+    table = pd.DataFrame(
+        {
+            "strength": np.asarray(strength, dtype=float),
+            "radius_nm": np.asarray(radius_nm, dtype=float),
+            "learned_logit": _logit(probability),
+        }
+    )
+    near = neighbour_features(zyx, score, table["radius_nm"].to_numpy(), voxel_size)
+    table["neighbour_log_nm"], table["neighbour_log_relative"], table["neighbour_radius_nm"] = (
+        near.T
+    )
+    for name, block in (("profile", profiles), ("embedding", embeddings)):
+        if block is not None and len(block) == len(table):
+            block = np.asarray(block, dtype=float)
+            table = pd.concat(
+                [
+                    table,
+                    pd.DataFrame(block, columns=[f"{name}_{i}" for i in range(block.shape[1])]),
+                ],
+                axis=1,
+            )
+    return table
+
+
+def apply_head(head: PickHead, score: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+    """Scores after a learned head: a refine head corrects the score's logit; a like head gives
+    ``p(like the accepted picks)`` to candidates at or above the automatic threshold, 0 to the rest."""
+    if head.kind == "refine":
+        return _sigmoid(_logit(score) + head.logit(table))
+    like = np.clip(_sigmoid(head.logit(table)) / max(head.calibration, 1e-6), 0.0, 1.0)
+    return np.where(np.asarray(score) >= AUTO_THRESHOLD, like, 0.0)
+
+
+def check_curated(curated: Picks, shape: tuple[int, int, int], need_positive: bool) -> None:
+    """Refuse marks that cannot teach anything, or that belong to another tomogram."""
+    status = curated.features["status"].astype(str)
+    unknown = sorted(set(status) - set(PICK_STATUSES))
+    if unknown:
+        raise CryoetInputError(
+            None,
+            f"unknown status value(s) {unknown}: each pick's status must be one of "
+            f"{', '.join(PICK_STATUSES)}",
+        )
+    marked = status.isin(MARKED).to_numpy()
+    if not marked.any():
+        raise CryoetInputError(
+            None,
+            "no pick is marked: accept, reject or add some picks first (status accepted, "
+            "rejected or added)",
+        )
+    if need_positive and not status.isin(POSITIVE).any():
+        raise CryoetInputError(None, "no pick is accepted or added: accept a few picks first")
+    outside = curated.subset(marked).outside(shape)
+    if outside.any():
+        raise CryoetInputError(
+            None,
+            f"{int(outside.sum())} marked pick(s) lie outside the tomogram of shape {shape}: "
+            "are the picks from another tomogram (or another voxel size)?",
+        )
+
+
+def match_marks(candidates: Picks, marks: Picks) -> np.ndarray:
+    """Index of the candidate each mark lies on (-1: none within :data:`MATCH_REACH` radii)."""
+    if not len(candidates) or not len(marks):
+        return np.full(len(marks), -1, dtype=int)
+    size = float(candidates.voxel_size or 10.0)
+    radius_vox = candidates.features["radius_nm"].to_numpy(dtype=float) * 10.0 / size
+    distance, index = cKDTree(candidates.zyx).query(marks.zyx, k=1)
+    reach = np.maximum(2.0, MATCH_REACH * radius_vox[index])
+    return np.where(distance <= reach, index, -1)
+
+
+def _standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = values.mean(0)
+    scale = values.std(0)
+    return mean, np.where(scale > 1e-9, scale, 1.0)
+
+
+def _standardised(values: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.clip((values - mean) / scale, -CLIP_SD, CLIP_SD)
+
+
+def fit_refine_head(
+    table: pd.DataFrame,
+    base_logit: np.ndarray,
+    marked: np.ndarray,
+    labels: np.ndarray,
+    ridge: float,
+) -> PickHead:
+    """Ridge-penalised logistic correction ``w·x + b`` on top of ``base_logit``, fitted on the marks.
+
+    Standardisation uses every candidate, so the penalty means the same whatever the columns' units.
+    The bias is penalised too: the detector's own calibration is the prior, so marks of one kind
+    only (say, a dozen rejections) shift the threshold by a logit or so, not to infinity.
+    """
+    columns = REFINE_COLUMNS
+    values = table[list(columns)].to_numpy(dtype=float)
+    mean, scale = _standardise(values)
+    x = _standardised(values[marked], mean, scale)
+    offset = np.asarray(base_logit, dtype=float)[marked]
+    y = np.asarray(labels, dtype=float)
+    if min(y.sum(), len(y) - y.sum()) < MIN_EACH_KIND:
+        x = np.zeros_like(
+            x
+        )  # marks of (almost) one kind say where the threshold is, not what to look at
+    k = x.shape[1]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = offset + x @ w[:k] + w[k]
+        p = _sigmoid(z)
+        value = np.sum(np.logaddexp(0.0, z) - y * z) + ridge * np.sum(w**2)
+        residual = p - y
+        return float(value), np.append(x.T @ residual, residual.sum()) + 2 * ridge * w
+
+    w = minimize(loss, np.zeros(k + 1), jac=True, method="L-BFGS-B").x
+    return PickHead(
+        "refine", columns, mean, scale, w[:k], float(w[k]), int(y.sum()), int(len(y) - y.sum())
+    )
+
+
+def like_columns(table: pd.DataFrame) -> tuple[str, ...]:
+    """Radius plus the radial profile: the columns the like head learns from."""
+    return ("radius_nm", *(c for c in table.columns if c.startswith("profile_")))
+
+
+def fit_like_head(
+    table: pd.DataFrame, positive: np.ndarray, negative: np.ndarray, pool: np.ndarray
+) -> PickHead:
+    """Positive-unlabelled learning (Elkan & Noto 2008): a logistic regression of the accepted
+    picks against the other picks of ``pool`` (rejected ones included), balanced, then divided by
+    its mean output on the accepted picks, so a pick that looks like them scores about 1."""
+    columns = like_columns(table)
+    values = table[list(columns)].to_numpy(dtype=float)
+    mean, scale = _standardise(values[pool] if pool.any() else values)
+    x = _standardised(values, mean, scale)
+    others = (pool | negative) & ~positive
+    rows = np.concatenate([np.flatnonzero(positive), np.flatnonzero(others)])
+    y = np.concatenate([np.ones(positive.sum()), np.zeros(others.sum())])
+    model = LogisticRegression(C=LIKE_C, class_weight="balanced", max_iter=2000).fit(x[rows], y)
+    calibration = float(model.predict_proba(x[positive])[:, 1].mean())
+    return PickHead(
+        "like",
+        columns,
+        mean,
+        scale,
+        model.coef_[0].astype(float),
+        float(model.intercept_[0]),
+        int(positive.sum()),
+        int(negative.sum()),
+        calibration,
+    )
+
+
+def refined_picks(
+    result: DetectionResult, curated: Picks, config: RefineConfig | None = None
+) -> RefineOutcome:
+    """Learn from the marks in ``curated`` on a detection run's candidates; return the new picks.
+
+    ``result`` must hold candidates well below the threshold (a run with a low ``threshold``, e.g.
+    :data:`CANDIDATE_FLOOR`) with their embeddings and profiles. The output has every marked pick
+    (status and position kept; score from the head where it lies on a candidate) plus the
+    unmarked candidates whose new score reaches the threshold.
+    """
+    config = config or RefineConfig()
+    candidates = result.picks
+    size = float(candidates.voxel_size or 10.0)
+    curated = curated.in_voxels_of(size)
+    check_curated(curated, result.input_shape, need_positive=config.like_accepted)
+    status = curated.features["status"].astype(str).to_numpy()
+    marks = curated.subset(np.isin(status, MARKED))
+    mark_status = marks.features["status"].astype(str).to_numpy()
+    on = match_marks(candidates, marks)
+    table = descriptor_table(result)
+    base = candidates.features["score"].to_numpy(dtype=float)
+    matched = on >= 0
+    positive_rows = np.isin(mark_status, POSITIVE)
+    threshold = AUTO_THRESHOLD if config.detection.threshold is None else config.detection.threshold
+    if config.like_accepted:
+        positive = np.zeros(len(candidates), bool)
+        negative = np.zeros(len(candidates), bool)
+        positive[on[matched & positive_rows]] = True
+        negative[on[matched & ~positive_rows]] = True
+        if not positive.any():
+            raise CryoetInputError(
+                None, "none of the accepted or added picks lies on a detected candidate"
+            )
+        head = fit_like_head(table, positive, negative, base >= threshold)
+        score = apply_head(head, base, table)
+        keep = (base >= threshold) & (score >= 0.5)
+    else:
+        if not matched.any():
+            raise CryoetInputError(None, "none of the marked picks lies on a detected candidate")
+        rows = on[matched]
+        labels = positive_rows[matched].astype(float)
+        head = fit_refine_head(table, _logit(base), rows, labels, config.ridge)
+        score = apply_head(head, base, table)
+        keep = score >= threshold
+    keep[on[matched]] = False
+    auto = candidates.subset(np.flatnonzero(keep))
+    auto.features["score"] = score[keep]
+    auto.features["status"] = "auto"
+    kept_marks = marks.subset(np.arange(len(marks)))
+    mark_score = np.where(matched, score[np.maximum(on, 0)], np.where(positive_rows, 1.0, 0.0))
+    kept_marks.features["score"] = mark_score
+    features = pd.concat([kept_marks.features, auto.features], ignore_index=True)
+    picks = Picks(
+        np.concatenate([kept_marks.zyx, auto.zyx]),
+        size,
+        features,
+        candidates.tomogram or curated.tomogram,
+    )
+    order = np.argsort(-picks.scores, kind="stable")
+    picks = picks.subset(order)
+    info = {
+        "kind": head.kind,
+        "n_marks": int(len(marks)),
+        "n_marks_on_candidates": int(matched.sum()),
+        "n_positive": head.n_positive,
+        "n_negative": head.n_negative,
+        "n_picks": int(len(picks)),
+        "threshold": threshold,
+    }
+    return RefineOutcome(picks, head, info, result)
+
+
+def refine_job(
+    volume,
+    curated: Picks,
+    model=None,
+    config: RefineConfig | None = None,
+    cancel: CancelToken | None = None,
+    result: DetectionResult | None = None,
+) -> Job[RefineOutcome]:
+    """Detect candidates (unless ``result`` already holds them), then :func:`refined_picks`.
+
+    Yields :class:`Progress`; returns a :class:`RefineOutcome`. ``result`` lets a caller that
+    detected with a low threshold (the Detect dock) refine in well under a second.
+    """
+    config = config or RefineConfig()
+    if result is None or result.embeddings is None or result.profiles is None:
+        detection = replace(
+            config.detection,
+            threshold=CANDIDATE_FLOOR,
+            max_picks=None,
+            keep_score_map=False,
+        )
+        job = detect_particles_job(volume, model, detection, cancel)
+        while True:
+            try:
+                report = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            yield Progress(report.step, report.total + 1, f"detecting: {report.message}")
+    if cancel is not None:
+        cancel.check()
+    outcome = refined_picks(result, curated, config)
+    yield Progress(1, 1, "refined")
+    return outcome
+
+
+def save_refined_model(path, head: PickHead, model=None, overwrite: bool = False):
+    """Write the encoder of ``model`` (default: the shipped one) with ``head``: a model file that
+    ``detect --model`` scores picks with. Atomic; refuses to replace a file unless ``overwrite``."""
+    from napari_cryoet_particles.model.checkpoint import (
+        LoadedModel,
+        load_checkpoint,
+        load_default_model,
+        save_checkpoint,
+    )
+
+    if model is None:
+        loaded = load_default_model()
+    elif isinstance(model, LoadedModel):
+        loaded = model
+    else:
+        loaded = load_checkpoint(model)
+    metadata = {**loaded.metadata, "refined_from": str(loaded.path or "default model")}
+    return save_checkpoint(
+        path,
+        loaded.encoder,
+        loaded.config,
+        metadata=metadata,
+        overwrite=overwrite,
+        pick_head=head.to_payload(),
+    )
