@@ -364,6 +364,7 @@ def detect_particles_job(
     info["n_candidates"] = int(len(order))
     zyx = np.clip(work.to_input(found.zyx), 0, np.asarray(volume.shape) - 1)
     timings["peaks"] = time.perf_counter() - clock
+    step += 1
     yield Progress(step, total, "peaks")
 
     clock = time.perf_counter()

@@ -30,6 +30,8 @@ POLARITY_SKEW_THRESHOLD = 0.05
 READ_VOXELS = 4 * 1024 * 1024
 #: Overview planes low-passed at a time (bounds the memory of the mask and the skewness).
 OVERVIEW_CHUNK = 16
+#: Values sampled to bracket a median computed by chunks (:func:`chunked_median`).
+PROBE_SAMPLES = 1_000_000
 #: Gaussian filters of the overview reach this many sigmas (scipy's default).
 GAUSSIAN_TRUNCATE = 4.0
 
@@ -279,16 +281,21 @@ def slab_mask(
     depth = len(overview)
     chunks = [(z0, min(depth, z0 + chunk)) for z0 in range(0, depth, chunk)]
     profile = np.empty(depth)
+    probe, step = [], max(1, overview.size // PROBE_SAMPLES)
     for z0, z1 in chunks:
-        _, smooth, at = _smoothed(overview, z0, z1, sigma)
+        part, smooth, at = _smoothed(overview, z0, z1, sigma, margin=1)
         profile[z0:z1] = smooth[at : at + z1 - z0].reshape(z1 - z0, -1).std(axis=1)
+        local = ndimage.uniform_filter(np.square(part - smooth), size=3, mode="nearest")
+        probe.append(local[at : at + z1 - z0].ravel()[::step].copy())
     keep = np.ones(depth, dtype=bool)
     if len(profile) >= 8 and profile.max() > contrast * max(profile.min(), 1e-12):
         above = np.flatnonzero(profile > threshold_otsu(profile))
         keep[:] = False
         keep[max(0, above[0] - 2) : above[-1] + 3] = True
         keep |= profile >= quiet * float(np.median(profile[above]))
-    median = chunked_median(lambda z0, z1: _local_variance(overview, z0, z1, sigma), chunks)
+    median = chunked_median(
+        lambda z0, z1: _local_variance(overview, z0, z1, sigma), chunks, np.concatenate(probe)
+    )
     floor = 1e-6 * max(median, 1e-12)
     mask = np.empty(overview.shape, dtype=bool)
     for z0, z1 in chunks:
@@ -298,18 +305,21 @@ def slab_mask(
 
 
 def chunked_median(
-    part: Callable[[int, int], np.ndarray], chunks: list[tuple[int, int]], sample: int = 1_000_000
+    part: Callable[[int, int], np.ndarray],
+    chunks: list[tuple[int, int]],
+    probe: np.ndarray | None = None,
 ) -> float:
     """``np.median`` of the concatenated ``part(z0, z1)`` over ``chunks``, exactly, without
-    holding them all: a strided sample brackets the median, a second pass counts the values
-    below the bracket and keeps those inside it, and the middle one(s) are picked from those
-    (all values are held only if the bracket missed)."""
-    pieces, step = [], 0
-    for z0, z1 in chunks:
-        values = part(z0, z1).ravel()
-        step = step or max(1, values.size * len(chunks) // sample)
-        pieces.append(values[::step].copy())  # a view would keep the chunk alive
-    probe = np.concatenate(pieces)
+    holding them all: a sample of the values (``probe``; a strided one if not given) brackets
+    the median, a pass counts the values below the bracket and keeps those inside it, and the
+    middle one(s) are picked from those (all values are held only if the bracket missed)."""
+    if probe is None:
+        pieces, step = [], 0
+        for z0, z1 in chunks:
+            values = part(z0, z1).ravel()
+            step = step or max(1, values.size * len(chunks) // PROBE_SAMPLES)
+            pieces.append(values[::step].copy())  # a view would keep the chunk alive
+        probe = np.concatenate(pieces)
     low, high = np.quantile(probe, [0.48, 0.52]).astype(probe.dtype)
     below = equal_low = equal_high = total = 0
     inside = []
