@@ -119,18 +119,28 @@ def _fit_crops(
     size = stride * math.ceil(FIT_CROP_SIZE / stride)
     if all(n <= size for n in full):
         return [tile_at(full, stride, halo, (0, 0, 0), size)]
-    inside = np.flatnonzero(mask)
-    if inside.size == 0:
-        inside = np.arange(mask.size)
-    centres = np.column_stack(
-        np.unravel_index(
-            rng.choice(inside, size=FIT_CROPS, replace=inside.size < FIT_CROPS), mask.shape
-        )
-    )
+    per_plane = np.count_nonzero(mask.reshape(len(mask), -1), axis=1)
+    count = int(per_plane.sum())
+    if count == 0:
+        flat = rng.choice(mask.size, size=FIT_CROPS, replace=mask.size < FIT_CROPS)
+    else:
+        ranks = rng.choice(count, size=FIT_CROPS, replace=count < FIT_CROPS)
+        flat = np.array([_nth_true(mask, per_plane, int(rank)) for rank in ranks])
+    centres = np.column_stack(np.unravel_index(flat, mask.shape))
     return [
         tile_at(full, stride, halo, tuple(int(c) * stride - size // 2 for c in centre), size)
         for centre in centres
     ]
+
+
+def _nth_true(mask: np.ndarray, per_plane: np.ndarray, rank: int) -> int:
+    """``np.flatnonzero(mask)[rank]`` without listing every True voxel (a huge mask's list is
+    larger than the mask); ``per_plane``: True voxels per z-plane."""
+    ends = np.cumsum(per_plane)
+    z = int(np.searchsorted(ends, rank, side="right"))
+    before = int(ends[z - 1]) if z else 0
+    plane = np.flatnonzero(mask[z])[rank - before]
+    return z * mask[0].size + int(plane)
 
 
 def grid_coordinates(zyx: np.ndarray, stride: int) -> np.ndarray:
