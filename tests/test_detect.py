@@ -162,7 +162,7 @@ def test_values_gathered_at_the_blobs_equal_those_read_from_whole_maps() -> None
     coords = np.vstack(
         [rng.uniform(-1, np.asarray(grid), size=(200, 3)), [[0, 0, 0], [11, 15, 19]]]
     )
-    gather = PointGather(coords, grid, tiles, pool)
+    gather = PointGather(coords, grid, pool)
     for tile in tiles:
         gather.add(
             tile, embedding[(slice(None), *tile.out)], probability[tile.out], cluster[tile.out]

@@ -3,115 +3,78 @@
 Detection finds its blob candidates before the embedding pass, so the embedding pass only needs
 the learned maps at those points: the particle probability (linearly interpolated), the k-means
 cluster of the nearest coarse voxel and the embedding pooled over the 2³ coarse voxels around
-it. Gathering them tile by tile means no whole-tomogram map is ever held. Each point's voxels
-are routed to the one tile whose core holds them (tile cores partition the grid), so a value is
-the same as if it were read from the whole map (an interpolation sums the same corners, in
-another order: equal up to float rounding).
+it. Gathering them tile by tile means no whole-tomogram map is ever held. Each of a point's
+voxels is taken from the one tile whose core holds it (tile cores partition the grid), so a value is
+the same as if it were read from the whole map (an interpolation sums the same corners: equal
+up to float rounding).
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from napari_cryoet_particles.detect.tiling import Tile
 
-
-def trilinear_corners(coords: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(corner voxels (N, 8, 3), weights (N, 8)) of linear interpolation at ``coords`` (N, 3).
-
-    Coordinates beyond the grid are clamped to its edge (``map_coordinates(mode="nearest")``).
-    """
-    coords = np.clip(np.asarray(coords, dtype=float).reshape(-1, 3), 0, np.asarray(shape) - 1)
-    low = np.floor(coords).astype(int)
-    frac = coords - low
-    high = np.minimum(low + 1, np.asarray(shape) - 1)
-    bits = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)])  # (8, 3)
-    corners = np.where(bits[None], high[:, None], low[:, None])
-    weights = np.prod(np.where(bits[None], frac[:, None], 1.0 - frac[:, None]), axis=2)
-    return corners, weights
-
-
-@dataclass
-class Routed:
-    """Voxels (M, 3) of a grid, grouped by the tile whose core holds each of them.
-
-    ``scale``: the voxels are on a grid ``scale``× coarser than the tiles' ``out`` boxes (e.g.
-    pooled voxels); ``starts``: the tiles' core starts along each axis on that grid.
-    """
-
-    voxels: np.ndarray
-    order: np.ndarray
-    bounds: np.ndarray
-    starts: list[np.ndarray]
-    scale: int = 1
-
-    def tile_ids(self, starts: np.ndarray) -> np.ndarray:
-        """Index (in tile order: z, then y, then x) of the tile holding each of ``starts`` (M, 3)."""
-        per_axis = [
-            np.searchsorted(self.starts[a], starts[:, a], side="right") - 1 for a in range(3)
-        ]
-        return (per_axis[0] * len(self.starts[1]) + per_axis[1]) * len(self.starts[2]) + per_axis[2]
-
-    def in_tile(self, tile: Tile) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """(rows of ``voxels`` in ``tile``'s core, their indices inside that core)."""
-        start = np.array([[s.start // self.scale for s in tile.out]])
-        index = int(self.tile_ids(start)[0])
-        rows = self.order[self.bounds[index] : self.bounds[index + 1]]
-        return rows, tuple((self.voxels[rows] - start).T)
-
-
-def route(voxels: np.ndarray, tiles: list[Tile], scale: int = 1) -> Routed:
-    """Group grid ``voxels`` (M, 3) by the tile (of a :func:`~.tiling.plan_tiles` grid) holding
-    each; ``scale``: the voxels are on a grid ``scale``× coarser than the tiles' ``out``."""
-    voxels = np.asarray(voxels, dtype=int).reshape(-1, 3)
-    starts = [np.unique([t.out[a].start // scale for t in tiles]) for a in range(3)]
-    routed = Routed(voxels, np.zeros(0, dtype=int), np.zeros(0, dtype=int), starts, scale)
-    tile_id = routed.tile_ids(voxels)
-    routed.order = np.argsort(tile_id, kind="stable")
-    routed.bounds = np.searchsorted(tile_id[routed.order], np.arange(len(tiles) + 1))
-    return routed
+#: The 8 corners of a linear-interpolation cell, as 0/1 offsets along z, y, x.
+CORNERS = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)], dtype=bool)
 
 
 class PointGather:
     """The probability, cluster id and pooled embedding at points, filled tile by tile.
 
-    ``coords`` are the points in coarse-grid coordinates (voxel ``i`` centred on ``i``);
-    ``grid`` the coarse grid's shape, ``pool`` the pooling factor (tile cores are multiples of
-    it). After every tile has been :meth:`add`-ed, ``probability`` (N,), ``cluster`` (N,) and
-    ``embedding`` (N, C) hold the values.
+    ``coords`` are the points in coarse-grid coordinates (voxel ``i`` centred on ``i``); ``grid``
+    the coarse grid's shape, ``pool`` the pooling factor (tile cores are multiples of it). Each
+    tile fills what its core holds: the probability at the points' interpolation corners (their
+    weighted sum is taken at the end, as ``map_coordinates(order=1, mode="nearest")`` would), the
+    cluster of the nearest voxel and the mean embedding of the pooled voxel. Per point it holds
+    three small index triples, eight corner values and the embedding (about 150 bytes with a
+    24-channel embedding), whatever the tomogram's size.
     """
 
-    def __init__(
-        self, coords: np.ndarray, grid: tuple[int, int, int], tiles: list[Tile], pool: int
-    ) -> None:
-        coords = np.asarray(coords, dtype=float).reshape(-1, 3)
-        n = len(coords)
+    def __init__(self, coords: np.ndarray, grid: tuple[int, int, int], pool: int) -> None:
+        top = np.asarray(grid) - 1
+        self._coords = np.clip(np.asarray(coords, dtype=float).reshape(-1, 3), 0, top)
+        self._low = np.floor(self._coords).astype(np.int32)
+        self._high = np.minimum(self._low + 1, top).astype(np.int32)
+        self._nearest = np.rint(self._coords).astype(np.int32)
+        self._pooled = np.minimum(self._nearest // pool, np.asarray(grid) // pool - 1).astype(
+            np.int32
+        )
         self.pool = pool
-        corners, self._weights = trilinear_corners(coords, grid)
-        self._corners = route(corners.reshape(-1, 3), tiles)
-        nearest = np.clip(np.rint(coords), 0, np.asarray(grid) - 1).astype(int)
-        self._nearest = route(nearest, tiles)
-        pooled = np.minimum(nearest // pool, np.asarray(grid) // pool - 1)
-        self._pooled = route(pooled, tiles, scale=pool)
-        self.probability = np.zeros(n)
-        self.cluster = np.zeros(n, dtype=int)
-        self.embedding: np.ndarray = np.zeros((n, 0), dtype=np.float32)
+        self._corner_values = np.zeros((len(self._coords), 8), dtype=np.float32)
+        self.cluster = np.zeros(len(self._coords), dtype=np.int8)
+        self.embedding = np.zeros((len(self._coords), 0), dtype=np.float32)
+
+    @property
+    def probability(self) -> np.ndarray:
+        """(N,) the probability interpolated at the points (float64), once every tile is in."""
+        frac = self._coords - self._low
+        weights = np.prod(np.where(CORNERS[None], frac[:, None], 1.0 - frac[:, None]), axis=2)
+        return (weights * self._corner_values).sum(axis=1)
 
     def add(
         self, tile: Tile, core: np.ndarray, probability: np.ndarray, cluster: np.ndarray
     ) -> None:
         """Take what falls in ``tile`` from its embedding ``core`` (C, z, y, x) and maps (z, y, x)."""
-        rows, local = self._corners.in_tile(tile)
-        point = rows // 8
-        np.add.at(self.probability, point, self._weights.ravel()[rows] * probability[local])
-        rows, local = self._nearest.in_tile(tile)
-        self.cluster[rows] = cluster[local]
+        start = np.array([s.start for s in tile.out], dtype=np.int32)
+        stop = np.array([s.stop for s in tile.out], dtype=np.int32)
+        near = np.flatnonzero(np.all((self._high >= start) & (self._low < stop), axis=1))
+        for k, bits in enumerate(CORNERS):
+            corner = np.where(bits, self._high[near], self._low[near])
+            inside = np.all((corner >= start) & (corner < stop), axis=1)
+            local = tuple((corner[inside] - start).T)
+            self._corner_values[near[inside], k] = probability[local]
+        rows = _inside(self._nearest, start, stop)
+        self.cluster[rows] = cluster[tuple((self._nearest[rows] - start).T)]
         if self.embedding.shape[1] != core.shape[0]:
-            self.embedding = np.zeros((len(self.probability), core.shape[0]), dtype=np.float32)
-        rows, local = self._pooled.in_tile(tile)
+            self.embedding = np.zeros((len(self._coords), core.shape[0]), dtype=np.float32)
+        rows = _inside(self._pooled, start // self.pool, stop // self.pool)
         if len(rows):
-            base = np.column_stack(local) * self.pool
+            base = (self._pooled[rows] - start // self.pool) * self.pool
             offsets = np.indices((self.pool,) * 3).reshape(3, -1).T
             voxels = base[:, None, :] + offsets[None]  # (n, pool³, 3)
             values = core[:, voxels[..., 0], voxels[..., 1], voxels[..., 2]]  # (C, n, pool³)
             self.embedding[rows] = values.mean(axis=2, dtype=np.float32).T
+
+
+def _inside(voxels: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Rows of ``voxels`` (N, 3) inside the box ``[start, stop)``."""
+    return np.flatnonzero(np.all((voxels >= start) & (voxels < stop), axis=1))

@@ -302,6 +302,7 @@ def detect_particles_job(
     )
     step += 1
     found = found.take(np.flatnonzero(mask[tuple(coarse_cells(found.zyx, stride, grid).T)]))
+    info["n_blobs"] = len(found)
     timings["candidates"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -336,7 +337,7 @@ def detect_particles_job(
     info["cluster_sizes"] = clusters.sizes.tolist()
 
     clock = time.perf_counter()
-    at_blobs = PointGather(grid_coordinates(found.zyx, stride), grid, tiles, POOL)
+    at_blobs = PointGather(grid_coordinates(found.zyx, stride), grid, POOL)
     probability = np.zeros(grid, dtype=np.float32) if config.keep_score_map else None
 
     def score_tile(tile: Tile, core: np.ndarray) -> None:
@@ -355,19 +356,18 @@ def detect_particles_job(
     timings["embed"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    values = pick_score(
-        found.strength, at_blobs.probability, config.learned_weight, config.blob_threshold
-    )
+    learned = at_blobs.probability
+    values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
     index = np.arange(len(found))
     if head_payload is not None:
         index, values = _apply_pick_head(
-            head_payload, found, values, at_blobs.probability, at_blobs.embedding, work, cancel
+            head_payload, found, values, learned, at_blobs.embedding, work, cancel
         )
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold][: config.max_picks]
     values, picked = values[order], index[order]
-    found, learned = found.take(picked), at_blobs.probability[picked]
+    found, learned = found.take(picked), learned[picked]
     info["auto_threshold"] = AUTO_THRESHOLD
     info["threshold"] = float(threshold)
     info["blob_radii"] = [float(r) for r in radii]
