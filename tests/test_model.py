@@ -1,6 +1,7 @@
 """Model basics: device choice, encoder shapes and receptive field, normalisation, checkpoints."""
 
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,13 @@ def test_default_model_path_is_inside_the_package() -> None:
     path = default_model_path()
     assert path.name == "default_model.pt"
     assert path.parent == Path(checkpoint_module.__file__).resolve().parent.parent / "data"
+
+
+def test_freed_memory_is_returned_promptly_under_glibc() -> None:
+    import platform
+
+    from napari_cryoet_particles.model.device import return_freed_memory_promptly
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert return_freed_memory_promptly() is glibc
+    assert return_freed_memory_promptly() is glibc  # idempotent

@@ -101,7 +101,9 @@ def run_ours(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput
     least ``info["auto_threshold"]``."""
     from napari_cryoet_particles.detect.pipeline import DetectionConfig, detect_particles
 
-    config = DetectionConfig(threshold=OURS_FLOOR, threads=options.threads)
+    config = DetectionConfig(
+        threshold=OURS_FLOOR, threads=options.threads, keep_score_map=bool(options.slices)
+    )
     result = detect_particles(volume, options.model, config)
     auto = float(result.info["auto_threshold"])
     done(result.picks.subset(result.picks.scores >= auto))

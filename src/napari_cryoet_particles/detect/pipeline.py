@@ -241,12 +241,17 @@ def detect_particles_job(
     particle probability at the peak, 0-1), ``probability`` (unsmoothed), ``cluster`` (k-means
     cluster id of the voxel), ``group`` (particle group), ``status`` = ``auto``.
     """
-    from napari_cryoet_particles.model.device import configure_threads, select_device
+    from napari_cryoet_particles.model.device import (
+        configure_threads,
+        return_freed_memory_promptly,
+        select_device,
+    )
 
     config = (config or DetectionConfig()).validated()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     threads = configure_threads(config.threads)
+    return_freed_memory_promptly()
     device = select_device(config.device)
     encoder, working_size, head_payload = resolve_model(model, device)
     stride, field = encoder_geometry(encoder)
