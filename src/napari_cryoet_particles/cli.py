@@ -831,6 +831,11 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip training models on the test tomograms (from scratch, fine-tuned)",
     )
+    parser.add_argument(
+        "--no-curation",
+        action="store_true",
+        help="skip the simulated curation (refine from marks, more like these, groups)",
+    )
     parser.set_defaults(run=run_benchmark)
 
 
@@ -848,6 +853,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         args.threads,
         tuple(args.methods),
         train=not args.no_training,
+        curation=not args.no_curation,
     )
     return 0
 

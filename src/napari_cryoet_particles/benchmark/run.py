@@ -28,6 +28,13 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles import __version__
+from napari_cryoet_particles.benchmark.curation import (
+    CurationRun,
+    curation_targets,
+    curation_why,
+    format_curation,
+    run_curation,
+)
 from napari_cryoet_particles.benchmark.methods import METHODS, MethodOptions
 from napari_cryoet_particles.benchmark.training import (
     TRAINING_RUNS,
@@ -467,11 +474,13 @@ def run_benchmark(
     overwrite: bool = True,
     log=print,
     train: bool = True,
+    curation: bool = True,
 ) -> list[Run]:
     """Simulate the test tomograms, run every method, write the Markdown report; return the runs.
 
     ``train``: also train models on the random-layout test tomograms (from scratch and
-    fine-tuning the shipped model, see :mod:`.training`) and detect with them.
+    fine-tuning the shipped model, see :mod:`.training`) and detect with them. ``curation``:
+    also simulate a user's curation on each test tomogram and refine (:mod:`.curation`).
     """
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.model.checkpoint import default_model_path
@@ -494,6 +503,7 @@ def run_benchmark(
     tomos = test_tomograms(quick, shared_path is not None)
     load_before = _load()
     runs: list[Run] = []
+    curations: list[CurationRun] = []
     steps = 150 if quick else None
     for tomo in tomos:
         log(f"simulating {tomo.name} {tomo.size} ...")
@@ -525,6 +535,15 @@ def run_benchmark(
                 f"R {run.recall:.3f} repeat hits {run.repeat_hits} {run.wall:.1f} s {run.rss_mb:.0f} MB"
             )
             runs.append(run)
+        if curation and "ours" in methods:
+            log("  curation ...")
+            curated = run_curation(folder, tomo.name, model, threads)
+            log(
+                f"    F1 {curated.f1_before:.3f} -> "
+                + ", ".join(f"{c} marks {v:.3f}" for c, v in curated.f1_after.items())
+                + f"; ARI {curated.ari:.3f}"
+            )
+            curations.append(curated)
     training: list[TrainingRun] = []
     if train and "ours" in methods:
         training = _benchmark_training(tomos, runs, workdir, shared_path, threads, log)
@@ -542,7 +561,15 @@ def run_benchmark(
         evaluate_run(run, folder, out_file)
         speed.append(run)
     text = format_report(
-        runs, speed, quick, shared_path, model, threads, (load_before, _load()), training
+        runs,
+        speed,
+        quick,
+        shared_path,
+        model,
+        threads,
+        (load_before, _load()),
+        training,
+        curations,
     )
     from napari_cryoet_particles.io.atomic import atomic_write
 
@@ -863,6 +890,7 @@ def format_report(
     threads: int | None,
     load: tuple[float, float] = (float("nan"), float("nan")),
     training: list[TrainingRun] | None = None,
+    curations: list[CurationRun] | None = None,
 ) -> str:
     command = "cryoet-particles benchmark" + (" --quick" if quick else "")
     table_runs = runs + speed
@@ -944,7 +972,10 @@ def format_report(
         )
     if training:
         lines += ["", *format_training(training)]
+    if curations:
+        lines += ["", *format_curation(curations)]
     targets = compute_targets(runs, speed, training)
+    targets += [Target(**fields) for fields in curation_targets(curations or [])]
     lines += [
         "",
         "## Targets",
@@ -957,6 +988,7 @@ def format_report(
         *(target.row() for target in targets),
     ]
     why = _why(runs, speed, training or [], targets)
+    why += curation_why(curations or [], {t.key for t in targets if t.met is False})
     if not why:
         why = [
             "Every measured target is met."

@@ -14,7 +14,9 @@ Stages (each timed in :attr:`DetectionResult.timings`):
 4. ``peaks``: blob candidates at several radii (:mod:`.candidates`: multi-scale DoG, one per
    object by size-aware suppression), scored by their strength plus the learned particle
    probability at the blob (:func:`pick_score`), above the threshold.
-5. ``groups``: k-means on the pooled embedding at each pick (K given or by silhouette).
+5. ``groups``: k-means on each pick's blob radius and radial profile (:mod:`.describe`; K given
+   or by silhouette). On validation simulations these follow the species about three times better
+   than the pooled embedding did (adjusted Rand index 0.06-0.10 against 0.03; docs/detection.md).
 """
 
 import math
@@ -370,7 +372,6 @@ def detect_particles_job(
     clock = time.perf_counter()
     assert pooled is not None
     pick_embeddings = embeddings_at(pooled, cells)
-    groups, n_groups, silhouettes = choose_groups(pick_embeddings, config.groups, config.seed)
     profiles = radial_profiles(
         work.read,
         work.shape,
@@ -378,6 +379,8 @@ def detect_particles_job(
         work.voxel_size,
         check=None if cancel is None else cancel.check,
     )
+    shape_descriptors = np.column_stack([found.radius * work.voxel_size / 10.0, profiles])
+    groups, n_groups, silhouettes = choose_groups(shape_descriptors, config.groups, config.seed)
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
     info["silhouettes"] = silhouettes
