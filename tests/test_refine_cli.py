@@ -64,7 +64,9 @@ def curation(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Cura
     tomogram = write_tomogram(folder / "tomo.mrc", volume, 10.0)
     picks = folder / "picks.csv"
     detect = ["detect", str(tomogram), "--out", str(picks), "--model", str(tiny_model)]
-    assert main([*detect, "--diameter", "4", "--threshold", "0.05", "--threads", "1", "--quiet"]) == 0
+    assert (
+        main([*detect, "--diameter", "4", "--threshold", "0.05", "--threads", "1", "--quiet"]) == 0
+    )
     curated = oracle_marks(pd.read_csv(picks), centres)
     assert (curated["status"] == "accepted").sum() == 3
     assert (curated["status"] == "rejected").sum() == 3

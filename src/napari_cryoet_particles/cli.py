@@ -502,7 +502,9 @@ def add_refine(sub: argparse._SubParsersAction) -> None:
         help="curated picks: a picks CSV whose status column is auto, accepted, rejected or "
         "added (or a STAR file written by this package, status in rlnCryoetStatus)",
     )
-    parser.add_argument("--out", required=True, help="picks file to write (.csv, .star, .json, .txt)")
+    parser.add_argument(
+        "--out", required=True, help="picks file to write (.csv, .star, .json, .txt)"
+    )
     parser.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     parser.add_argument(
         "--like-accepted",
