@@ -72,8 +72,11 @@ POOL = 2
 ModelLike = nn.Module | str | Path | None
 
 
-def resolve_model(model: object, device: torch.device) -> tuple[nn.Module, float | None]:
-    """(encoder on ``device``, working voxel size in Å or None) from whatever the caller gave.
+def resolve_model(
+    model: object, device: torch.device
+) -> tuple[nn.Module, float | None, dict | None]:
+    """(encoder on ``device``, working voxel size in Å or None, pick head or None) from whatever
+    the caller gave (the pick head is a model refined from curation, ``refine --save-model``).
 
     ``None`` loads the shipped default model; a path loads that checkpoint; a LoadedModel gives
     its encoder and working voxel size; a bare ``nn.Module`` (needs ``stride`` and
@@ -88,15 +91,15 @@ def resolve_model(model: object, device: torch.device) -> tuple[nn.Module, float
 
     if model is None:
         loaded = load_default_model(device=device)
-        return loaded.encoder, loaded.working_voxel_size
+        return loaded.encoder, loaded.working_voxel_size, loaded.pick_head
     if isinstance(model, str | Path):
         loaded = load_checkpoint(model, device=device)
-        return loaded.encoder, loaded.working_voxel_size
+        return loaded.encoder, loaded.working_voxel_size, loaded.pick_head
     if isinstance(model, LoadedModel):
-        return model.encoder.to(device), model.working_voxel_size
+        return model.encoder.to(device), model.working_voxel_size, model.pick_head
     if isinstance(model, nn.Module):
         size = getattr(model, "working_voxel_size", None)
-        return model.to(device), None if size is None else float(size)
+        return model.to(device), None if size is None else float(size), None
     raise TypeError(
         f"model must be a checkpoint path, a LoadedModel or an nn.Module, not {type(model).__name__}"
     )
@@ -177,6 +180,47 @@ def _grid(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.pad(array, pad, mode="edge") if any(p[1] for p in pad) else array
 
 
+def embeddings_at(pooled: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(N, C) float32 pooled embedding at coarse ``cells`` (N, 3)."""
+    if not len(cells):
+        return np.zeros((0, pooled.shape[0]), dtype=np.float32)
+    pooled_cells = np.minimum(np.asarray(cells) // POOL, np.asarray(pooled.shape[1:]) - 1)
+    return pooled[(slice(None), *pooled_cells.T)].T.astype(np.float32)
+
+
+def _apply_pick_head(head_payload, found, values, cells, learned, work, pooled, cancel):
+    """Rescore candidates with a head learned from curation (:mod:`.refine`); candidates below
+    the refine floor are dropped first (no head moves them to a pick)."""
+    from napari_cryoet_particles.detect.refine import (
+        CANDIDATE_FLOOR,
+        PickHead,
+        apply_head,
+        candidate_table,
+    )
+
+    head = PickHead.from_payload(head_payload)
+    keep = np.flatnonzero(values >= CANDIDATE_FLOOR)
+    found, values, cells, learned = found.take(keep), values[keep], cells[keep], learned[keep]
+    profiles = radial_profiles(
+        work.read,
+        work.shape,
+        found.zyx,
+        work.voxel_size,
+        check=None if cancel is None else cancel.check,
+    )
+    table = candidate_table(
+        found.zyx,
+        work.voxel_size,
+        values,
+        found.strength,
+        voxels_to_nm(found.radius, work.voxel_size),
+        learned,
+        profiles,
+        embeddings_at(pooled, cells),
+    )
+    return found, apply_head(head, values, table), cells, learned
+
+
 def detect_particles_job(
     volume: Volume,
     model: ModelLike = None,
@@ -196,7 +240,7 @@ def detect_particles_job(
     clock = time.perf_counter()
     threads = configure_threads(config.threads)
     device = select_device(config.device)
-    encoder, working_size = resolve_model(model, device)
+    encoder, working_size, head_payload = resolve_model(model, device)
     stride, field = encoder_geometry(encoder)
     halo = halo_for(stride, field)
     input_size = check_volume(volume, config.voxel_size, min_size=max(8, stride * 2))
@@ -307,6 +351,10 @@ def detect_particles_job(
     found, cells = found.take(inside), cells[inside]
     learned = probability_at(probability, found.zyx, stride)
     values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
+    if head_payload is not None:
+        found, values, cells, learned = _apply_pick_head(
+            head_payload, found, values, cells, learned, work, pooled, cancel
+        )
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold][: config.max_picks]
@@ -321,12 +369,7 @@ def detect_particles_job(
 
     clock = time.perf_counter()
     assert pooled is not None
-    pooled_cells = np.minimum(cells // POOL, np.asarray(pooled.shape[1:]) - 1)
-    pick_embeddings = (
-        pooled[(slice(None), *pooled_cells.T)].T.astype(np.float32)
-        if len(cells)
-        else np.zeros((0, pooled.shape[0]))
-    )
+    pick_embeddings = embeddings_at(pooled, cells)
     groups, n_groups, silhouettes = choose_groups(pick_embeddings, config.groups, config.seed)
     profiles = radial_profiles(
         work.read,

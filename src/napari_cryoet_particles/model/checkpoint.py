@@ -7,12 +7,14 @@ The file is a plain dict (tensors, numbers, strings, lists, dicts only) so it lo
      "package_version": "0.1.0", "config": ModelConfig.to_dict(),
      "encoder": encoder state_dict, "heads": state_dict of the training heads or None,
      "training_state": {"step", "optimizer", "rng", ...} or None, "metadata": {...},
-     "complete": True}
+     "complete": True, "pick_head": {...} or absent}
 
 ``heads`` and ``training_state`` are only needed to resume training; inference uses the encoder.
 ``complete`` is False in the checkpoints a training run writes before its last step (periodic,
 cancelled, interrupted); files without the key are complete unless their training state stopped
-short of the configured steps.
+short of the configured steps. ``pick_head`` (optional) is a pick-scoring head learned from a
+user's curation (:class:`~napari_cryoet_particles.detect.refine.PickHead` as plain lists), which
+detection applies on top of the encoder's score.
 """
 
 import pickle
@@ -48,6 +50,8 @@ class LoadedModel:
     training_state: dict | None = None
     complete: bool = True
     """False for a checkpoint of a training run that has not reached its last step."""
+    pick_head: dict | None = None
+    """A pick-scoring head learned from curation (``refine --save-model``), as plain lists."""
 
     @property
     def steps_done(self) -> tuple[int, int] | None:
@@ -80,6 +84,7 @@ def save_checkpoint(
     metadata: dict | None = None,
     overwrite: bool = False,
     complete: bool = True,
+    pick_head: dict | None = None,
 ) -> Path:
     """Write a checkpoint atomically (a crash never leaves a half-written file behind).
 
@@ -98,6 +103,8 @@ def save_checkpoint(
         "metadata": dict(metadata or {}),
         "complete": bool(complete),
     }
+    if pick_head is not None:
+        payload["pick_head"] = pick_head
     with atomic_write(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -187,6 +194,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
         metadata=dict(payload.get("metadata") or {}),
         heads=payload.get("heads"),
         training_state=payload.get("training_state"),
+        pick_head=payload.get("pick_head"),
     )
     if "complete" in payload:
         loaded.complete = bool(payload["complete"])

@@ -1,0 +1,179 @@
+"""Curation teaches the detector: descriptors, the refine and like heads, refined models."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from napari_cryoet_particles.detect import DetectionConfig, detect_particles
+from napari_cryoet_particles.detect.describe import radial_profiles, shell_matrix
+from napari_cryoet_particles.detect.refine import (
+    CANDIDATE_FLOOR,
+    PickHead,
+    RefineConfig,
+    neighbour_features,
+    refine_job,
+    refined_picks,
+    save_refined_model,
+)
+from napari_cryoet_particles.io import CryoetInputError, Volume
+from napari_cryoet_particles.jobs import run_job
+from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConfig, save_checkpoint
+from napari_cryoet_particles.model.checkpoint import load_checkpoint
+from test_detect import BlobEncoder, blob_scene
+
+CONFIG = DetectionConfig(
+    diameter_nm=4.0, threads=1, threshold=CANDIDATE_FLOOR, min_diameter_nm=3, max_diameter_nm=8
+)
+
+
+def _f1(zyx: np.ndarray, centres: np.ndarray, reach: float = 3.0) -> float:
+    if not len(zyx):
+        return 0.0
+    distance, index = cKDTree(centres).query(zyx)
+    found = len(set(index[distance <= reach].tolist()))
+    return 2 * found / (len(zyx) + len(centres))
+
+
+def _first_hits(zyx: np.ndarray, centres: np.ndarray, reach: float = 3.0) -> np.ndarray:
+    """True for the first (highest-scored) pick on each blob, as a user would accept."""
+    distance, index = cKDTree(centres).query(zyx)
+    seen: set[int] = set()
+    first = np.zeros(len(zyx), dtype=bool)
+    for row, (d, i) in enumerate(zip(distance, index, strict=True)):
+        if d <= reach and i not in seen:
+            seen.add(int(i))
+            first[row] = True
+    return first
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    scene = blob_scene(seed=4, shape=(48, 96, 96), n=30, sigma=2.0, noise=0.8)
+    result = detect_particles(Volume(scene.volume, 10.0), BlobEncoder(), CONFIG)
+    return scene, result
+
+
+def _oracle_marks(scene, result, n: int):
+    scores = result.picks.scores
+    nearest = np.argsort(np.abs(scores - 0.5))[:n]
+    first = _first_hits(result.picks.zyx, scene.centres)
+    marks = result.picks.subset(nearest)
+    marks.features["status"] = np.where(first[nearest], "accepted", "rejected")
+    return marks
+
+
+def test_radial_profile_of_a_dark_sphere_peaks_at_its_centre() -> None:
+    half, matrix = shell_matrix(10.0, 6.0, 1.0)
+    assert half == 6 and matrix.shape == (13**3, 6)
+    assert np.allclose(matrix.sum(0), 1.0)
+    volume = np.zeros((32, 32, 32), dtype=np.float32)
+    grid = np.indices(volume.shape)
+    volume[((grid - 16) ** 2).sum(0) <= 9] = -1.0  # dark, radius 3 voxels = 3 nm
+
+    def read(box):
+        return volume[box].copy()
+
+    profile = radial_profiles(read, volume.shape, np.array([[16, 16, 16], [2, 2, 2]]), 10.0, 6.0)
+    assert profile.shape == (2, 6)
+    assert profile[0, 0] == pytest.approx(1.0) and profile[0, 1] == pytest.approx(1.0)
+    assert profile[0, 4] == pytest.approx(0.0)
+    assert np.allclose(profile[1], 0.0)  # background everywhere (edge-padded corner)
+
+
+def test_a_second_hit_two_radii_from_a_stronger_pick_knows_it() -> None:
+    zyx = np.array([[10.0, 10, 10], [10, 10, 18], [40, 40, 40]])
+    features = neighbour_features(zyx, np.array([0.9, 0.6, 0.7]), np.array([4.0, 2.0, 2.0]), 10.0)
+    assert features[1, 0] == pytest.approx(np.log(8.0))
+    assert features[1, 1] == pytest.approx(np.log(2.0))
+    assert features[1, 2] == pytest.approx(4.0)
+    assert features[0, 0] == pytest.approx(np.log(60.0))  # the strongest has no stronger one
+
+
+def test_refine_from_a_few_oracle_marks_raises_f1_and_keeps_the_marks(noisy) -> None:
+    scene, result = noisy
+    before = _f1(result.picks.zyx[result.picks.scores >= 0.5], scene.centres)
+    marks = _oracle_marks(scene, result, 12)
+    outcome = refined_picks(result, marks, RefineConfig())
+    status = outcome.picks.features["status"].to_numpy()
+    kept = outcome.picks.zyx[status != "rejected"]
+    assert _f1(kept, scene.centres) >= before + 0.05
+    for kind in ("accepted", "rejected"):
+        wanted = marks.zyx[marks.features["status"] == kind]
+        got = outcome.picks.zyx[status == kind]
+        assert len(got) == len(wanted)
+        assert np.allclose(np.sort(got, axis=0), np.sort(wanted, axis=0))
+    assert outcome.head.kind == "refine"
+
+
+def test_like_accepted_returns_the_accepted_species() -> None:
+    small = blob_scene(seed=7, shape=(48, 96, 96), n=24, sigma=1.5, noise=0.2)
+    big_kind = np.random.default_rng(1).random(len(small.centres)) < 0.5
+    grid = np.indices(small.volume.shape, dtype=np.float32)
+    volume = small.volume.copy()
+    for c in small.centres[big_kind]:
+        d2 = sum((grid[a] - c[a]) ** 2 for a in range(3))
+        volume -= 1.5 * np.exp(-d2 / (2 * 3.0**2)).astype(np.float32)
+    config = DetectionConfig(diameter_nm=8.0, threads=1, threshold=CANDIDATE_FLOOR)
+    result = detect_particles(Volume(volume, 10.0), BlobEncoder(), config)
+    distance, index = cKDTree(small.centres).query(result.picks.zyx)
+    on_big = (distance <= 3) & big_kind[index]
+    seeds = np.flatnonzero(on_big & (result.picks.scores >= 0.5))[:3]
+    marks = result.picks.subset(seeds)
+    marks.features["status"] = "accepted"
+    outcome = refined_picks(result, marks, RefineConfig(like_accepted=True))
+    distance, index = cKDTree(small.centres).query(outcome.picks.zyx)
+    hit = distance <= 3
+    assert hit.mean() >= 0.8
+    assert big_kind[index[hit]].mean() >= 0.8
+    assert len(set(index[hit & big_kind[index]].tolist())) >= 0.7 * big_kind.sum()
+
+
+@pytest.mark.parametrize(
+    ("status", "zyx", "message"),
+    [
+        (["auto", "auto"], [[5, 5, 5], [6, 6, 6]], "no pick is marked"),
+        (["accepted", "maybe"], [[5, 5, 5], [6, 6, 6]], "unknown status"),
+        (["accepted", "rejected"], [[5, 5, 5], [500, 6, 6]], "outside the tomogram"),
+    ],
+)
+def test_bad_marks_are_clear_errors(noisy, status, zyx, message) -> None:
+    _, result = noisy
+    marks = result.picks.subset(np.arange(2))
+    marks.zyx = np.asarray(zyx, dtype=float)
+    marks.features["status"] = status
+    with pytest.raises(CryoetInputError, match=message):
+        refined_picks(result, marks, RefineConfig())
+
+
+def test_like_without_accepted_picks_is_a_clear_error(noisy) -> None:
+    _, result = noisy
+    marks = result.picks.subset(np.arange(2))
+    marks.features["status"] = "rejected"
+    with pytest.raises(CryoetInputError, match="no pick is accepted"):
+        refined_picks(result, marks, RefineConfig(like_accepted=True))
+
+
+def test_refined_model_file_carries_its_head_into_detection(noisy, tmp_path: Path) -> None:
+    scene, result = noisy
+    marks = _oracle_marks(scene, result, 12)
+    volume = Volume(scene.volume, 10.0)
+    encoder = DenseEncoder(EncoderConfig(width=4, depth=1, dilations=(1,), embedding_dim=4))
+    base = tmp_path / "base.pt"
+    save_checkpoint(base, encoder, ModelConfig(encoder=encoder.config, working_voxel_size=10.0))
+    config = RefineConfig(detection=DetectionConfig(diameter_nm=4.0, threads=1))
+    outcome = run_job(refine_job(volume, marks, base, config))
+    refined = save_refined_model(tmp_path / "refined.pt", outcome.head, base)
+    loaded = load_checkpoint(refined)
+    assert PickHead.from_payload(loaded.pick_head).kind == "refine"
+    plain = detect_particles(volume, base, DetectionConfig(diameter_nm=4.0, threads=1))
+    taught = detect_particles(volume, refined, DetectionConfig(diameter_nm=4.0, threads=1))
+    assert len(taught.picks) != len(plain.picks) or not np.allclose(
+        taught.picks.scores, plain.picks.scores
+    )
+    auto = outcome.picks.subset((outcome.picks.features["status"] == "auto").to_numpy())
+    distance, _ = cKDTree(taught.picks.zyx).query(auto.zyx)
+    assert np.all(distance < 0.5)  # what refine found, the refined model finds again
+    with pytest.raises(CryoetInputError, match="exists"):
+        save_refined_model(refined, outcome.head, base)
