@@ -135,12 +135,6 @@ def test_refine_writes_any_picks_format_and_keeps_status_in_star(
     assert statuses["accepted"] == 3 and statuses["rejected"] == 3
 
 
-@pytest.mark.xfail(
-    not hasattr(refine_module, "save_refined_model"),
-    reason="save_refined_model is not on main yet (detect/refine.py, the lead's)",
-    raises=ImportError,
-    strict=True,
-)
 def test_refine_saves_a_model_with_its_head(curation: Curation, tmp_path: Path) -> None:
     from napari_cryoet_particles.model.checkpoint import load_checkpoint
 

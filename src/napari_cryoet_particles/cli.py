@@ -529,7 +529,12 @@ def add_refine(sub: argparse._SubParsersAction) -> None:
 
 
 def run_refine(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect.refine import RefineConfig, check_curated, refine_job
+    from napari_cryoet_particles.detect.refine import (
+        RefineConfig,
+        check_curated,
+        refine_job,
+        save_refined_model,
+    )
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.formats import picks_suffixes, read_picks_file, write_picks_file
@@ -539,7 +544,6 @@ def run_refine(args: argparse.Namespace) -> int:
     check_output_file(args.out, args.overwrite, picks_suffixes(), "picks")
     if args.save_model:
         check_output_file(args.save_model, args.overwrite, CHECKPOINT_SUFFIXES, "checkpoint")
-        from napari_cryoet_particles.detect.refine import save_refined_model
     volume = read_tomogram(args.tomogram, voxel_size=args.voxel_size)
     curated = read_picks_file(
         args.picks,
