@@ -123,6 +123,29 @@ def test_refine_adds_a_layer_that_keeps_the_marks(qtbot, viewer, scene: Scene) -
     assert "blobs picks refined refined" in viewer.layers
 
 
+def test_save_refined_model_holds_what_refine_learned(
+    qtbot, viewer, scene: Scene, tiny_model, tmp_path
+) -> None:
+    from napari_cryoet_particles._widgets._state import viewer_state
+    from napari_cryoet_particles.detect.refine import PickHead
+    from napari_cryoet_particles.model.checkpoint import load_checkpoint
+
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    assert not widget.save_model_button.isEnabled()
+    assert widget.save_refined_model(tmp_path / "nothing.pt") is None
+    hits, misses = hits_and_misses(layer, scene.centres)
+    set_status(layer, hits[:3], "accepted")
+    set_status(layer, misses[:3], "rejected")
+    run(qtbot, widget, widget.refine)
+    assert widget.save_model_button.isEnabled()
+    viewer_state(viewer).models.set(load_checkpoint(tiny_model), "tiny")
+    saved = widget.save_refined_model(tmp_path / "refined")
+    assert saved == tmp_path / "refined.pt"
+    head = PickHead.from_payload(load_checkpoint(saved).pick_head)
+    assert head.kind == "refine" and head.n_positive == 3 and head.n_negative == 3
+
+
 def test_find_more_like_the_selected_picks(qtbot, viewer, scene: Scene) -> None:
     _, layer = detected(qtbot, viewer, scene)
     widget = curate_dock(qtbot, viewer)

@@ -3,12 +3,14 @@ then teach the detector from those marks ("Refine from my marks") or from a few 
 ("Find more like the selected picks"): the new picks arrive as a new layer to curate again."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -20,10 +22,13 @@ from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
     LayerSelector,
+    ask_to_replace,
     button,
     heading,
     persist,
     real_viewer,
+    remember,
+    report_error,
     set_enabled,
     show_info,
 )
@@ -168,8 +173,17 @@ class CurateWidget(QWidget):
             "The selected picks (else the accepted ones) are examples of one kind: a new layer "
             "holds every pick like them",
         )
+        self.save_model_button = button(
+            "Save refined model…",
+            self._browse_save_model,
+            "Save the model with what the last refinement learned: `cryoet-particles detect "
+            "--model FILE` (or the Detect dock) then scores picks with it",
+        )
+        self.save_model_button.setEnabled(False)
+        self.last_head: Any = None
         layout.addWidget(self.refine_button)
         layout.addWidget(self.like_button)
+        layout.addWidget(self.save_model_button)
         self.job = JobRow()
         layout.addWidget(self.job)
         layout.addStretch(1)
@@ -402,9 +416,47 @@ class CurateWidget(QWidget):
         if outcome.result is None:
             return
         layer = self.add_refined_layer(outcome.result, source, like)
+        self.last_head = outcome.result.head
+        self.save_model_button.setEnabled(True)
         counts = status_counts(normalise_features(layer.features, len(layer.data)))
         kept = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "auto")
         show_info(f"{len(layer.data)} picks in {layer.name!r} ({kept} kept): curate them again")
+
+    def _browse_save_model(self) -> None:
+        start = Path(remember("curate/last_folder") or Path.home()) / "refined.pt"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save refined model",
+            str(start),
+            "Checkpoints (*.pt)",
+            options=QFileDialog.DontConfirmOverwrite,
+        )
+        if path:
+            self.save_refined_model(path)
+
+    def save_refined_model(self, path: str | Path) -> Path | None:
+        """Write the model (the Train dock's, else the shipped one) with the last refinement's
+        head to ``path`` (asks before replacing a file)."""
+        from napari_cryoet_particles.detect.refine import save_refined_model
+
+        if self.last_head is None:
+            show_info("Refine first: there is nothing learned to save yet")
+            return None
+        path = Path(path)
+        if path.suffix != ".pt":
+            path = path.with_name(path.name + ".pt")
+        overwrite = path.exists()
+        if overwrite and not ask_to_replace(self, path):
+            return None
+        model = viewer_state(self.viewer).models.model
+        try:
+            saved = save_refined_model(path, self.last_head, model, overwrite=overwrite)
+        except (CryoetInputError, OSError) as error:
+            report_error(error, "Saving the refined model")
+            return None
+        remember("curate/last_folder", str(path.parent))
+        show_info(f"Saved the refined model to {saved}")
+        return saved
 
     def add_refined_layer(self, outcome: Any, source: Any, like: bool) -> Any:
         """A new picks layer from a refinement, on the same grid as ``source``."""
