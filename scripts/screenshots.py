@@ -2,9 +2,13 @@
 
 Opens a real napari window (needs an X display; without one, a private Xvfb is started when the
 ``Xvfb`` program exists), opens the sample, trains a few steps, detects, curates a few picks,
-and captures the window with one dock shown at a time.
+refines from them, and captures the window with one dock shown at a time.
 
     python scripts/screenshots.py [--out docs/images] [--model model.pt] [--train-steps 30]
+                                  [--only refine ...]
+
+``--only`` takes some of the screenshots (names as in widget_<name>.png) and skips the training
+when the Train dock's is not among them and a model to detect with is there.
 
 Detection uses ``--model``, else the shipped default model, else the model the Train dock just
 trained (a few steps only: the picks then show the widgets, not the method's accuracy).
@@ -18,9 +22,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = "napari-cryoet-particles"
 DOCKS = ("Tomogram", "Train", "Detect", "Curate", "Metrics", "Export")
+SHOTS = (
+    "tomogram",
+    "train",
+    "detect",
+    "curate",
+    "metrics",
+    "metrics_curves",
+    "export",
+    "refine",
+)
 
 
 def rerun_under_xvfb(argv: list[str]) -> None:
@@ -53,11 +69,30 @@ def settle(app, seconds: float = 0.5) -> None:
         time.sleep(0.02)
 
 
+def mark_near_threshold(picks, truth, n: int = 3, reach: float = 5.0) -> None:
+    """Mark picks as a user would: of those nearest the score threshold, ``n`` on a particle
+    accepted and ``n`` on none rejected (told by the truth, ``reach`` voxels); the rest auto."""
+    from scipy.spatial import cKDTree
+
+    from napari_cryoet_particles._widgets._layers import set_status
+
+    scores = picks.features["score"].to_numpy(dtype=float)
+    threshold = picks.metadata.get("score_threshold") or 0.5
+    distance, _ = cKDTree(np.asarray(truth.data)).query(np.asarray(picks.data))
+    order = np.argsort(np.abs(scores - threshold), kind="stable")
+    set_status(picks, range(len(scores)), "auto")
+    set_status(picks, [i for i in order if distance[i] <= reach][:n], "accepted")
+    set_status(picks, [i for i in order if distance[i] > reach][:n], "rejected")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     parser.add_argument("--model", type=Path, default=None, help="checkpoint for Detect")
     parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument(
+        "--only", nargs="+", choices=SHOTS, default=list(SHOTS), help="screenshots to take"
+    )
     args = parser.parse_args(argv)
     rerun_under_xvfb(sys.argv[1:] if argv is None else argv)
     # Fresh dock and napari settings, so the screenshots show the defaults the script sets.
@@ -94,11 +129,14 @@ def run(args: argparse.Namespace) -> int:
         docks[name] = (dock, widget)
     window.resize(1600, 1000)
 
-    def shoot(name: str, filename: str = "") -> Path:
+    def shoot(name: str, shot: str = "") -> Path | None:
+        shot = shot or name.lower()
+        if shot not in args.only:
+            return None
         for other, (dock, _) in docks.items():
             dock.setVisible(other == name)
         settle(app, 0.8)
-        path = args.out / (filename or f"widget_{name.lower()}.png")
+        path = args.out / f"widget_{shot}.png"
         viewer.screenshot(str(path), canvas_only=False, flash=False)
         print(f"wrote {path}")
         return path
@@ -117,8 +155,9 @@ def run(args: argparse.Namespace) -> int:
     train.crop_size.setValue(24)
     train.device.setCurrentText("auto")
     train.start_from.setCurrentText("scratch")
-    train.start()
-    wait_for(train.job, app)
+    if "train" in args.only or (args.model is None and not default_model_path().exists()):
+        train.start()
+        wait_for(train.job, app)
     shoot("Train")
 
     detect = docks["Detect"][1]
@@ -154,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     shoot("Metrics")
     scroll = metrics.findChild(QScrollArea)
     scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
-    shoot("Metrics", "widget_metrics_curves.png")
+    shoot("Metrics", "metrics_curves")
 
     export = docks["Export"][1]
     export.selector.set_layer(picks)
@@ -162,6 +201,20 @@ def run(args: argparse.Namespace) -> int:
     export.format.setCurrentText("RELION 5 STAR (centred Å)")
     export.export_to(Path(tempfile.mkdtemp()) / "sample_picks.star")
     shoot("Export")
+
+    # last, as the refined layer becomes every dock's choice: Refine from a few marks
+    curate.selector.set_layer(picks)
+    mark_near_threshold(picks, truth)
+    curate.refine()
+    wait_for(curate.job, app)
+    picks.visible = False
+    truth.visible = False
+    refined = curate.layer
+    accepted = np.flatnonzero(refined.features["status"] == "accepted")
+    middle = np.abs(np.asarray(refined.data)[accepted, 0] - image.data.shape[0] / 2)
+    curate.go_to(int(accepted[np.argmin(middle)]))
+    viewer.reset_view()
+    shoot("Curate", "refine")
     viewer.close()
     return 0
 

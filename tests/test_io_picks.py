@@ -267,3 +267,9 @@ def test_real_star_with_several_tomograms_needs_a_choice() -> None:
 def test_star_without_pixel_size_is_refused_never_read_as_1_angstrom() -> None:
     with pytest.raises(CryoetInputError, match=r"does not say its pixel size.*--star-pixel-size"):
         read_star(CHLAMY_STAR, tomogram="tomo_0024")
+
+
+def test_blank_status_cells_read_as_auto(tmp_path) -> None:
+    path = tmp_path / "curated.csv"
+    path.write_text("x,y,z,score,status\n1,2,3,0.5,\n4,5,6,0.7,accepted\n")
+    assert read_csv(path).features["status"].tolist() == ["auto", "accepted"]

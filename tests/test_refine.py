@@ -108,7 +108,7 @@ def test_refine_from_a_few_oracle_marks_raises_f1_and_keeps_the_marks(noisy) -> 
 
 
 def test_like_accepted_returns_the_accepted_species() -> None:
-    small = blob_scene(seed=7, shape=(48, 96, 96), n=24, sigma=1.5, noise=0.2)
+    small = blob_scene(seed=7, shape=(48, 96, 96), n=24, sigma=1.5, noise=0.2, spacing=14.0)
     big_kind = np.random.default_rng(1).random(len(small.centres)) < 0.5
     grid = np.indices(small.volume.shape, dtype=np.float32)
     volume = small.volume.copy()

@@ -1,4 +1,5 @@
-"""State that the docks of one napari viewer share: the model the Train dock holds.
+"""State that the docks of one napari viewer share: the model the Train dock holds, and the
+detection run behind each picks layer.
 
 Each viewer has its own :class:`ViewerState` (:func:`viewer_state`), so two viewers in one
 Python session never see each other's model; it goes away with the viewer.
@@ -28,11 +29,30 @@ class ModelState:
         self.changed.emit(label)
 
 
+class DetectionResults:
+    """The ``DetectionResult`` behind each picks layer the Detect dock (or a refinement) made.
+
+    The Curate dock refines from its candidates, embeddings and profiles in well under a second
+    instead of detecting again. Held per layer and dropped with it.
+    """
+
+    def __init__(self) -> None:
+        self._by_layer: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def set(self, layer: Any, result: Any) -> None:
+        self._by_layer[layer] = result
+
+    def get(self, layer: Any) -> Any:
+        """The layer's detection result, or ``None``."""
+        return self._by_layer.get(layer)
+
+
 class ViewerState:
     """Everything the docks of one viewer share."""
 
     def __init__(self) -> None:
         self.models = ModelState()
+        self.detections = DetectionResults()
 
 
 _STATES: dict[int, ViewerState] = {}

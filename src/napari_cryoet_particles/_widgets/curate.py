@@ -1,12 +1,16 @@
-"""Curate dock: accept / reject / add / delete picks with keyboard shortcuts bound on the layer."""
+"""Curate dock: accept / reject / add / delete picks with keyboard shortcuts bound on the layer;
+then teach the detector from those marks ("Refine from my marks") or from a few selected picks
+("Find more like the selected picks"): the new picks arrive as a new layer to curate again."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -15,27 +19,39 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cryoet_particles._widgets._common import (
+    JobOutcome,
+    JobRow,
     LayerSelector,
+    ask_to_replace,
     button,
     heading,
     persist,
     real_viewer,
+    remember,
+    report_error,
+    set_enabled,
     show_info,
 )
 from napari_cryoet_particles._widgets._layers import (
     centre_on,
+    is_image,
     is_picks_layer,
     navigation_order,
     normalise_features,
     picks_events,
+    picks_from_layer,
+    picks_layer_data,
     set_status,
     set_status_filter,
     show_slab,
     status_counts,
+    volume_of,
     watch_additions,
 )
+from napari_cryoet_particles._widgets._state import viewer_state
+from napari_cryoet_particles.io import CryoetInputError, Picks
 from napari_cryoet_particles.io.picks import PICK_STATUSES
-from napari_cryoet_particles.io.units import nm_to_angstrom
+from napari_cryoet_particles.io.units import angstrom_to_nm, nm_to_angstrom
 
 #: Action -> (key bound on the picks layer, button text, tooltip).
 SHORTCUTS: dict[str, tuple[str, str, str]] = {
@@ -49,6 +65,26 @@ SHORTCUTS: dict[str, tuple[str, str, str]] = {
 }
 #: Extra width (px) beyond a key button's text, so no style squeezes the text to its border.
 BUTTON_MARGIN = 12
+#: Suffix of the layer a refinement makes, by kind (refine from the marks / more like these).
+NEW_LAYER_SUFFIX = {False: "refined", True: "like"}
+NO_EXAMPLES = (
+    "Select a few picks of the kind you want first (click, Shift+click), or accept some: "
+    "they are the examples"
+)
+
+
+def like_query(picks: Picks, selected: list[int]) -> Picks:
+    """The picks as "more like these" sees them: the ``selected`` ones are the accepted examples
+    and other accepted or added picks go back to auto (they may be of another kind); rejected
+    picks stay rejected. Without a selection the accepted and added picks are the examples."""
+    if not selected:
+        return picks
+    status = picks.features["status"].astype(str).to_numpy().copy()
+    status[np.isin(status, ("accepted", "added"))] = "auto"
+    status[selected] = "accepted"
+    query = picks.subset(np.arange(len(picks)))
+    query.features["status"] = status
+    return query
 
 
 class CurateWidget(QWidget):
@@ -123,6 +159,33 @@ class CurateWidget(QWidget):
         )
         hint.setWordWrap(True)
         layout.addWidget(hint)
+
+        layout.addWidget(heading("Teach the detector"))
+        self.refine_button = button(
+            "Refine from my marks",
+            self.refine,
+            "Learn from the accepted, added (particles) and rejected (not) picks and pick again: "
+            "the new picks arrive as a new layer, your marks kept",
+        )
+        self.like_button = button(
+            "Find more like the selected picks",
+            self.find_like,
+            "The selected picks (else the accepted ones) are examples of one kind: a new layer "
+            "holds every pick like them",
+        )
+        self.save_model_button = button(
+            "Save refined model…",
+            self._browse_save_model,
+            "Save the model with what the last refinement learned: `cryoet-particles detect "
+            "--model FILE` (or the Detect dock) then scores picks with it",
+        )
+        self.save_model_button.setEnabled(False)
+        self.last_head: Any = None
+        layout.addWidget(self.refine_button)
+        layout.addWidget(self.like_button)
+        layout.addWidget(self.save_model_button)
+        self.job = JobRow()
+        layout.addWidget(self.job)
         layout.addStretch(1)
 
         persist("curate", {"slab": self.slab})
@@ -265,6 +328,159 @@ class CurateWidget(QWidget):
             return
         chosen = [status for status, box in self.filters.items() if box.isChecked()]
         set_status_filter(layer, None if len(chosen) == len(PICK_STATUSES) else chosen)
+
+    # -- teaching the detector ------------------------------------------------------------------
+
+    def refine(self) -> bool:
+        """Refine from the layer's marks; returns whether a job started."""
+        return self._start_refine(like=False)
+
+    def find_like(self) -> bool:
+        """Find more picks like the selected ones (else the accepted ones)."""
+        return self._start_refine(like=True)
+
+    def _start_refine(self, like: bool) -> bool:
+        layer = self._bound_layer
+        if layer is None:
+            show_info("No picks layer: run Detect or open picks first")
+            return False
+        curated = picks_from_layer(layer, "all")
+        if like:
+            curated = like_query(curated, sorted(int(i) for i in layer.selected_data))
+            if not curated.features["status"].isin(("accepted", "added")).any():
+                show_info(NO_EXAMPLES)
+                return False
+        what = "Find more like these" if like else "Refine"
+
+        def make_job(cancel):
+            from napari_cryoet_particles.detect.refine import (
+                RefineConfig,
+                check_curated,
+                refine_job,
+            )
+
+            result, volume = self._candidates(layer)
+            shape = result.input_shape if result is not None else volume.shape
+            check_curated(curated, shape, need_positive=like)
+            config = RefineConfig(detection=self._detection_config(layer), like_accepted=like)
+            model = viewer_state(self.viewer).models.model
+            return refine_job(volume, curated, model, config, cancel=cancel, result=result)
+
+        set_enabled([self.refine_button, self.like_button], False)
+        started = self.job.start(
+            make_job, lambda outcome: self._refined(outcome, layer, like), what=what
+        )
+        set_enabled([self.refine_button, self.like_button], not started)
+        return started
+
+    def _candidates(self, layer: Any) -> tuple[Any, Any]:
+        """(the Detect dock's result for ``layer``, None) when there is one, else (None, the
+        volume of the tomogram the picks are on) to detect in again."""
+        result = viewer_state(self.viewer).detections.get(layer)
+        if result is not None and result.embeddings is not None and result.profiles is not None:
+            return result, None
+        image = self._tomogram_of(layer)
+        if image is None:
+            raise CryoetInputError(
+                None,
+                f"open the tomogram {layer.name} is on (or run Detect): refining detects in it",
+            )
+        return None, volume_of(image)
+
+    def _tomogram_of(self, layer: Any) -> Any:
+        """The image layer the picks belong to: by name, else by shape, else the only one."""
+        images = [other for other in self.viewer.layers if is_image(other)]
+        name = layer.metadata.get("tomogram")
+        shape = layer.metadata.get("tomogram_shape")
+        for match in (
+            lambda image: bool(name) and image.name == name,
+            lambda image: shape is not None and tuple(image.data.shape) == tuple(shape),
+        ):
+            found = [image for image in images if match(image)]
+            if found:
+                return found[0]
+        return images[0] if len(images) == 1 else None
+
+    @staticmethod
+    def _detection_config(layer: Any) -> Any:
+        """Detection settings when refining must detect again: the marker size as the diameter."""
+        from napari_cryoet_particles.detect import DetectionConfig
+
+        diameter = layer.metadata.get("diameter_angstrom")
+        if not diameter:
+            return DetectionConfig()
+        return DetectionConfig(diameter_nm=angstrom_to_nm(float(diameter)))
+
+    def _refined(self, outcome: JobOutcome, source: Any, like: bool) -> None:
+        set_enabled([self.refine_button, self.like_button], True)
+        if outcome.result is None:
+            return
+        layer = self.add_refined_layer(outcome.result, source, like)
+        self.last_head = outcome.result.head
+        self.save_model_button.setEnabled(True)
+        counts = status_counts(normalise_features(layer.features, len(layer.data)))
+        kept = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "auto")
+        show_info(f"{len(layer.data)} picks in {layer.name!r} ({kept} kept): curate them again")
+
+    def _browse_save_model(self) -> None:
+        start = Path(remember("curate/last_folder") or Path.home()) / "refined.pt"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save refined model",
+            str(start),
+            "Checkpoints (*.pt)",
+            options=QFileDialog.DontConfirmOverwrite,
+        )
+        if path:
+            self.save_refined_model(path)
+
+    def save_refined_model(self, path: str | Path) -> Path | None:
+        """Write the model (the Train dock's, else the shipped one) with the last refinement's
+        head to ``path`` (asks before replacing a file)."""
+        from napari_cryoet_particles.detect.refine import save_refined_model
+
+        if self.last_head is None:
+            show_info("Refine first: there is nothing learned to save yet")
+            return None
+        path = Path(path)
+        if path.suffix != ".pt":
+            path = path.with_name(path.name + ".pt")
+        overwrite = path.exists()
+        if overwrite and not ask_to_replace(self, path):
+            return None
+        model = viewer_state(self.viewer).models.model
+        try:
+            saved = save_refined_model(path, self.last_head, model, overwrite=overwrite)
+        except (CryoetInputError, OSError) as error:
+            report_error(error, "Saving the refined model")
+            return None
+        remember("curate/last_folder", str(path.parent))
+        show_info(f"Saved the refined model to {saved}")
+        return saved
+
+    def add_refined_layer(self, outcome: Any, source: Any, like: bool) -> Any:
+        """A new picks layer from a refinement, on the same grid as ``source``."""
+        metadata = source.metadata
+        picks = outcome.picks.in_voxels_of(picks_from_layer(source, "all").voxel_size)
+        picks.tomogram = str(metadata.get("tomogram") or picks.tomogram)
+        kind = NEW_LAYER_SUFFIX[like]
+        data, kwargs, _ = picks_layer_data(
+            picks,
+            f"{source.name} {kind}",
+            diameter_angstrom=metadata.get("diameter_angstrom"),
+            color_by=metadata.get("color_by", "score"),
+            tomogram_shape=metadata.get("tomogram_shape") or outcome.detection.input_shape,
+            extra_metadata={"source": kind, "refine": dict(outcome.info)},
+        )
+        kwargs["scale"] = tuple(source.scale)
+        kwargs["translate"] = tuple(source.translate)
+        for key in ("copick_config", "copick_run"):
+            if key in metadata:
+                kwargs["metadata"][key] = metadata[key]
+        layer = self.viewer.add_points(data, **kwargs)
+        viewer_state(self.viewer).detections.set(layer, outcome.detection)
+        watch_additions(layer)
+        return layer
 
     # -- display --------------------------------------------------------------------------------
 

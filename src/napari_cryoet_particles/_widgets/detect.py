@@ -300,6 +300,7 @@ class DetectWidget(QWidget):
                 metadata={"role": "score_map", "voxel_size": float(result.score_map_voxel_size)},
             )
         layer = self.viewer.add_points(data, **kwargs)
+        viewer_state(self.viewer).detections.set(layer, result)
         watch_additions(layer)
         show_slab(self.viewer, nm_to_angstrom(diameter_nm) / 2)  # ± one radius, in Å
         self.picks_layer = layer

@@ -28,6 +28,13 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles import __version__
+from napari_cryoet_particles.benchmark.curation import (
+    CurationRun,
+    curation_targets,
+    curation_why,
+    format_curation,
+    run_curation,
+)
 from napari_cryoet_particles.benchmark.huge import HUGE_RSS_MB, HUGE_SIZE, mirror_tile
 from napari_cryoet_particles.benchmark.methods import METHODS, MethodOptions
 from napari_cryoet_particles.benchmark.training import (
@@ -472,12 +479,15 @@ def run_benchmark(
     log=print,
     train: bool = True,
     huge: bool = True,
+    curation: bool = True,
 ) -> list[Run]:
     """Simulate the test tomograms, run every method, write the Markdown report; return the runs.
 
     ``train``: also train models on the random-layout test tomograms (from scratch and
     fine-tuning the shipped model, see :mod:`.training`) and detect with them. ``huge``: also
     time ours and the DoG on a 1024×1024×500 tomogram (2 GB, :mod:`.huge`; not in ``quick``).
+    ``curation``: also simulate a user's curation on each test tomogram and refine
+    (:mod:`.curation`).
     """
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.model.checkpoint import default_model_path
@@ -500,6 +510,7 @@ def run_benchmark(
     tomos = test_tomograms(quick, shared_path is not None)
     load_before = _load()
     runs: list[Run] = []
+    curations: list[CurationRun] = []
     steps = 150 if quick else None
     for tomo in tomos:
         log(f"simulating {tomo.name} {tomo.size} ...")
@@ -531,6 +542,15 @@ def run_benchmark(
                 f"R {run.recall:.3f} repeat hits {run.repeat_hits} {run.wall:.1f} s {run.rss_mb:.0f} MB"
             )
             runs.append(run)
+        if curation and "ours" in methods:
+            log("  curation ...")
+            curated = run_curation(folder, tomo.name, model, threads)
+            log(
+                f"    F1 {curated.f1_before:.3f} -> "
+                + ", ".join(f"{c} marks {v:.3f}" for c, v in curated.f1_after.items())
+                + f"; ARI {curated.ari:.3f}"
+            )
+            curations.append(curated)
     training: list[TrainingRun] = []
     if train and "ours" in methods:
         training = _benchmark_training(tomos, runs, workdir, shared_path, threads, log)
@@ -561,6 +581,7 @@ def run_benchmark(
         (load_before, _load()),
         training,
         huge_runs,
+        curations,
     )
     from napari_cryoet_particles.io.atomic import atomic_write
 
@@ -968,6 +989,7 @@ def format_report(
     load: tuple[float, float] = (float("nan"), float("nan")),
     training: list[TrainingRun] | None = None,
     huge: list[Run] | None = None,
+    curations: list[CurationRun] | None = None,
 ) -> str:
     command = "cryoet-particles benchmark" + (" --quick" if quick else "")
     table_runs = runs + speed
@@ -1051,7 +1073,10 @@ def format_report(
         lines += ["", *format_training(training)]
     if huge:
         lines += ["", *format_huge(huge)]
+    if curations:
+        lines += ["", *format_curation(curations)]
     targets = compute_targets(runs, speed, training, huge)
+    targets += [Target(**fields) for fields in curation_targets(curations or [])]
     lines += [
         "",
         "## Targets",
@@ -1064,6 +1089,7 @@ def format_report(
         *(target.row() for target in targets),
     ]
     why = _why(runs, speed, training or [], targets, huge or [])
+    why += curation_why(curations or [], {t.key for t in targets if t.met is False})
     if not why:
         why = [
             "Every measured target is met."

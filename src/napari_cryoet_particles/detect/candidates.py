@@ -275,6 +275,13 @@ def suppress_by_size(candidates: Candidates, reach: float = REACH) -> Candidates
     return ordered.take(keep)
 
 
+def suppress_by_extent(zyx: np.ndarray, radius: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    """Indices (of candidates ordered best first) to keep once each kept one suppresses the weaker
+    ones within :data:`REACH` times the larger of its blob radius and its density's ``extent``
+    (both in voxels; see :func:`~.describe.profile_extent_nm`)."""
+    return suppress_close(zyx, REACH * np.maximum(np.asarray(radius), np.asarray(extent)))
+
+
 def multiscale_candidates(
     read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],

@@ -135,6 +135,6 @@ class DetectionResult:
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
     embeddings: np.ndarray | None = None
-    """(n_picks, C) float32: the learned embedding at each pick (what groups are made from)."""
+    """(n_picks, C) float32: the learned embedding at each pick, pooled over 2³ coarse voxels."""
     profiles: np.ndarray | None = None
     """(n_picks, shells) float32: each pick's radial profile (:mod:`.describe`)."""

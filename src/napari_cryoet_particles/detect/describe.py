@@ -16,6 +16,9 @@ import numpy as np
 PROFILE_RADIUS_NM = 15.0
 #: Shell thickness (nm).
 PROFILE_STEP_NM = 1.0
+#: A particle's extent ends at the first shell whose profile falls below this fraction of the
+#: centre's (validation simulations: 0, 0.05, 0.1, 0.15, 0.25 tried; docs/detection.md).
+EXTENT_FRACTION = 0.05
 #: Crops gathered per matrix product (memory: ``BATCH`` × the crop's voxels × 4 bytes).
 BATCH = 256
 
@@ -79,6 +82,24 @@ def radial_profiles(
             crops[row] = padded[z0 : z0 + side, y : y + side, x : x + side]
         profiles[batch] = -(crops.reshape(len(batch), -1) @ matrix)
     return profiles - profiles[:, -1:]
+
+
+def profile_extent_nm(
+    profiles: np.ndarray, step_nm: float = PROFILE_STEP_NM, fraction: float = EXTENT_FRACTION
+) -> np.ndarray:
+    """Radius (nm) of each object from its radial profile: the middle of the first shell whose
+    value falls below ``fraction`` of the centre's (the last shell if none does).
+
+    The blob radius of a large particle picked at a small scale (a dense patch inside a
+    ribosome) says little about the particle; where its density ends does.
+    """
+    profiles = np.asarray(profiles, dtype=float)
+    if not len(profiles):
+        return np.zeros(0)
+    centre = np.maximum(profiles[:, :1], 1e-6)
+    below = profiles < fraction * centre
+    below[:, -1] = True
+    return (below.argmax(axis=1) + 0.5) * step_nm
 
 
 def descriptor_matrix(embeddings: np.ndarray, profiles: np.ndarray) -> np.ndarray:

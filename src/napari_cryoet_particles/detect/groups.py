@@ -1,4 +1,4 @@
-"""Particle groups without labels: k-means on the embeddings pooled around each pick.
+"""Particle groups without labels: k-means on a descriptor of each pick (radius and radial profile).
 
 The number of groups is given, or chosen as the K in 2-8 with the best silhouette score (on at
 most :data:`SILHOUETTE_SAMPLES` picks, so the choice stays fast for thousands of picks).

@@ -15,9 +15,13 @@ Stages (each timed in :attr:`DetectionResult.timings`):
    voxels (:mod:`.gather`); the whole probability map only when ``keep_score_map``. No
    whole-tomogram embedding or map is held, so memory stays bounded on huge tomograms.
 5. ``peaks``: candidates scored by their strength plus the learned particle probability at the
-   blob (:func:`pick_score`), above the threshold.
-6. ``groups``: k-means on the pooled embedding at each pick (K given or by silhouette); that
-   embedding is :attr:`DetectionResult.embeddings`.
+   blob (:func:`pick_score`), above the threshold; then each pick's radial profile
+   (:mod:`.describe`) and a second suppression by the extent of its density, so a large
+   particle first found at a small scale does not keep repeat hits.
+6. ``groups``: k-means on each pick's blob radius and radial profile (:mod:`.describe`; K given
+   or by silhouette). On validation simulations these follow the species about three times better
+   than the pooled embedding did (adjusted Rand index 0.06-0.10 against 0.03; docs/detection.md).
+   The pooled embedding of each pick is :attr:`DetectionResult.embeddings`.
 """
 
 import math
@@ -34,10 +38,11 @@ from napari_cryoet_particles.detect.candidates import (
     Candidates,
     blob_radii,
     multiscale_candidates_job,
+    suppress_by_extent,
 )
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
 from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, DetectionConfig, DetectionResult
-from napari_cryoet_particles.detect.describe import radial_profiles
+from napari_cryoet_particles.detect.describe import profile_extent_nm, radial_profiles
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.tiling import (
@@ -74,7 +79,7 @@ FIT_CROP_SIZE = 48
 BLOB_FLOOR = 3.0
 #: The learned particle probability is clipped to this range before its logit is taken.
 PROBABILITY_CLIP = 1e-4
-#: The pooled embedding used for particle groups averages 2³ coarse voxels.
+#: A pick's embedding (DetectionResult.embeddings) averages 2³ coarse voxels.
 POOL = 2
 ModelLike = nn.Module | str | Path | None
 
@@ -370,9 +375,20 @@ def detect_particles_job(
         )
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
-    order = order[values[order] >= threshold][: config.max_picks]
+    order = order[values[order] >= threshold]
     values, picked = values[order], index[order]
     found, learned = found.take(picked), learned[picked]
+    profiles = radial_profiles(
+        work.read,
+        work.shape,
+        found.zyx,
+        work.voxel_size,
+        check=None if cancel is None else cancel.check,
+    )
+    extent = profile_extent_nm(profiles) * 10.0 / work.voxel_size
+    keep = suppress_by_extent(found.zyx, found.radius, extent)[: config.max_picks]
+    values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
+    profiles = profiles[keep]
     info["auto_threshold"] = AUTO_THRESHOLD
     info["threshold"] = float(threshold)
     info["blob_radii"] = [float(r) for r in radii]
@@ -384,14 +400,8 @@ def detect_particles_job(
 
     clock = time.perf_counter()
     embeddings = at_blobs.embedding[picked]
-    groups, n_groups, silhouettes = choose_groups(embeddings, config.groups, config.seed)
-    profiles = radial_profiles(
-        work.read,
-        work.shape,
-        found.zyx,
-        work.voxel_size,
-        check=None if cancel is None else cancel.check,
-    )
+    shape_descriptors = np.column_stack([found.radius * work.voxel_size / 10.0, profiles])
+    groups, n_groups, silhouettes = choose_groups(shape_descriptors, config.groups, config.seed)
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
     info["silhouettes"] = silhouettes

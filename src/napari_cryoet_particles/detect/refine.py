@@ -39,6 +39,8 @@ POSITIVE = ("accepted", "added")
 CANDIDATE_FLOOR = 0.01
 #: Ridge penalty of the refine head (validation seeds 101, 106: λ 1, 3, 10 tried; 1 best).
 REFINE_RIDGE = 1.0
+#: Ridge penalty of the refine head's bias (the threshold shift).
+BIAS_RIDGE = 1.0
 #: The refine head learns what to look at only from at least this many positive and negative
 #: marks; with fewer of one kind it only moves the threshold.
 MIN_EACH_KIND = 3
@@ -325,9 +327,10 @@ def fit_refine_head(
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = offset + x @ w[:k] + w[k]
         p = _sigmoid(z)
-        value = np.sum(np.logaddexp(0.0, z) - y * z) + ridge * np.sum(w**2)
+        penalty = np.append(np.full(k, ridge), BIAS_RIDGE)
+        value = np.sum(np.logaddexp(0.0, z) - y * z) + np.sum(penalty * w**2)
         residual = p - y
-        return float(value), np.append(x.T @ residual, residual.sum()) + 2 * ridge * w
+        return float(value), np.append(x.T @ residual, residual.sum()) + 2 * penalty * w
 
     w = minimize(loss, np.zeros(k + 1), jac=True, method="L-BFGS-B").x
     return PickHead(

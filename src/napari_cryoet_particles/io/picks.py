@@ -295,7 +295,9 @@ def read_csv(path: str | Path, voxel_size: float | None = None) -> Picks:
     features = table[[c for c in table.columns if c not in derived]].copy()
     for column in ("status", "class"):
         if column in features:
-            features[column] = features[column].astype(object).fillna("").astype(str)
+            features[column] = (
+                features[column].astype(object).fillna(FEATURE_DEFAULTS[column]).astype(str)
+            )
     tomogram = str(table["tomogram"].iloc[0]) if "tomogram" in table and len(table) else ""
     return Picks(xyz_to_zyx(xyz), voxel_size, features, tomogram)
 

@@ -1,0 +1,66 @@
+"""The benchmark's curation section: simulated marks, report rows and targets."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from napari_cryoet_particles.benchmark.curation import (
+    CurationRun,
+    curation_targets,
+    curation_why,
+    format_curation,
+    oracle_marks,
+)
+from napari_cryoet_particles.benchmark.run import Target, format_report
+from napari_cryoet_particles.io import Picks
+
+
+def _runs() -> list[CurationRun]:
+    return [
+        CurationRun(
+            "random-seed1",
+            f1_before=0.75,
+            repeat_before=150,
+            f1_after={20: 0.78, 50: 0.84},
+            repeat_after={20: 100, 50: 60},
+            marks={20: (8, 12), 50: (20, 30)},
+            like={"4CR2": (0.4, 0.3, 0.6), "1U6G": (0.1, 0.1, 0.1), "3GL1": (0.6, 0.5, 0.7)},
+            ari=0.1,
+            detect_seconds=40.0,
+            fit_seconds=0.2,
+        ),
+        CurationRun(
+            "layout", f1_before=0.70, f1_after={20: 0.80, 50: 0.75}, ari=0.2, fit_seconds=0.4
+        ),
+    ]
+
+
+def test_oracle_marks_are_the_picks_nearest_the_threshold_marked_from_the_truth() -> None:
+    scores = np.array([0.95, 0.56, 0.47, 0.1, 0.51])
+    picks = Picks(np.zeros((5, 3)), 10.0, pd.DataFrame({"score": scores}))
+    statuses = np.array(["tp", "duplicate", "tp", "fp", "fp"])
+    marks = oracle_marks(picks, statuses, 3)
+    assert np.allclose(marks.scores, [0.51, 0.47, 0.56])
+    assert list(marks.features["status"]) == ["rejected", "accepted", "rejected"]
+
+
+def test_curation_targets_take_the_worst_tomogram() -> None:
+    targets = {t["key"]: Target(**t) for t in curation_targets(_runs())}
+    assert targets["gain_20"].measured == 0.78 - 0.75
+    assert targets["gain_20"].where == "random-seed1" and targets["gain_20"].met is False
+    assert targets["gain_50"].measured == 0.75 - 0.70 and targets["gain_50"].where == "layout"
+    assert targets["like:3GL1"].met is True and targets["like:4CR2"].met is False
+    assert targets["ari"].measured == 0.1
+    assert targets["refine_seconds"].met is True and targets["refine_seconds"].measured == 0.4
+
+
+def test_curation_section_and_why_are_in_the_report() -> None:
+    lines = format_curation(_runs())
+    assert lines[0].startswith("## Curation")
+    row = next(line for line in lines if line.startswith("| random-seed1"))
+    assert "0.780 (+0.030; 8/12)" in row and "0.40 (0.30/0.60)" in row
+    why = curation_why(_runs(), {"gain_20", "like:1U6G", "ari"})
+    assert len(why) == 3 and "150 → 100 / 60" in why[0] and "1U6G 0.10" in why[1]
+    text = format_report([], [], True, Path("x"), None, 2, curations=_runs())
+    assert "## Curation" in text and "F1 gain from 20 marks" in text

@@ -1,0 +1,201 @@
+"""Curate dock teaching the detector: Refine from my marks, Find more like the selected picks."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from napari_cryoet_particles._widgets._layers import (
+    picks_layer_data,
+    set_status,
+    tomogram_layer_data,
+)
+from napari_cryoet_particles._widgets._state import viewer_state
+
+SHAPE = (24, 48, 48)
+REACH = 3.0
+
+
+@dataclass
+class Scene:
+    volume: np.ndarray
+    centres: np.ndarray
+    result: object  # DetectionResult with candidates down to a low score
+
+
+def blob_volume(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres: list[np.ndarray] = []
+    while len(centres) < n:
+        centre = rng.uniform(5, np.asarray(SHAPE) - 5)
+        if all(np.linalg.norm(centre - other) >= 8 for other in centres):
+            centres.append(centre)
+    grid = np.indices(SHAPE, dtype=np.float32)
+    volume = rng.normal(0, 0.3, SHAPE).astype(np.float32)
+    for centre in centres:
+        d2 = sum((grid[a] - centre[a]) ** 2 for a in range(3))
+        volume -= np.exp(-d2 / 8).astype(np.float32)
+    return volume, np.array(centres)
+
+
+@pytest.fixture(scope="module")
+def scene(tiny_model: Path) -> Scene:
+    from napari_cryoet_particles.detect import DetectionConfig, detect_particles
+    from napari_cryoet_particles.io import Volume
+
+    volume, centres = blob_volume()
+    config = DetectionConfig(diameter_nm=4.0, threshold=0.05, threads=1, device="cpu")
+    return Scene(volume, centres, detect_particles(Volume(volume, 10.0), tiny_model, config))
+
+
+@pytest.fixture
+def viewer(qtbot):
+    from napari.components import ViewerModel
+
+    return ViewerModel()
+
+
+def detected(qtbot, viewer, scene: Scene):
+    """The blob tomogram and the Detect dock's picks layer for it (its result cached)."""
+    from napari_cryoet_particles._widgets.detect import DetectWidget
+
+    data, kwargs, _ = tomogram_layer_data(scene.volume, 10.0, "blobs")
+    image = viewer.add_image(data, **kwargs)
+    detect = DetectWidget(viewer)
+    qtbot.addWidget(detect)
+    detect.diameter.setValue(4.0)
+    layer = detect.show_result(scene.result, image)
+    return image, layer
+
+
+def curate_dock(qtbot, viewer):
+    from napari_cryoet_particles._widgets.curate import CurateWidget
+
+    widget = CurateWidget(viewer)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def hits_and_misses(layer, centres: np.ndarray) -> tuple[list[int], list[int]]:
+    """Indices of the picks on a blob and of those on none, highest score first."""
+    distance, _ = cKDTree(centres).query(np.asarray(layer.data))
+    order = np.argsort(-layer.features["score"].to_numpy(), kind="stable")
+    return (
+        [int(i) for i in order if distance[i] <= REACH],
+        [int(i) for i in order if distance[i] > REACH],
+    )
+
+
+def positions(layer, status: str) -> np.ndarray:
+    return np.asarray(layer.data)[layer.features["status"].to_numpy() == status]
+
+
+def run(qtbot, widget, start) -> object:
+    with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
+        assert start()
+    return blocker.args[0]
+
+
+def test_refine_adds_a_layer_that_keeps_the_marks(qtbot, viewer, scene: Scene) -> None:
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    hits, misses = hits_and_misses(layer, scene.centres)
+    set_status(layer, hits[:3], "accepted")
+    set_status(layer, misses[:3], "rejected")
+    outcome = run(qtbot, widget, widget.refine)
+    assert outcome.error is None and not outcome.cancelled
+    assert outcome.result.detection is scene.result  # the Detect dock's candidates: no detecting
+    refined = viewer.layers["blobs picks refined"]
+    assert widget.layer is refined  # curated next, with the same keys
+    assert tuple(refined.scale) == tuple(layer.scale)
+    for status in ("accepted", "rejected"):
+        np.testing.assert_allclose(positions(refined, status), positions(layer, status))
+    assert refined.shown.all()  # a kept mark is never hidden by a threshold
+    assert "accepted 3" in widget.counts.text() and "rejected 3" in widget.counts.text()
+    assert widget.refine_button.isEnabled()
+
+    # refining the refined layer uses the same candidates again
+    set_status(refined, [int(np.flatnonzero(refined.features["status"] == "auto")[0])], "rejected")
+    outcome = run(qtbot, widget, widget.refine)
+    assert outcome.result.detection is scene.result
+    assert "blobs picks refined refined" in viewer.layers
+
+
+def test_save_refined_model_holds_what_refine_learned(
+    qtbot, viewer, scene: Scene, tiny_model, tmp_path
+) -> None:
+    from napari_cryoet_particles._widgets._state import viewer_state
+    from napari_cryoet_particles.detect.refine import PickHead
+    from napari_cryoet_particles.model.checkpoint import load_checkpoint
+
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    assert not widget.save_model_button.isEnabled()
+    assert widget.save_refined_model(tmp_path / "nothing.pt") is None
+    hits, misses = hits_and_misses(layer, scene.centres)
+    set_status(layer, hits[:3], "accepted")
+    set_status(layer, misses[:3], "rejected")
+    run(qtbot, widget, widget.refine)
+    assert widget.save_model_button.isEnabled()
+    viewer_state(viewer).models.set(load_checkpoint(tiny_model), "tiny")
+    saved = widget.save_refined_model(tmp_path / "refined")
+    assert saved == tmp_path / "refined.pt"
+    head = PickHead.from_payload(load_checkpoint(saved).pick_head)
+    assert head.kind == "refine" and head.n_positive == 3 and head.n_negative == 3
+
+
+def test_find_more_like_the_selected_picks(qtbot, viewer, scene: Scene) -> None:
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    hits, misses = hits_and_misses(layer, scene.centres)
+    set_status(layer, [misses[0]], "accepted")  # an earlier mark of another kind: not an example
+    layer.selected_data = set(hits[:3])
+    outcome = run(qtbot, widget, widget.find_like)
+    assert outcome.error is None and outcome.result.info["kind"] == "like"
+    like = viewer.layers["blobs picks like"]
+    np.testing.assert_allclose(
+        np.sort(positions(like, "accepted"), axis=0),
+        np.sort(np.asarray(layer.data)[hits[:3]], axis=0),
+    )
+    assert layer.features["status"][hits[0]] == "auto"  # the source layer is left as it was
+
+
+def test_cancel_stops_a_refine_that_detects_again(qtbot, viewer, scene: Scene, tiny_model) -> None:
+    from napari_cryoet_particles.io import Picks
+    from napari_cryoet_particles.model import load_checkpoint
+
+    data, kwargs, _ = tomogram_layer_data(scene.volume, 10.0, "blobs")
+    viewer.add_image(data, **kwargs)
+    viewer_state(viewer).models.set(load_checkpoint(tiny_model), "tiny")
+    picks = Picks(scene.centres[:4], 10.0, None, "blobs")
+    picks.features["status"] = ["accepted", "accepted", "rejected", "auto"]
+    data, kwargs, _ = picks_layer_data(picks, "opened picks", tomogram_shape=SHAPE)
+    viewer.add_points(data, **kwargs)  # picks from a file: no detection cached for them
+    widget = curate_dock(qtbot, viewer)
+    with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
+        assert widget.refine()
+        widget.job.cancel()
+    assert blocker.args[0].cancelled
+    assert [layer.name for layer in viewer.layers] == ["blobs", "opened picks"]
+    assert widget.refine_button.isEnabled() and widget.like_button.isEnabled()
+
+
+def test_refine_without_marks_or_examples_says_what_to_do(
+    qtbot, viewer, scene: Scene, monkeypatch
+) -> None:
+    from napari_cryoet_particles._widgets import _common, curate
+
+    errors: list[str] = []
+    notices: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    monkeypatch.setattr(curate, "show_info", notices.append)
+    detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    assert not widget.refine()
+    assert len(errors) == 1 and "no pick is marked" in errors[0]
+    assert not widget.find_like()
+    assert notices == [curate.NO_EXAMPLES]
+    assert len(viewer.layers) == 2 and not widget.job.running
+    assert widget.refine_button.isEnabled()
