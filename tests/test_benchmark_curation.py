@@ -64,3 +64,18 @@ def test_curation_section_and_why_are_in_the_report() -> None:
     assert len(why) == 3 and "150 → 100 / 60" in why[0] and "1U6G 0.10" in why[1]
     text = format_report([], [], True, Path("x"), None, 2, curations=_runs())
     assert "## Curation" in text and "F1 gain from 20 marks" in text
+
+
+def test_only_curation_replaces_the_curation_parts_and_keeps_the_rest() -> None:
+    from napari_cryoet_particles.benchmark.curation import splice_curation
+
+    old = format_report([], [], True, Path("x"), None, 2, curations=_runs()[:1])
+    old = old.replace("## Targets", "## Stage timings kept\n\nkept line\n\n## Targets")
+    new_runs = [CurationRun("fresh", f1_before=0.5, f1_after={20: 0.9}, ari=0.5, fit_seconds=0.1)]
+    rows = [Target(**t).row() for t in curation_targets(new_runs)]
+    text = splice_curation(old, new_runs, rows, ["- **Refine**: new bullet"], "*stamp*")
+    assert "| fresh |" in text and "| random-seed1 |" not in text
+    assert "kept line" in text and "*stamp*" in text
+    assert text.count("F1 gain from 20 marks") == 1 and "+0.400" in text
+    assert "- **Refine**: new bullet" in text
+    assert text.count("## Curation") == 1

@@ -942,6 +942,11 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the simulated curation (refine from marks, more like these, groups)",
     )
+    parser.add_argument(
+        "--only-curation",
+        action="store_true",
+        help="regenerate only the curation section of an existing report (--out)",
+    )
     parser.set_defaults(run=run_benchmark)
 
 
@@ -950,6 +955,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.atomic import check_output_file
 
     check_output_file(args.out, True, (".md",), "benchmark report")
+    if args.only_curation:
+        from napari_cryoet_particles.benchmark.run import run_curation_only
+
+        run_curation_only(args.out, args.shared, args.model, args.work, args.threads)
+        return 0
     benchmark(
         args.out,
         args.quick,

@@ -282,3 +282,41 @@ def curation_why(runs: list[CurationRun], missed: set[str]) -> list[str]:
             "one noisy profile per pick does not separate shapes."
         )
     return notes
+
+
+CURATION_TARGET_KEYS = ("gain_20", "gain_50", "like:", "ari", "refine_seconds")
+CURATION_WHY = ("- **Refine**", "- **More like these**", "- **Groups**")
+
+
+def splice_curation(
+    report: str, runs: list[CurationRun], target_rows: list[str], why_lines: list[str], stamp: str
+) -> str:
+    """``report`` (a benchmarks.md) with its curation section, curation target rows and curation
+    bullets replaced by those of ``runs``; the rest of the report is kept as it was."""
+    lines = report.rstrip("\n").split("\n")
+    section = format_curation(runs) + ["", stamp]
+    start = next((i for i, line in enumerate(lines) if line.startswith("## Curation")), None)
+    if start is None:
+        end = start = next(i for i, line in enumerate(lines) if line.startswith("## Targets"))
+        section = section + [""]
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        section = section + [""]
+    lines = lines[:start] + section + lines[end:]
+    names = [row.split(" | ")[0] for row in target_rows]
+    kept = [line for line in lines if not any(line.startswith(name + " |") for name in names)]
+    header = next(i for i, line in enumerate(kept) if line.startswith("| target | goal"))
+    last = header + 2
+    while last < len(kept) and kept[last].startswith("|"):
+        last += 1
+    kept = kept[:last] + target_rows + kept[last:]
+    kept = [line for line in kept if not line.startswith(CURATION_WHY)]
+    why = next((i for i, line in enumerate(kept) if line.startswith("## Why targets")), None)
+    if why is not None and why_lines:
+        stop = next((i for i in range(why + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
+        while stop > why + 1 and not kept[stop - 1].strip():
+            stop -= 1
+        kept = kept[:stop] + why_lines + kept[stop:]
+    return "\n".join(kept) + "\n"

@@ -5,7 +5,8 @@ small head learns from those marks on each candidate's descriptor:
 
 - **refine** (:func:`fit_refine_head`): a logistic correction *added to* the detector's own score
   logit, ridge-regularised towards zero, so a few marks move the ranking only as far as they give
-  evidence for. Its inputs are the blob strength, radius, learned probability and where the
+  evidence for; its bias is then set so that as many unmarked picks pass the threshold as before
+  (:func:`keep_pick_count`): the marks re-rank, they do not move the threshold. Its inputs are the blob strength, radius, learned probability and where the
   nearest stronger candidate lies (:func:`neighbour_features`): what tells a repeat hit on a large
   particle, or a noise blob, from a particle. Accepted and added picks are positives, rejected
   ones negatives; the unmarked candidates keep the detector's score as their prior.
@@ -371,6 +372,32 @@ def fit_like_head(
     )
 
 
+def keep_pick_count(
+    head: PickHead,
+    score: np.ndarray,
+    table: pd.DataFrame,
+    marked: np.ndarray,
+    threshold: float,
+) -> PickHead:
+    """The refine head with its bias moved so that as many unmarked candidates reach
+    ``threshold`` after refining as before: the marks re-rank the candidates, they do not move
+    the threshold.
+
+    Learning the threshold from marks near it was measured to be unsafe: the marks straddle the
+    threshold, so their share of particles says little about the candidates just below it, and
+    a few more accepted than rejected marks let hundreds of weak candidates in (F1 −0.06 on a
+    test tomogram). Re-ranking at a fixed count gained +0.004 to +0.011 on every validation case.
+    """
+    unmarked = ~np.asarray(marked, dtype=bool)
+    count = int(np.sum((np.asarray(score) >= threshold) & unmarked))
+    refined = np.sort(_logit(score[unmarked]) + head.logit(table.loc[unmarked]))[::-1]
+    if count == 0 or len(refined) == 0:
+        return head
+    low = refined[count] if count < len(refined) else refined[count - 1] - 1.0
+    cut = 0.5 * (refined[count - 1] + low)
+    return replace(head, bias=head.bias + float(_logit(np.asarray(threshold))) - cut)
+
+
 def refined_picks(
     result: DetectionResult, curated: Picks, config: RefineConfig | None = None
 ) -> RefineOutcome:
@@ -413,6 +440,9 @@ def refined_picks(
         rows = on[matched]
         labels = positive_rows[matched].astype(float)
         head = fit_refine_head(table, _logit(base), rows, labels, config.ridge)
+        marked_rows = np.zeros(len(candidates), dtype=bool)
+        marked_rows[rows] = True
+        head = keep_pick_count(head, base, table, marked_rows, threshold)
         score = apply_head(head, base, table)
         keep = score >= threshold
     keep[on[matched]] = False
