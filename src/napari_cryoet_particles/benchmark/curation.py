@@ -258,9 +258,10 @@ def curation_why(runs: list[CurationRun], missed: set[str]) -> list[str]:
             for r in runs
         )
         notes.append(
-            "- **Refine**: the marks mostly teach what a repeat hit looks like (where the nearest "
-            "stronger pick lies) and move the threshold; the picks near the threshold are about "
-            f"half particles, so {MARK_COUNTS[0]} marks carry little more than that ({parts})."
+            "- **Refine**: the marks re-rank the candidates at a fixed number of picks (learning "
+            "the threshold from marks that straddle it let weak candidates flood in); the picks "
+            "nearest the threshold are about half particles and look alike in every descriptor "
+            f"we have, so {MARK_COUNTS[0]}-{MARK_COUNTS[-1]} marks barely move F1 ({parts})."
         )
     like = [k for k in missed if k.startswith("like:")]
     if like:
