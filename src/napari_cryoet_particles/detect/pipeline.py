@@ -200,9 +200,10 @@ def _apply_pick_head(
     embeddings: np.ndarray,
     work: WorkingVolume,
     cancel: CancelToken | None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rescore candidates with a head learned from curation (:mod:`.refine`): (indices of the
-    candidates kept, their new scores); candidates below the refine floor are dropped first
+    candidates kept, their new scores, their radial profiles, which the picks reuse); candidates
+    below the refine floor are dropped first
     (no head moves them to a pick)."""
     from napari_cryoet_particles.detect.refine import (
         CANDIDATE_FLOOR,
@@ -231,7 +232,7 @@ def _apply_pick_head(
         profiles,
         embeddings[keep],
     )
-    return keep, apply_head(head, values[keep], table)
+    return keep, apply_head(head, values[keep], table), profiles
 
 
 def detect_particles_job(
@@ -369,8 +370,9 @@ def detect_particles_job(
     learned = at_blobs.probability
     values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
     index = np.arange(len(found))
+    head_profiles = None
     if head_payload is not None:
-        index, values = _apply_pick_head(
+        index, values, head_profiles = _apply_pick_head(
             head_payload, found, values, learned, at_blobs.embedding, work, cancel
         )
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
@@ -378,13 +380,16 @@ def detect_particles_job(
     order = order[values[order] >= threshold]
     values, picked = values[order], index[order]
     found, learned = found.take(picked), learned[picked]
-    profiles = radial_profiles(
-        work.read,
-        work.shape,
-        found.zyx,
-        work.voxel_size,
-        check=None if cancel is None else cancel.check,
-    )
+    if head_profiles is not None:
+        profiles = head_profiles[order]
+    else:
+        profiles = radial_profiles(
+            work.read,
+            work.shape,
+            found.zyx,
+            work.voxel_size,
+            check=None if cancel is None else cancel.check,
+        )
     extent = profile_extent_nm(profiles) * 10.0 / work.voxel_size
     keep = suppress_by_extent(found.zyx, found.radius, extent)[: config.max_picks]
     values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
