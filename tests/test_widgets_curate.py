@@ -13,8 +13,8 @@ from napari_cryoet_particles._widgets._layers import (
     tomogram_layer_data,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
+from test_refine_cli import SHAPE, blob_tomogram
 
-SHAPE = (24, 48, 48)
 REACH = 3.0
 
 
@@ -25,27 +25,12 @@ class Scene:
     result: object  # DetectionResult with candidates down to a low score
 
 
-def blob_volume(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres: list[np.ndarray] = []
-    while len(centres) < n:
-        centre = rng.uniform(5, np.asarray(SHAPE) - 5)
-        if all(np.linalg.norm(centre - other) >= 8 for other in centres):
-            centres.append(centre)
-    grid = np.indices(SHAPE, dtype=np.float32)
-    volume = rng.normal(0, 0.3, SHAPE).astype(np.float32)
-    for centre in centres:
-        d2 = sum((grid[a] - centre[a]) ** 2 for a in range(3))
-        volume -= np.exp(-d2 / 8).astype(np.float32)
-    return volume, np.array(centres)
-
-
 @pytest.fixture(scope="module")
 def scene(tiny_model: Path) -> Scene:
     from napari_cryoet_particles.detect import DetectionConfig, detect_particles
     from napari_cryoet_particles.io import Volume
 
-    volume, centres = blob_volume()
+    volume, centres = blob_tomogram()
     config = DetectionConfig(diameter_nm=4.0, threshold=0.05, threads=1, device="cpu")
     return Scene(volume, centres, detect_particles(Volume(volume, 10.0), tiny_model, config))
 
