@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -282,6 +283,30 @@ class JobOutcome:
     result: Any = None
     cancelled: bool = False
     error: str | None = None
+
+
+def ask_checkpoint_path(parent: QWidget, title: str, folder_key: str, name: str) -> str:
+    """A file dialog for saving a checkpoint, starting in the folder remembered under
+    ``folder_key``; "" when cancelled. Replacing is asked later (:func:`checkpoint_destination`)."""
+    start = Path(remember(folder_key) or Path.home()) / name
+    path, _ = QFileDialog.getSaveFileName(
+        parent, title, str(start), "Checkpoints (*.pt)", options=QFileDialog.DontConfirmOverwrite
+    )
+    return path
+
+
+def checkpoint_destination(
+    path: str | Path, confirm: Callable[[Path], bool]
+) -> tuple[Path, bool] | None:
+    """``path`` with a ``.pt`` suffix and whether it replaces a file; None when it exists and
+    ``confirm`` says not to replace it."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        path = path.with_name(path.name + ".pt")
+    overwrite = path.exists()
+    if overwrite and not confirm(path):
+        return None
+    return path, overwrite
 
 
 def ask_to_replace(parent: QWidget, path: Path) -> bool:

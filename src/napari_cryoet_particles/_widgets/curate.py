@@ -10,7 +10,6 @@ import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -22,8 +21,10 @@ from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
     LayerSelector,
+    ask_checkpoint_path,
     ask_to_replace,
     button,
+    checkpoint_destination,
     heading,
     persist,
     real_viewer,
@@ -423,14 +424,7 @@ class CurateWidget(QWidget):
         show_info(f"{len(layer.data)} picks in {layer.name!r} ({kept} kept): curate them again")
 
     def _browse_save_model(self) -> None:
-        start = Path(remember("curate/last_folder") or Path.home()) / "refined.pt"
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save refined model",
-            str(start),
-            "Checkpoints (*.pt)",
-            options=QFileDialog.DontConfirmOverwrite,
-        )
+        path = ask_checkpoint_path(self, "Save refined model", "curate/last_folder", "refined.pt")
         if path:
             self.save_refined_model(path)
 
@@ -442,12 +436,10 @@ class CurateWidget(QWidget):
         if self.last_head is None:
             show_info("Refine first: there is nothing learned to save yet")
             return None
-        path = Path(path)
-        if path.suffix != ".pt":
-            path = path.with_name(path.name + ".pt")
-        overwrite = path.exists()
-        if overwrite and not ask_to_replace(self, path):
+        destination = checkpoint_destination(path, lambda target: ask_to_replace(self, target))
+        if destination is None:
             return None
+        path, overwrite = destination
         model = viewer_state(self.viewer).models.model
         try:
             saved = save_refined_model(path, self.last_head, model, overwrite=overwrite)

@@ -33,8 +33,10 @@ from napari_cryoet_particles._widgets._common import (
     DeviceBox,
     JobOutcome,
     JobRow,
+    ask_checkpoint_path,
     ask_to_replace,
     button,
+    checkpoint_destination,
     heading,
     persist,
     real_viewer,
@@ -403,14 +405,7 @@ class TrainWidget(QWidget):
     def _browse_save(self) -> None:
         if self.checkpoint is None:
             return
-        start = Path(remember("train/last_folder") or Path.home()) / "model.pt"
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save checkpoint",
-            str(start),
-            "Checkpoints (*.pt)",
-            options=QFileDialog.DontConfirmOverwrite,
-        )
+        path = ask_checkpoint_path(self, "Save checkpoint", "train/last_folder", "model.pt")
         if path:
             self.save_checkpoint(path)
 
@@ -421,12 +416,10 @@ class TrainWidget(QWidget):
         """Copy the held checkpoint to ``path`` atomically (asks before replacing a file)."""
         if self.checkpoint is None:
             return None
-        path = Path(path)
-        if path.suffix != ".pt":
-            path = path.with_name(path.name + ".pt")
-        overwrite = path.exists()
-        if overwrite and not self.confirm_overwrite(path):
+        destination = checkpoint_destination(path, self.confirm_overwrite)
+        if destination is None:
             return None
+        path, overwrite = destination
         try:
             with atomic_write(path, overwrite=overwrite) as tmp:
                 shutil.copyfile(self.checkpoint, tmp)
