@@ -9,16 +9,17 @@ segment between them: along the segment, the low-passed density (Gaussian of
 the tomogram's median. Between two separate particles the segment crosses solvent and the
 density falls to the median or below; inside one object it does not. The weaker pick of a joined
 pair is dropped, strongest first, so a chain of patches on one object keeps its best pick only.
-Picks no farther apart than the sum of their blob radii plus the low-pass's sigma are never
-merged here: they may be two touching (or nearly touching) particles of their own sizes, whose
-gap the low-pass bridges.
+Picks no farther apart than the sum of their blob radii plus a margin are never merged here:
+they may be two touching (or nearly touching) particles of their own sizes, whose gap the
+low-pass bridges. The margin is the low-pass's sigma when the weaker pick was found at a smaller
+blob radius than the stronger one (a patch of a larger object), twice it otherwise.
 
 Chosen on validation simulations (docs/detection.md "Joined picks"): on four validation
-tomograms repeat hits fell from 67 to 42 on average and F1 rose by +0.010 to +0.015 (mean
-+0.012), at a cost of about two true picks per tomogram. Looser settings gain more on these
-simulations (ratio 0.3 and no sigma margin: +0.018, repeat hits 18) but merge nearby small
-proteins (two 7-nm Gaussian blobs 9.6 nm apart; twelve true picks per tomogram): the user's
-crowded cells matter more than the last 0.006. Reach 20-30 nm and an absolute valley floor of
+tomograms repeat hits fell from 67 to 47 on average and F1 rose by +0.010 to +0.011 (mean
++0.010), at a cost of about three true picks per tomogram. Looser settings gain more on these
+simulations (a margin of one sigma for every pair: +0.012; ratio 0.3 and no margin: +0.018,
+repeat hits 18) but merge nearby small proteins (two 7-nm Gaussian blobs 9.5 nm apart; up to
+twelve true picks per tomogram): the user's crowded cells matter more than the last 0.008. Reach 20-30 nm and an absolute valley floor of
 0-1.5 robust z change little; a 2-nm low-pass does better than 1 or 1.5 nm.
 
 The low-pass is taken on a 2× block mean of the volume (a 2-nm Gaussian is smooth on a 2-voxel
@@ -137,11 +138,19 @@ def keep_unjoined(count: int, pairs: np.ndarray, merged: np.ndarray) -> np.ndarr
     return np.flatnonzero(keep)
 
 
-def separated_pairs(zyx: np.ndarray, radius: np.ndarray, reach: float, margin: float) -> np.ndarray:
-    """:func:`close_pairs` farther apart than the sum of their ``radius`` plus ``margin`` (same units)."""
+def separated_pairs(zyx: np.ndarray, radius: np.ndarray, reach: float, sigma: float) -> np.ndarray:
+    """:func:`close_pairs` (rows ordered best first) far enough apart to be one object's patches.
+
+    A pair must lie farther apart than the sum of its blob ``radius`` plus a margin of the
+    low-pass's ``sigma`` when the weaker pick was found at a smaller radius than the stronger one
+    (a patch of a larger object), or of twice it when not (two picks of one size are two
+    particles unless well apart: the low-pass bridges a gap of about 2 sigma).
+    """
     pairs = close_pairs(zyx, reach)
     distance = np.linalg.norm(zyx[pairs[:, 0]] - zyx[pairs[:, 1]], axis=1)
-    return pairs[distance > radius[pairs[:, 0]] + radius[pairs[:, 1]] + margin]
+    stronger, weaker = radius[pairs[:, 0]], radius[pairs[:, 1]]
+    margin = np.where(stronger > weaker * 1.01, sigma, 2.0 * sigma)
+    return pairs[distance > stronger + weaker + margin]
 
 
 def suppress_joined(
