@@ -158,14 +158,21 @@ def _block_maxima(
     """Local maxima of ``zscore`` above ``floor`` inside ``core`` (a box of ``zscore``), in C
     order; ``scratch``, an array of its shape and type, is overwritten instead of allocating one.
 
-    Only the voxels of the core above the floor (a few percent) are compared with the local
-    maximum, rather than every voxel of the block.
+    The local maximum is taken over the core and ``window`` around it only (the rest of the
+    block's halo cannot change it), and compared only at the core's voxels above the floor (a
+    few percent).
     """
-    nearby = ndimage.maximum_filter(zscore, size=2 * window + 1, mode="nearest", output=scratch)
+    reach = _grow(core, window, zscore.shape)
+    nearby = ndimage.maximum_filter(
+        zscore[reach],
+        size=2 * window + 1,
+        mode="nearest",
+        output=None if scratch is None else scratch[reach],
+    )
     inner = zscore[core]
     above = np.nonzero(inner >= floor)
     values = inner[above]
-    peak = nearby[core][above] == values
+    peak = nearby[_inside(core, reach)][above] == values
     where = np.column_stack([axis[peak] for axis in above]) + [s.start for s in core]
     return where.reshape(-1, 3), values[peak]
 
