@@ -109,27 +109,41 @@ def test_cancel_between_units_stops_the_job_and_its_threads() -> None:
     assert not any(t.name.startswith("candidates") for t in threading.enumerate())
 
 
-def test_units_in_flight_stay_within_the_byte_budget() -> None:
-    """Beyond the first, a task starts only while the sizes running fit the budget."""
-    lock, running, peaks = threading.Lock(), [], []
+def _recording_tasks(sizes: list[int]):
+    """Tasks that take a moment and record, as each starts, its index and the sizes running."""
+    lock, running, starts = threading.Lock(), [], []
 
-    def task(size: int):
+    def task(index: int):
         def run() -> int:
             with lock:
-                running.append(size)
-                peaks.append(sum(running))
+                running.append(sizes[index])
+                starts.append((index, sum(running)))
             time.sleep(0.02)
             with lock:
-                running.remove(size)
-            return size
+                running.remove(sizes[index])
+            return sizes[index]
 
         return run
 
+    return [task(i) for i in range(len(sizes))], starts
+
+
+def test_units_in_flight_stay_within_the_byte_budget() -> None:
+    """A task starts only while the sizes running fit the budget; one too large runs alone."""
     sizes = [10, 10, 10, 1, 1, 1, 30, 1]
-    results = dict(_run_bounded([task(s) for s in sizes], sizes, 4, 20, None))
+    tasks, starts = _recording_tasks(sizes)
+    results = dict(_run_bounded(tasks, sizes, 4, 20, None))
     assert results == dict(enumerate(sizes))
-    assert max(peaks) == 30  # the oversized task ran, alone
-    assert sorted(peaks)[-2] == 20  # two of the 10s together, never a third beside them
+    in_flight = sorted(total for _, total in starts)
+    assert in_flight[-1] == 30  # the oversized task, alone
+    assert in_flight[-2] == 20  # two of the 10s together, never a third beside them
+
+
+def test_a_unit_that_must_wait_lets_a_smaller_later_one_start() -> None:
+    sizes = [10, 15, 5]
+    tasks, starts = _recording_tasks(sizes)
+    assert sorted(dict(_run_bounded(tasks, sizes, 2, 20, None))) == [0, 1, 2]
+    assert [index for index, _ in starts] == [0, 2, 1]
 
 
 def test_block_mean_is_numpys_mean_over_the_cells() -> None:

@@ -67,7 +67,7 @@ TRUNCATE = 3.0
 THREADS = 2
 #: At most this many largest units' worth of block bytes are filtered at once, whatever the
 #: thread count (see the module docstring).
-UNITS_IN_FLIGHT = 2
+UNITS_IN_FLIGHT = 1.5
 
 
 @dataclass
@@ -256,19 +256,31 @@ def _units(
     return [_Unit(read, shape, core, r) for core in blocks(shape, slab, side) for r in radii]
 
 
+def _next_fitting(
+    pending: list[int], sizes: Sequence[int], running: Sequence[int], budget: float
+) -> int | None:
+    """The first of ``pending`` that may start beside ``running`` within ``budget``."""
+    if not running:
+        return pending[0] if pending else None
+    free = budget - sum(sizes[i] for i in running)
+    return next((i for i in pending if sizes[i] <= free), None)
+
+
 def _run_bounded(
     tasks: Sequence[Callable[[], T]],
     sizes: Sequence[int],
     threads: int,
-    budget: int,
+    budget: float,
     check: Callable[[], None] | None,
 ) -> Iterator[tuple[int, T]]:
     """Yield ``(index, result)`` of every task as it finishes.
 
-    Tasks start in order, at most ``threads`` at a time and, beyond the first one running, only
-    while the ``sizes`` of those running add up to at most ``budget``. ``check()`` runs before
-    each start and after each finish (in the calling thread). When the consumer stops (an error,
-    a cancel, ``close()``), tasks not started are dropped and the running ones finish first.
+    At most ``threads`` tasks run at a time, and the ``sizes`` of those running add up to at
+    most ``budget`` (a task larger than that runs alone). When a thread is free, the first task
+    in order that fits starts: a large task that must wait lets smaller later ones run beside
+    the one running. ``check()`` runs before each start and after each finish (in the calling
+    thread). When the consumer stops (an error, a cancel, ``close()``), tasks not started are
+    dropped and the running ones finish first.
     """
     if threads <= 1:
         for index, task in enumerate(tasks):
@@ -276,23 +288,19 @@ def _run_bounded(
                 check()
             yield index, task()
         return
+    pending = list(range(len(tasks)))
     with ThreadPoolExecutor(threads, thread_name_prefix="candidates") as pool:
         running: dict[Future[T], int] = {}
-        started = 0
         try:
-            while started < len(tasks) or running:
-                while (
-                    started < len(tasks)
-                    and len(running) < threads
-                    and (
-                        not running
-                        or sum(sizes[i] for i in running.values()) + sizes[started] <= budget
-                    )
-                ):
+            while pending or running:
+                while len(running) < threads:
+                    index = _next_fitting(pending, sizes, list(running.values()), budget)
+                    if index is None:
+                        break
                     if check is not None:
                         check()
-                    running[pool.submit(tasks[started])] = started
-                    started += 1
+                    pending.remove(index)
+                    running[pool.submit(tasks[index])] = index
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=running.__getitem__):
                     yield running.pop(future), future.result()
