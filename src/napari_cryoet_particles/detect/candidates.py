@@ -67,7 +67,7 @@ TRUNCATE = 3.0
 THREADS = 2
 #: At most this many largest units' worth of block bytes are filtered at once, whatever the
 #: thread count (see the module docstring).
-UNITS_IN_FLIGHT = 1.5
+UNITS_IN_FLIGHT = 2.0
 
 
 @dataclass
