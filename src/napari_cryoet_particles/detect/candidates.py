@@ -18,18 +18,22 @@ filtered on a 2× block mean of the volume, made block by block from the full-re
 large scales do not need full resolution, and this makes them 8× cheaper).
 
 **Threads and memory.** The work is cut into units, one per block and scale (:class:`_Unit`),
-run on a small thread pool (``threads`` workers; scipy's filters and numpy's loops release the
-GIL, so two units on two cores take about 0.6 of the time of one after the other). The blocks,
-halos and robust z-scores are the same whatever the thread count, and the units' maxima are
-concatenated in the sequential order, so the candidates are bit for bit those of one thread. A
-unit holds two float32 arrays of its block with halo (the block read, filtered in place into the
-wide Gaussian and then into the local maximum, and the narrow Gaussian that becomes the z-score)
-plus the indices of its voxels above the floor. Units start in order, at most ``threads`` at a
-time and at most :data:`UNITS_IN_FLIGHT` largest units' worth of bytes at a time, so with any
-number of threads the peak is about two units' worth — one block's two arrays more than one
-thread needs. On a 200×512×512 tomogram the largest unit is 142×512×512 voxels (149 MB per
-array); on a 500×1024×1024 one, 156×526×526 (173 MB per array, about 0.35 GB more than one
-thread).
+run on a small thread pool (``threads`` workers, the detection's thread setting): scipy's
+filters and numpy's loops release the GIL, so on two cores the search takes about 0.55 of the
+time of the one-thread version it replaced (200×512×512 at 10 Å: 9.6-11.5 s against
+18.4-20.3 s, measured with other jobs on the machine). The blocks, halos and robust z-scores do not depend on the thread count,
+and the units' maxima are concatenated in the sequential order whatever order they finish in,
+so the candidates are bit for bit those of one thread. A unit holds two float32 arrays of its
+block with halo (the block read, filtered in place into the wide Gaussian and then into the
+local maximum, and the narrow Gaussian that becomes the z-score) plus the indices of its core's
+voxels above the floor. At most ``threads`` units run at a time, and their blocks add up to at
+most :data:`UNITS_IN_FLIGHT` times the largest unit's (a unit that does not fit waits, and
+smaller later ones may start meanwhile), so however many threads, the peak is about two units:
+one unit's two arrays more than one thread held. On a 200×512×512 tomogram the largest unit is
+142×512×512 voxels (149 MB per array): the search's peak resident memory went from 670 to
+910-950 MB. On 500×1024×1024 it is 156×526×526 (173 MB per array), which should add about
+0.3 GB to the 1.13 GB the search peaked at with one thread (not measured). A budget of 1.5
+units kept the large blocks from running together and saved a third as much time (15.7 s).
 """
 
 from collections.abc import Callable, Iterator, Sequence
