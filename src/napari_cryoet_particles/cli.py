@@ -372,7 +372,10 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_detection_options(parser)
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads: torch and the blob search (default: all cores)",
     )
     parser.add_argument(
         "--score-map",
@@ -520,7 +523,10 @@ def add_refine(sub: argparse._SubParsersAction) -> None:
     add_detection_options(parser)
     add_star_options(parser, tomogram_dest="picks_tomogram")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads: torch and the blob search (default: all cores)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -1015,7 +1021,7 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
         "--threads-per-worker",
         type=int,
         default=THREADS_PER_WORKER,
-        help="torch threads per worker (default %(default)s)",
+        help="CPU threads per worker, torch and the blob search (default %(default)s)",
     )
     parser.add_argument(
         "--format",

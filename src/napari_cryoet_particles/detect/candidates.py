@@ -16,10 +16,31 @@ when a plane is wider than :data:`PLANE_SIDE` — so memory is bounded by a bloc
 tomogram (the robust z-score is each block's). Radii from :data:`BIN_FROM_RADIUS` up are
 filtered on a 2× block mean of the volume, made block by block from the full-resolution one (the
 large scales do not need full resolution, and this makes them 8× cheaper).
+
+**Threads and memory.** The work is cut into units, one per block and scale (:class:`_Unit`),
+run on a small thread pool (``threads`` workers, the detection's thread setting): scipy's
+filters and numpy's loops release the GIL, so on two cores the search takes about 0.55 of the
+time of the one-thread version it replaced (200×512×512 at 10 Å: 9.6-11.5 s against
+18.4-20.3 s, measured with other jobs on the machine). The blocks, halos and robust z-scores do not depend on the thread count,
+and the units' maxima are concatenated in the sequential order whatever order they finish in,
+so the candidates are bit for bit those of one thread. A unit holds two float32 arrays of its
+block with halo (the block read, filtered in place into the wide Gaussian and then into the
+local maximum, and the narrow Gaussian that becomes the z-score) plus the indices of its core's
+voxels above the floor. At most ``threads`` units run at a time, and their blocks add up to at
+most :data:`UNITS_IN_FLIGHT` times the largest unit's (a unit that does not fit waits, and
+smaller later ones may start meanwhile), so however many threads, the peak is about two units:
+one unit's two arrays more than one thread held. On a 200×512×512 tomogram the largest unit is
+142×512×512 voxels (149 MB per array): the search's peak resident memory went from 670 to
+910-950 MB. On 500×1024×1024 it is 156×526×526 (173 MB per array), which should add about
+0.3 GB to the 1.13 GB the search peaked at with one thread (not measured). A budget of 1.5
+units kept the large blocks from running together and saved a third as much time (15.7 s).
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 from scipy import ndimage
@@ -28,6 +49,7 @@ from napari_cryoet_particles.detect.peaks import suppress_close
 from napari_cryoet_particles.jobs import Progress, run_job
 
 Box = tuple[slice, slice, slice]
+T = TypeVar("T")
 
 #: ``G(σ) - G(SIGMA_RATIO·σ)`` with ``σ = r/√3``: the scale at which a 3D blob of radius r responds most.
 SIGMA_RATIO = 1.6
@@ -45,6 +67,11 @@ SLAB = 128
 PLANE_SIDE = 512
 #: Gaussian filters are truncated at this many sigmas (scipy: 4; 3 is a third faster, F1 within 0.005 on validation).
 TRUNCATE = 3.0
+#: Worker threads of the search unless told otherwise (the detection passes its thread setting).
+THREADS = 2
+#: At most this many largest units' worth of block bytes are filtered at once, whatever the
+#: thread count (see the module docstring).
+UNITS_IN_FLIGHT = 2.0
 
 
 @dataclass
@@ -82,10 +109,22 @@ def _window(radius: float) -> int:
 
 
 def block_mean2(data: np.ndarray) -> np.ndarray:
-    """2× block mean (a trailing odd plane, row or column is dropped)."""
+    """2× block mean (a trailing odd plane, row or column is dropped).
+
+    Summed in numpy's own order for ``mean`` over the 2×2×2 cells (from zero, each x pair summed
+    first, the pairs added in zyx order), so the values are those of
+    ``reshape(…, 2, …, 2, …, 2).mean(axis=(1, 3, 5))`` (which this replaced), about 7× faster:
+    that reduction runs an inner loop of two elements per output voxel. (numpy sums in another
+    order when the result is one voxel wide along x; here the order never depends on the shape.)
+    """
     shape = [n - n % 2 for n in data.shape]
     data = data[: shape[0], : shape[1], : shape[2]]
-    return data.reshape(shape[0] // 2, 2, shape[1] // 2, 2, shape[2] // 2, 2).mean(axis=(1, 3, 5))
+    total = np.zeros([n // 2 for n in shape], dtype=np.result_type(data.dtype, np.float32))
+    for z in (0, 1):
+        for y in (0, 1):
+            total += data[z::2, y::2, 0::2] + data[z::2, y::2, 1::2]
+    total /= 8
+    return total
 
 
 def dog_zscore(slab: np.ndarray, radius: float, in_place: bool = False) -> np.ndarray:
@@ -120,14 +159,26 @@ def _block_maxima(
     core: tuple[slice, slice, slice],
     scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Local maxima of ``zscore`` above ``floor`` inside ``core`` (a box of ``zscore``);
-    ``scratch``, an array of its shape and type, is overwritten instead of allocating one."""
-    nearby = ndimage.maximum_filter(zscore, size=2 * window + 1, mode="nearest", output=scratch)
-    peak = np.equal(nearby, zscore, out=nearby if nearby.dtype == bool else None)
-    del nearby
-    peak &= zscore >= floor
-    where = np.argwhere(peak[core]) + [s.start for s in core]
-    return where, zscore[tuple(where.T)]
+    """Local maxima of ``zscore`` above ``floor`` inside ``core`` (a box of ``zscore``), in C
+    order; ``scratch``, an array of its shape and type, is overwritten instead of allocating one.
+
+    The local maximum is taken over the core and ``window`` around it only (the rest of the
+    block's halo cannot change it), and compared only at the core's voxels above the floor (a
+    few percent).
+    """
+    reach = _grow(core, window, zscore.shape)
+    nearby = ndimage.maximum_filter(
+        zscore[reach],
+        size=2 * window + 1,
+        mode="nearest",
+        output=None if scratch is None else scratch[reach],
+    )
+    inner = zscore[core]
+    above = np.nonzero(inner >= floor)
+    values = inner[above]
+    peak = nearby[_inside(core, reach)][above] == values
+    where = np.column_stack([axis[peak] for axis in above]) + [s.start for s in core]
+    return where.reshape(-1, 3), values[peak]
 
 
 def _split(n: int, side: int) -> list[tuple[int, int]]:
@@ -162,38 +213,106 @@ def _inside(box: Box, outer: Box) -> Box:
     )  # type: ignore[return-value]
 
 
-def _scan(
+@dataclass(frozen=True)
+class _Unit:
+    """One block at one scale: ``core`` (a box of ``shape``, the voxels of ``read``) searched at
+    blob ``radius``, its halo included."""
+
+    read: Callable[[Box], np.ndarray]
+    shape: tuple[int, int, int]
+    core: Box
+    radius: float
+
+    @property
+    def box(self) -> Box:
+        """The box read: the core grown by the scale's halo, inside the volume."""
+        return _grow(self.core, _halo(self.radius), self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one float32 array of :attr:`box`."""
+        return 4 * int(np.prod([s.stop - s.start for s in self.box]))
+
+    def maxima(self, floor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Maxima in the core (zyx in ``read``'s voxels) and their robust z.
+
+        The block is read with this scale's halo (reading again per scale is cheaper than
+        holding the widest read while filtering) and filtered in place; its robust z-score is
+        that block's (see :func:`dog_zscore`).
+        """
+        part = self.box
+        data = np.asarray(self.read(part), dtype=np.float32)
+        zscore = dog_zscore(data, self.radius, in_place=True)
+        where, values = _block_maxima(
+            zscore, _window(self.radius), floor, _inside(self.core, part), data
+        )
+        return where + [s.start for s in part], values
+
+
+def _units(
     read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],
     radii: list[float],
-    floor: float,
     slab: int,
-    check: Callable[[], None] | None,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per block: maxima (zyx in ``read``'s voxels), robust z and radius at every scale in ``radii``.
+    side: int,
+) -> list[_Unit]:
+    """The units of one volume in the sequential order: block by block, each at every radius."""
+    return [_Unit(read, shape, core, r) for core in blocks(shape, slab, side) for r in radii]
 
-    ``read(box)`` returns that box of the volume with particles bright, as a new array. Each
-    scale reads the block with its own halo (reading again is cheaper than holding the widest
-    read while filtering) and filters it in place; its robust z-score is that block's (see
-    :func:`dog_zscore`). About two float32 arrays of a block are held at a time.
+
+def _next_fitting(
+    pending: list[int], sizes: Sequence[int], running: Sequence[int], budget: float
+) -> int | None:
+    """The first of ``pending`` that may start beside ``running`` within ``budget``."""
+    if not running:
+        return pending[0] if pending else None
+    free = budget - sum(sizes[i] for i in running)
+    return next((i for i in pending if sizes[i] <= free), None)
+
+
+def _run_bounded(
+    tasks: Sequence[Callable[[], T]],
+    sizes: Sequence[int],
+    threads: int,
+    budget: float,
+    check: Callable[[], None] | None,
+) -> Iterator[tuple[int, T]]:
+    """Yield ``(index, result)`` of every task as it finishes.
+
+    At most ``threads`` tasks run at a time, and the ``sizes`` of those running add up to at
+    most ``budget`` (a task larger than that runs alone). When a thread is free, the first task
+    in order that fits starts: a large task that must wait lets smaller later ones run beside
+    the one running. ``check()`` runs before each start and after each finish (in the calling
+    thread). When the consumer stops (an error, a cancel, ``close()``), tasks not started are
+    dropped and the running ones finish first.
     """
-    if not radii:
+    if threads <= 1:
+        for index, task in enumerate(tasks):
+            if check is not None:
+                check()
+            yield index, task()
         return
-    halos = {r: _halo(r) for r in radii}
-    for core in blocks(shape, slab):
-        if check is not None:
-            check()
-        zyx, strength, radius = [], [], []
-        for r, halo in halos.items():
-            part = _grow(core, halo, shape)
-            data = np.asarray(read(part), dtype=np.float32)
-            zscore = dog_zscore(data, r, in_place=True)
-            where, values = _block_maxima(zscore, _window(r), floor, _inside(core, part), data)
-            del data, zscore
-            zyx.append(where + [s.start for s in part])
-            strength.append(values)
-            radius.append(np.full(len(values), r))
-        yield np.concatenate(zyx), np.concatenate(strength), np.concatenate(radius)
+    pending = list(range(len(tasks)))
+    with ThreadPoolExecutor(threads, thread_name_prefix="candidates") as pool:
+        running: dict[Future[T], int] = {}
+        try:
+            while pending or running:
+                while len(running) < threads:
+                    index = _next_fitting(pending, sizes, list(running.values()), budget)
+                    if index is None:
+                        break
+                    if check is not None:
+                        check()
+                    pending.remove(index)
+                    running[pool.submit(tasks[index])] = index
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=running.__getitem__):
+                    yield running.pop(future), future.result()
+                    if check is not None:
+                        check()
+        finally:
+            for future in running:
+                future.cancel()
 
 
 def binned_reader(read: Callable[[Box], np.ndarray], chunk: int = 8) -> Callable[[Box], np.ndarray]:
@@ -225,13 +344,18 @@ def multiscale_candidates_job(
     floor: float,
     check: Callable[[], None] | None = None,
     slab: int = SLAB,
+    threads: int = THREADS,
+    side: int = PLANE_SIDE,
 ) -> Iterator[Progress]:
-    """Generator over blocks (yields :class:`Progress`); returns the :class:`Candidates`.
+    """Generator over units of one block at one scale (yields :class:`Progress` as each
+    finishes); returns the :class:`Candidates`.
 
-    ``read(box)`` gives the normalised volume with particles dark (the model's view); maxima of
-    every scale with a robust z of at least ``floor`` are candidates, then de-duplicated by
-    size (:func:`suppress_by_size`). Radii from :data:`BIN_FROM_RADIUS` up are searched on a 2×
-    block mean of the volume, made block by block (:func:`binned_reader`).
+    ``read(box)`` gives the normalised volume with particles dark (the model's view); it is
+    called from ``threads`` worker threads at once, so it must be thread-safe. Maxima of every
+    scale with a robust z of at least ``floor`` are candidates, then de-duplicated by size
+    (:func:`suppress_by_size`). Radii from :data:`BIN_FROM_RADIUS` up are searched on a 2× block
+    mean of the volume, made block by block (:func:`binned_reader`). The result does not depend
+    on ``threads``. Blocks are ``slab`` planes by at most ``side``² voxels (:func:`blocks`).
     """
     shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
     fine = [float(r) for r in radii if r < BIN_FROM_RADIUS]
@@ -243,26 +367,22 @@ def multiscale_candidates_job(
         np.negative(block, out=block)
         return block
 
-    scans = []
+    units: list[tuple[_Unit, float, float]] = []  # unit, scale and offset to working voxels
     if fine:
-        scans.append((_scan(read_bright, shape, fine, floor, slab, check), 1.0, 0.0, shape))
+        units += [(u, 1.0, 0.0) for u in _units(read_bright, shape, fine, slab, side)]
     if coarse and min(binned_shape) > 0:
-        scans.append(
-            (
-                _scan(binned_reader(read_bright), binned_shape, coarse, floor, slab, check),
-                2.0,
-                0.5,
-                binned_shape,
-            )
-        )
-    total = sum(len(blocks(scan[3], slab)) for scan in scans)
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for scan, scale, offset, _ in scans:
-        for zyx, strength, radius in scan:
-            found.append((zyx * scale + offset, strength, radius * scale))
-            yield Progress(len(found), total, "blob candidates")
-    if not found:
+        binned = binned_reader(read_bright)
+        units += [(u, 2.0, 0.5) for u in _units(binned, binned_shape, coarse, slab, side)]
+    if not units:
         return Candidates(np.zeros((0, 3)), np.zeros(0), np.zeros(0))
+    sizes = [unit.nbytes for unit, _, _ in units]
+    tasks = [partial(unit.maxima, floor) for unit, _, _ in units]
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(units)
+    runs = _run_bounded(tasks, sizes, threads, UNITS_IN_FLIGHT * max(sizes), check)
+    for done, (index, result) in enumerate(runs, start=1):
+        (unit, scale, offset), (where, values) = units[index], result
+        found[index] = (where * scale + offset, values, np.full(len(values), unit.radius * scale))
+        yield Progress(done, len(units), "blob candidates")
     zyx, strength, radius = (np.concatenate(parts) for parts in zip(*found, strict=True))
     return suppress_by_size(Candidates(zyx.astype(float), strength.astype(float), radius))
 
@@ -287,6 +407,7 @@ def multiscale_candidates(
     shape: tuple[int, int, int],
     radii: np.ndarray,
     floor: float,
+    threads: int = THREADS,
 ) -> Candidates:
     """:func:`multiscale_candidates_job` run to the end."""
-    return run_job(multiscale_candidates_job(read, shape, radii, floor))
+    return run_job(multiscale_candidates_job(read, shape, radii, floor, threads=threads))

@@ -308,7 +308,12 @@ def detect_particles_job(
     )
     found = yield from _relayed(
         multiscale_candidates_job(
-            work.read, work.shape, radii, BLOB_FLOOR, None if cancel is None else cancel.check
+            work.read,
+            work.shape,
+            radii,
+            BLOB_FLOOR,
+            None if cancel is None else cancel.check,
+            threads=threads,
         ),
         step,
         total,
