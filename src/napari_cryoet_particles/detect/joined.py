@@ -15,7 +15,7 @@ low-pass bridges. The margin is the low-pass's sigma when the weaker pick was fo
 blob radius than the stronger one (a patch of a larger object), twice it otherwise.
 
 Chosen on validation simulations (docs/detection.md "Joined picks"): on four validation
-tomograms repeat hits fell from 67 to 47 on average and F1 rose by +0.010 to +0.011 (mean
+tomograms repeat hits fell from 67 to 47 on average and F1 rose by +0.007 to +0.011 (mean
 +0.010), at a cost of about three true picks per tomogram. Looser settings gain more on these
 simulations (a margin of one sigma for every pair: +0.012; ratio 0.3 and no margin: +0.018,
 repeat hits 18) but merge nearby small proteins (two 7-nm Gaussian blobs 9.5 nm apart; up to
