@@ -159,6 +159,24 @@ def test_block_mean_is_numpys_mean_over_the_cells() -> None:
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
+def test_block_mean_of_the_working_volume_is_numpys_block_mean() -> None:
+    """The overview (stride-2 block mean, partial blocks at the far edges averaged over their
+    voxels) bit for bit as numpy's reshape mean made it before, and a factor 3 too."""
+    from napari_cryoet_particles.detect.volume import WorkingVolume, block_mean
+
+    rng = np.random.default_rng(5)
+    for factor, shape in [(2, (12, 10, 14)), (2, (9, 11, 13)), (3, (9, 12, 7))]:
+        data = rng.normal(0, 3, shape).astype(np.float32)
+        work = WorkingVolume(data, 10.0, 1.0, shape, clip=1e9)
+        pad = [(0, (-n) % factor) for n in shape]
+        cells = [(n + p[1]) // factor for n, p in zip(shape, pad, strict=True)]
+        split = (cells[0], factor, cells[1], factor, cells[2], factor)
+        sums = np.pad(work.read((slice(None),) * 3), pad).reshape(split).sum(axis=(1, 3, 5))
+        counts = np.pad(np.ones(shape, np.float32), pad).reshape(split).sum(axis=(1, 3, 5))
+        expected = sums / (np.float32(factor**3) if not any(p[1] for p in pad) else counts)
+        assert np.array_equal(block_mean(work, factor), expected)
+
+
 def test_block_maxima_are_the_voxels_equal_to_their_local_maximum_above_the_floor() -> None:
     rng = np.random.default_rng(4)
     zscore = ndimage.gaussian_filter(rng.normal(0, 1, (20, 22, 24)), 1.0).astype(np.float32)
