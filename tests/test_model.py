@@ -122,6 +122,40 @@ def test_channels_last_gives_the_same_embedding() -> None:
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        EncoderConfig(stride=4, width=6, depth=2, dilations=(1, 2), embedding_dim=5),
+        EncoderConfig(stride=1, width=4, depth=1, dilations=(1,), embedding_dim=3, separable=True),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_norms_folded_for_inference_give_the_same_embedding(
+    config: EncoderConfig, channels_last: bool
+) -> None:
+    from torch import nn
+
+    from napari_cryoet_particles.model.encoder import fused_for_inference
+
+    torch.manual_seed(0)
+    encoder = DenseEncoder(config)
+    for module in encoder.modules():  # running statistics and affine terms far from identity
+        if isinstance(module, nn.BatchNorm3d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.5, 0.5)
+    encoder.eval().use_channels_last(channels_last)
+    fused = fused_for_inference(encoder)
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm3d) for m in encoder.modules())  # the original is kept
+    assert fused.receptive_field == encoder.receptive_field and fused.stride == encoder.stride
+    x = torch.randn(1, 1, 12, 14, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), encoder(x), rtol=1e-4, atol=1e-4)
+
+
 def test_bad_encoder_config_is_refused() -> None:
     with pytest.raises(ValueError, match="stride"):
         EncoderConfig(stride=3)

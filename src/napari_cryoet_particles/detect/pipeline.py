@@ -254,6 +254,7 @@ def detect_particles_job(
         return_freed_memory_promptly,
         select_device,
     )
+    from napari_cryoet_particles.model.encoder import fused_for_inference
 
     config = (config or DetectionConfig()).validated()
     timings: dict[str, float] = {}
@@ -262,6 +263,7 @@ def detect_particles_job(
     return_freed_memory_promptly()
     device = select_device(config.device)
     encoder, working_size, head_payload = resolve_model(model, device)
+    encoder = fused_for_inference(encoder)
     stride, field = encoder_geometry(encoder)
     halo = halo_for(stride, field)
     input_size = check_volume(volume, config.voxel_size, min_size=max(8, stride * 2))

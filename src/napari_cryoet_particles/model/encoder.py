@@ -12,6 +12,7 @@ eval mode computes each voxel from its receptive field only: tiles give the same
 whole volume as long as they overlap by ``receptive_field // 2`` input voxels on each side.
 """
 
+import copy
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -190,6 +191,42 @@ class DenseEncoder(nn.Module):
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """Output spatial shape for an input of spatial shape ``shape`` (z, y, x)."""
         return tuple(-(-int(n) // self.stride) for n in shape)  # type: ignore[return-value]
+
+
+def _fold_batch_norms(module: nn.Module) -> None:
+    """Fold every BatchNorm3d that directly follows a Conv3d into it (in place, eval mode)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for child in module.children():
+        _fold_batch_norms(child)
+    if isinstance(module, ConvBlock):
+        if isinstance(module.conv, nn.Sequential):
+            module.conv[-1] = fuse_conv_bn_eval(module.conv[-1], module.norm)
+        else:
+            module.conv = fuse_conv_bn_eval(module.conv, module.norm)
+        module.norm = nn.Identity()
+    elif isinstance(module, nn.Sequential):
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            if isinstance(layers[i], nn.Conv3d) and isinstance(layers[i + 1], nn.BatchNorm3d):
+                module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                module[i + 1] = nn.Identity()
+
+
+def fused_for_inference(encoder: nn.Module) -> nn.Module:
+    """A copy of ``encoder`` in eval mode with each BatchNorm folded into the convolution before
+    it: the same function (to float rounding) with a fifth fewer passes over the activations.
+
+    Only for inference: the copy cannot be trained as the original would. Encoders that are not
+    a :class:`DenseEncoder` are returned as they are (in eval mode).
+    """
+    if not isinstance(encoder, DenseEncoder):
+        return encoder.eval()
+    fused = copy.deepcopy(encoder).eval()
+    _fold_batch_norms(fused)
+    if fused.channels_last:
+        fused.use_channels_last(True)
+    return fused
 
 
 def count_parameters(module: nn.Module) -> int:
