@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from napari_cryoet_particles._widgets._layers import tomogram_layer_data
+from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_detect_adds_picks_and_threshold_filters_instantly(qtbot, viewer, tiny_m
     assert set(layer.features["status"]) == {"auto"}
     assert layer.size[0] == pytest.approx(6.0)  # 6 nm diameter = 6 voxels of 1 nm
     scores = layer.features["score"].to_numpy()
-    assert scores.min() >= 0.1 - 1e-9
+    assert scores.min() >= CANDIDATE_FLOOR - 1e-9  # candidates kept for the slider and refine
 
     widget.threshold.setValue(0.0)
     assert layer.shown.all()

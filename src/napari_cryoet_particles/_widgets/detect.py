@@ -46,6 +46,7 @@ from napari_cryoet_particles._widgets._layers import (
     watch_additions,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
+from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.units import nm_to_angstrom
 
@@ -56,10 +57,10 @@ MODEL_FILE = "Checkpoint file"
 #: clusters measured for it on validation simulations (docs/detection.md); on the command line
 #: ``--density-weight 0 --clusters 3``. Ticked: DetectionConfig's defaults, as the CLI's.
 EMBEDDING_ONLY = {"density_weight": 0.0, "n_clusters": 3}
-#: Detection keeps candidates down to this score (below any threshold the slider starts at) so
-#: that the slider hides or shows them instantly; the picks at the automatic threshold, where
-#: the slider starts, are the CLI's.
-CANDIDATE_FLOOR = 0.1
+#: Detection keeps candidates down to ``CANDIDATE_FLOOR`` (detect/config.py; below any threshold
+#: the slider starts at) so that the slider hides or shows them instantly and "Refine from my
+#: marks" can promote any of them; the picks at the automatic threshold, where the slider
+#: starts, are the CLI's.
 
 
 class DetectWidget(QWidget):

@@ -27,6 +27,10 @@ SUPPORTED_VOXEL_SIZE = (2.0, 40.0)
 POLARITIES = ("auto", "dark", "bright")
 #: Pick scores are ``sigmoid(combined - blob_threshold)``: the automatic threshold is always 0.5.
 AUTO_THRESHOLD = 0.5
+#: Candidates down to this detector score are kept for refinement from curation (a mark moves a
+#: score by a few logits at most, so nothing below this reaches a threshold of 0.5); the Detect
+#: dock detects down to it too, so refining from its result can promote any of them.
+CANDIDATE_FLOOR = 0.01
 
 
 @dataclass

@@ -42,7 +42,12 @@ from napari_cryoet_particles.detect.candidates import (
     suppress_by_extent,
 )
 from napari_cryoet_particles.detect.cluster import fit_particle_clusters
-from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.config import (
+    AUTO_THRESHOLD,
+    CANDIDATE_FLOOR,
+    DetectionConfig,
+    DetectionResult,
+)
 from napari_cryoet_particles.detect.describe import profile_extent_nm, radial_profiles
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
@@ -207,12 +212,7 @@ def _apply_pick_head(
     candidates kept, their new scores, their radial profiles, which the picks reuse); candidates
     below the refine floor are dropped first
     (no head moves them to a pick)."""
-    from napari_cryoet_particles.detect.refine import (
-        CANDIDATE_FLOOR,
-        PickHead,
-        apply_head,
-        candidate_table,
-    )
+    from napari_cryoet_particles.detect.refine import PickHead, apply_head, candidate_table
 
     head = PickHead.from_payload(head_payload)
     keep = np.flatnonzero(values >= CANDIDATE_FLOOR)

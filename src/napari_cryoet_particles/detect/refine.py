@@ -27,7 +27,7 @@ from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 from sklearn.linear_model import LogisticRegression
 
-from napari_cryoet_particles.detect.config import DetectionConfig, DetectionResult
+from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR, DetectionConfig, DetectionResult
 from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD, detect_particles_job
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import PICK_STATUSES, Picks
@@ -35,9 +35,6 @@ from napari_cryoet_particles.jobs import CancelToken, Job, Progress
 
 MARKED = ("accepted", "rejected", "added")
 POSITIVE = ("accepted", "added")
-#: Candidates down to this detector score are rescored (a mark moves a score by a few logits at
-#: most, so nothing below this reaches a threshold of 0.5).
-CANDIDATE_FLOOR = 0.01
 #: Ridge penalty of the refine head (validation seeds 101, 106: λ 1, 3, 10 tried; 1 best).
 REFINE_RIDGE = 1.0
 #: Ridge penalty of the refine head's bias (the threshold shift).
