@@ -157,7 +157,7 @@ def _block_maxima(
     block's halo cannot change it), and compared only at the core's voxels above the floor (a
     few percent).
     """
-    reach = _grow(core, window, zscore.shape)
+    reach = grow_box(core, window, zscore.shape)
     nearby = ndimage.maximum_filter(
         zscore[reach],
         size=2 * window + 1,
@@ -190,7 +190,8 @@ def blocks(shape: tuple[int, int, int], slab: int, side: int = PLANE_SIDE) -> li
     ]
 
 
-def _grow(core: Box, halo: int, shape: tuple[int, ...]) -> Box:
+def grow_box(core: Box, halo: int, shape: tuple[int, ...]) -> Box:
+    """``core`` widened by ``halo`` voxels on every side, clipped to a volume of ``shape``."""
     return tuple(
         slice(max(0, s.start - halo), min(n, s.stop + halo))
         for s, n in zip(core, shape, strict=True)
@@ -217,7 +218,7 @@ class _Unit:
     @property
     def box(self) -> Box:
         """The box read: the core grown by the scale's halo, inside the volume."""
-        return _grow(self.core, _halo(self.radius), self.shape)
+        return grow_box(self.core, _halo(self.radius), self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -306,6 +307,18 @@ def _run_bounded(
                 future.cancel()
 
 
+def bright_reader(read: Callable[[Box], np.ndarray]) -> Callable[[Box], np.ndarray]:
+    """``read`` (the working volume's view: particles dark, a new array per box) with particles
+    made bright, in place."""
+
+    def read_bright(box: Box) -> np.ndarray:
+        block = read(box)
+        np.negative(block, out=block)
+        return block
+
+    return read_bright
+
+
 def binned_reader(read: Callable[[Box], np.ndarray], chunk: int = 8) -> Callable[[Box], np.ndarray]:
     """``read`` of the 2× block mean (:func:`block_mean2`) of the volume ``read`` gives, made
     ``chunk`` binned planes at a time so the full-resolution box is never read whole."""
@@ -353,11 +366,7 @@ def multiscale_candidates_job(
     coarse = [float(r) / 2.0 for r in radii if r >= BIN_FROM_RADIUS]
     binned_shape = tuple(n // 2 for n in shape)
 
-    def read_bright(box: Box) -> np.ndarray:
-        block = read(box)
-        np.negative(block, out=block)
-        return block
-
+    read_bright = bright_reader(read)
     units: list[tuple[_Unit, float, float]] = []  # unit, scale and offset to working voxels
     if fine:
         units += [(u, 1.0, 0.0) for u in _units(read_bright, shape, fine, slab, side)]

@@ -34,7 +34,13 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from napari_cryoet_particles.detect.candidates import Box, binned_reader, blocks
+from napari_cryoet_particles.detect.candidates import (
+    Box,
+    binned_reader,
+    blocks,
+    bright_reader,
+    grow_box,
+)
 
 #: Gaussian low-pass of the density along the segments (nm).
 SIGMA_NM = 2.0
@@ -103,10 +109,7 @@ def segment_profiles(
             continue
         if check is not None:
             check()
-        box = tuple(
-            slice(max(0, s.start - halo), min(n, s.stop + halo))
-            for s, n in zip(core, shape, strict=True)
-        )
+        box = grow_box(core, halo, shape)
         block = np.asarray(read(box), dtype=np.float32)
         smooth = ndimage.gaussian_filter(
             block, sigma, mode="nearest", truncate=TRUNCATE, output=block
@@ -172,11 +175,7 @@ def suppress_joined(
     if len(pairs) == 0:
         return np.arange(len(zyx))
 
-    def read_bright(box: Box) -> np.ndarray:
-        block = np.array(read(box), dtype=np.float32)
-        np.negative(block, out=block)
-        return block
-
+    read_bright = bright_reader(read)
     if min(shape) >= 8:
         # binned voxel j is centred on full-resolution 2j + 0.5; its 2-voxel box adds 0.25 voxel²
         # of variance along each axis, which the Gaussian leaves out

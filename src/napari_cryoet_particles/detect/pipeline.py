@@ -199,6 +199,12 @@ def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.nd
     return np.concatenate([flat, darkness.reshape(-1, 1).astype(flat.dtype)], axis=1)
 
 
+def _profiles_at(work: WorkingVolume, zyx: np.ndarray, cancel: CancelToken | None) -> np.ndarray:
+    """Radial profiles (:func:`~.describe.radial_profiles`) of the working volume at ``zyx``."""
+    check = None if cancel is None else cancel.check
+    return radial_profiles(work.read, work.shape, zyx, work.voxel_size, check=check)
+
+
 def _apply_pick_head(
     head_payload: dict,
     found: Candidates,
@@ -217,13 +223,7 @@ def _apply_pick_head(
     head = PickHead.from_payload(head_payload)
     keep = np.flatnonzero(values >= CANDIDATE_FLOOR)
     kept = found.take(keep)
-    profiles = radial_profiles(
-        work.read,
-        work.shape,
-        kept.zyx,
-        work.voxel_size,
-        check=None if cancel is None else cancel.check,
-    )
+    profiles = _profiles_at(work, kept.zyx, cancel)
     table = candidate_table(
         kept.zyx,
         work.voxel_size,
@@ -392,25 +392,19 @@ def detect_particles_job(
     if head_profiles is not None:
         profiles = head_profiles[order]
     else:
-        profiles = radial_profiles(
+        profiles = _profiles_at(work, found.zyx, cancel)
+    extent = profile_extent_nm(profiles) * 10.0 / work.voxel_size
+    keep = suppress_by_extent(found.zyx, found.radius, extent)
+    keep = keep[
+        suppress_joined(
             work.read,
             work.shape,
-            found.zyx,
+            found.zyx[keep],
+            found.radius[keep],
             work.voxel_size,
             check=None if cancel is None else cancel.check,
         )
-    extent = profile_extent_nm(profiles) * 10.0 / work.voxel_size
-    keep = suppress_by_extent(found.zyx, found.radius, extent)
-    values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
-    profiles = profiles[keep]
-    keep = suppress_joined(
-        work.read,
-        work.shape,
-        found.zyx,
-        found.radius,
-        work.voxel_size,
-        check=None if cancel is None else cancel.check,
-    )[: config.max_picks]
+    ][: config.max_picks]
     values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
     profiles = profiles[keep]
     info["auto_threshold"] = AUTO_THRESHOLD
