@@ -1,6 +1,6 @@
 """Detection: seamless tiling, the pipeline on tiny volumes, polarity, rescaling, bad inputs, CLI."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +179,49 @@ def test_values_gathered_at_the_blobs_equal_those_read_from_whole_maps() -> None
     pooled = embedding.reshape(3, 6, pool, 8, pool, 10, pool).mean(axis=(2, 4, 6))
     np.testing.assert_allclose(
         gather.embedding, pooled[(slice(None), *(nearest // pool).T)].T, atol=1e-6
+    )
+
+
+def test_values_scored_only_where_the_points_need_them_equal_whole_map_look_ups() -> None:
+    """``add_scored`` asks for the maps at the few voxels around the points (each once per tile)
+    and fills the same values as ``add`` given the whole maps."""
+    from napari_cryoet_particles.detect.gather import PointGather
+
+    rng = np.random.default_rng(1)
+    grid, pool = (12, 16, 20), 2
+    tiles = plan_tiles(tuple(2 * n for n in grid), 2, 4, 14**3, unit=2 * pool)
+    embedding = rng.normal(size=(3, *grid)).astype(np.float32)
+    probability = rng.random(grid).astype(np.float32)
+    cluster = rng.integers(0, 5, grid).astype(np.int8)
+    coords = rng.uniform(-1, np.asarray(grid), size=(150, 3))
+    whole, sparse = PointGather(coords, grid, pool), PointGather(coords, grid, pool)
+    asked = 0
+    for tile in tiles:
+        core = embedding[(slice(None), *tile.out)]
+        whole.add(tile, core, probability[tile.out], cluster[tile.out])
+
+        def score_at(local: np.ndarray, tile=tile) -> tuple[np.ndarray, np.ndarray]:
+            nonlocal asked
+            assert len(np.unique(local, axis=0)) == len(local)
+            asked += len(local)
+            return cluster[tile.out][tuple(local.T)], probability[tile.out][tuple(local.T)]
+
+        sparse.add_scored(tile, core, score_at)
+    assert asked <= 8 * len(coords) and asked < probability.size
+    np.testing.assert_array_equal(sparse.probability, whole.probability)
+    np.testing.assert_array_equal(sparse.cluster, whole.cluster)
+    np.testing.assert_array_equal(sparse.embedding, whole.embedding)
+
+
+def test_detection_without_the_score_map_gives_the_same_picks(sample) -> None:
+    volume = Volume(sample.volume, 10.0)
+    mapped = detect_particles(volume, BlobEncoder(), CONFIG)
+    unmapped = detect_particles(volume, BlobEncoder(), replace(CONFIG, keep_score_map=False))
+    assert unmapped.score_map is None and len(mapped.picks) > 10
+    np.testing.assert_array_equal(unmapped.picks.zyx, mapped.picks.zyx)
+    np.testing.assert_allclose(unmapped.picks.scores, mapped.picks.scores, atol=1e-6)
+    np.testing.assert_array_equal(
+        unmapped.picks.features["cluster"], mapped.picks.features["cluster"]
     )
 
 

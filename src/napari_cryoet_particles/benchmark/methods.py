@@ -9,7 +9,7 @@ for the crop-level metric.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -97,20 +97,22 @@ def balls_on_slice(zyx: np.ndarray, z: int, shape: tuple[int, int], radius: floa
 
 
 def run_ours(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
-    """Detection once down to :data:`OURS_FLOOR`; the automatic picks are those scoring at
-    least ``info["auto_threshold"]``."""
+    """Detection once down to :data:`OURS_FLOOR`, as ``cryoet-particles detect`` runs it (no
+    whole score map); the automatic picks are those scoring at least ``info["auto_threshold"]``.
+    The crop maps need the whole score map: a second run keeps it, after the picks are written
+    (the same picks: keeping the map changes no value, tested)."""
     from napari_cryoet_particles.detect.pipeline import DetectionConfig, detect_particles
 
-    config = DetectionConfig(
-        threshold=OURS_FLOOR, threads=options.threads, keep_score_map=bool(options.slices)
-    )
+    config = DetectionConfig(threshold=OURS_FLOOR, threads=options.threads, keep_score_map=False)
     result = detect_particles(volume, options.model, config)
     auto = float(result.info["auto_threshold"])
     done(result.picks.subset(result.picks.scores >= auto))
     maps = {}
-    for z in options.slices:
-        image = score_slice(result, int(z))
-        maps[int(z)] = (image, image >= 0.5)
+    if options.slices:
+        mapped = detect_particles(volume, options.model, replace(config, keep_score_map=True))
+        for z in options.slices:
+            image = score_slice(mapped, int(z))
+            maps[int(z)] = (image, image >= 0.5)
     report = {"stages": result.timings, "info": _scalars(result.info), "threshold": auto}
     return MethodOutput(result.picks, report, maps)
 

@@ -9,9 +9,14 @@ the same as if it were read from the whole map (an interpolation sums the same c
 up to float rounding).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 
 from napari_cryoet_particles.detect.tiling import Tile
+
+#: ``score_at(local voxels (M, 3))`` -> (cluster ids (M,), probabilities (M,)) in a tile's core.
+ScoreAt = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 #: The 8 corners of a linear-interpolation cell, as 0/1 offsets along z, y, x.
 CORNERS = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)], dtype=bool)
@@ -54,16 +59,37 @@ class PointGather:
         self, tile: Tile, core: np.ndarray, probability: np.ndarray, cluster: np.ndarray
     ) -> None:
         """Take what falls in ``tile`` from its embedding ``core`` (C, z, y, x) and maps (z, y, x)."""
+        self.add_scored(
+            tile, core, lambda local: (cluster[tuple(local.T)], probability[tuple(local.T)])
+        )
+
+    def add_scored(self, tile: Tile, core: np.ndarray, score_at: ScoreAt) -> None:
+        """Like :meth:`add`, with the maps computed only where the points need them.
+
+        ``score_at(local)`` returns the (cluster id, probability) at voxels ``local`` (M, 3) of the
+        tile's core: scoring the few voxels around the points instead of the whole core is most
+        of the embedding pass's saving when no whole map is kept.
+        """
         start = np.array([s.start for s in tile.out], dtype=np.int32)
         stop = np.array([s.stop for s in tile.out], dtype=np.int32)
         near = np.flatnonzero(np.all((self._high >= start) & (self._low < stop), axis=1))
+        corner_rows, corner_voxels = [], []
         for k, bits in enumerate(CORNERS):
             corner = np.where(bits, self._high[near], self._low[near])
             inside = np.all((corner >= start) & (corner < stop), axis=1)
-            local = tuple((corner[inside] - start).T)
-            self._corner_values[near[inside], k] = probability[local]
+            corner_rows.append((near[inside], k))
+            corner_voxels.append(corner[inside] - start)
         rows = _inside(self._nearest, start, stop)
-        self.cluster[rows] = cluster[tuple((self._nearest[rows] - start).T)]
+        nearest = self._nearest[rows] - start
+        shape = core.shape[1:]
+        flat = np.ravel_multi_index(np.vstack([*corner_voxels, nearest]).T, shape)
+        unique, inverse = np.unique(flat, return_inverse=True)
+        if unique.size:
+            cluster, probability = score_at(np.column_stack(np.unravel_index(unique, shape)))
+            *at_corners, at_nearest = np.split(inverse, np.cumsum([len(v) for v in corner_voxels]))
+            for (corner_rows_k, k), where in zip(corner_rows, at_corners, strict=True):
+                self._corner_values[corner_rows_k, k] = probability[where]
+            self.cluster[rows] = cluster[at_nearest]
         if self.embedding.shape[1] != core.shape[0]:
             self.embedding = np.zeros((len(self._coords), core.shape[0]), dtype=np.float32)
         rows = _inside(self._pooled, start // self.pool, stop // self.pool)

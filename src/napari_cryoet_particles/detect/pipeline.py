@@ -192,7 +192,8 @@ def _relayed(job, step: int, total: int):
 
 
 def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.ndarray:
-    """Voxel rows (N, C) of an embedding tile (C, z, y, x), plus the darkness when ``weight``."""
+    """Voxel rows (N, C) of an embedding tile (C, z, y, x) or of voxels (C, N), plus the darkness
+    when ``weight``."""
     flat = core.reshape(core.shape[0], -1).T
     if weight <= 0:
         return flat
@@ -362,11 +363,23 @@ def detect_particles_job(
 
     def score_tile(tile: Tile, core: np.ndarray) -> None:
         darkness = low_pass_box(overview, tile.out, darkness_sigma)
+        if probability is None:
+            at_blobs.add_scored(
+                tile,
+                core,
+                lambda local: clusters.assign(
+                    with_density(
+                        core[(slice(None), *local.T)],
+                        darkness[tuple(local.T)],
+                        config.density_weight,
+                    )
+                ),
+            )
+            return
         ids, prob = clusters.assign(with_density(core, darkness, config.density_weight))
         prob = prob.reshape(core.shape[1:])
         at_blobs.add(tile, core, prob, ids.reshape(core.shape[1:]))
-        if probability is not None:
-            probability[tile.out] = prob
+        probability[tile.out] = prob
 
     for report in embed_tiles_job(
         work.read, work.shape, encoder, tiles, score_tile, device, cancel, "embedding"
