@@ -82,6 +82,25 @@ def test_radial_profile_of_a_dark_sphere_peaks_at_its_centre() -> None:
     assert np.allclose(profile[1], 0.0)  # background everywhere (edge-padded corner)
 
 
+def test_radial_profiles_cut_slab_by_slab_equal_whole_volume_crops() -> None:
+    """Points in many slabs, at every border: each profile is its crop of the edge-padded whole
+    volume times the shell matrix, minus the outermost shell."""
+    from napari_cryoet_particles.detect import describe
+
+    rng = np.random.default_rng(5)
+    volume = rng.normal(size=(2 * describe.SLAB_PLANES + 9, 21, 17)).astype(np.float32)
+    points = np.vstack(
+        [rng.integers(0, volume.shape, size=(40, 3)), [[0, 0, 0], np.array(volume.shape) - 1]]
+    )
+    profiles = radial_profiles(lambda box: volume[box].copy(), volume.shape, points, 10.0, 5.0)
+    half, matrix = shell_matrix(10.0, 5.0, 1.0)
+    padded = np.pad(volume, half, mode="edge")
+    side = 2 * half + 1
+    crops = np.stack([padded[z : z + side, y : y + side, x : x + side] for z, y, x in points])
+    expected = -(crops.reshape(len(points), -1) @ matrix)
+    np.testing.assert_allclose(profiles, expected - expected[:, -1:], atol=1e-5)
+
+
 def test_a_second_hit_two_radii_from_a_stronger_pick_knows_it() -> None:
     zyx = np.array([[10.0, 10, 10], [10, 10, 18], [40, 40, 40]])
     features = neighbour_features(zyx, np.array([0.9, 0.6, 0.7]), np.array([4.0, 2.0, 2.0]), 10.0)

@@ -21,6 +21,9 @@ PROFILE_STEP_NM = 1.0
 EXTENT_FRACTION = 0.05
 #: Crops gathered per matrix product (memory: ``BATCH`` × the crop's voxels × 4 bytes).
 BATCH = 256
+#: Positions are taken slab by slab, this many planes at a time: each plane is read (and
+#: normalised) about ``1 + 2·half / SLAB_PLANES`` times instead of once per batch of crops.
+SLAB_PLANES = 32
 
 
 def shell_matrix(voxel_size: float, radius_nm: float, step_nm: float) -> tuple[int, np.ndarray]:
@@ -58,29 +61,35 @@ def radial_profiles(
 
     ``read(box)`` gives the normalised volume with particles dark; profiles are sign-flipped so a
     particle's centre is positive, and the outermost shell (local background) is subtracted.
-    Crops are read in z-slabs around batches of positions sorted by z, edge-padded at the borders.
+    Crops are cut from z-slabs of :data:`SLAB_PLANES` planes (with a halo), edge-padded at the
+    borders, :data:`BATCH` at a time.
     """
     half, matrix = shell_matrix(voxel_size, radius_nm, step_nm)
     points = np.rint(np.asarray(zyx, dtype=float).reshape(-1, 3)).astype(int)
     points = np.clip(points, 0, np.asarray(shape) - 1)
     profiles = np.zeros((len(points), matrix.shape[1]), dtype=np.float32)
     order = np.argsort(points[:, 0], kind="stable")
+    planes = points[order, 0]
     side = 2 * half + 1
-    for start in range(0, len(order), BATCH):
-        if check is not None:
-            check()
-        batch = order[start : start + BATCH]
-        lo = max(0, int(points[batch, 0].min()) - half)
-        hi = min(shape[0], int(points[batch, 0].max()) + half + 1)
+    for z0 in range(0, shape[0], SLAB_PLANES):
+        first, stop = np.searchsorted(planes, [z0, z0 + SLAB_PLANES])
+        if first == stop:
+            continue
+        rows = order[first:stop]
+        low_z, high_z = int(planes[first]), int(planes[stop - 1])
+        lo, hi = max(0, low_z - half), min(shape[0], high_z + half + 1)
         slab = read((slice(lo, hi), slice(None), slice(None)))
-        pad_lo = half - (int(points[batch, 0].min()) - lo)
-        pad_hi = half - (hi - 1 - int(points[batch, 0].max()))
+        pad_lo, pad_hi = half - (low_z - lo), half - (hi - 1 - high_z)
         padded = np.pad(slab, ((pad_lo, pad_hi), (half, half), (half, half)), mode="edge")
-        crops = np.empty((len(batch), side, side, side), dtype=np.float32)
-        for row, (z, y, x) in enumerate(points[batch]):
-            z0 = z - lo + pad_lo - half
-            crops[row] = padded[z0 : z0 + side, y : y + side, x : x + side]
-        profiles[batch] = -(crops.reshape(len(batch), -1) @ matrix)
+        del slab
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (side, side, side))
+        for start in range(0, len(rows), BATCH):
+            if check is not None:
+                check()
+            batch = rows[start : start + BATCH]
+            z, y, x = points[batch].T
+            crops = windows[z - low_z, y, x]  # (batch, side, side, side), a copy
+            profiles[batch] = -(crops.reshape(len(batch), -1) @ matrix)
     return profiles - profiles[:, -1:]
 
 
