@@ -194,7 +194,7 @@ def _relayed(job, step: int, total: int):
 def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.ndarray:
     """Voxel rows (N, C) of an embedding tile (C, z, y, x) or of voxels (C, N), plus the darkness
     when ``weight``."""
-    flat = core.reshape(core.shape[0], -1).T
+    flat = np.moveaxis(core, 0, -1).reshape(-1, core.shape[0])  # a view for channels-last tiles
     if weight <= 0:
         return flat
     return np.concatenate([flat, darkness.reshape(-1, 1).astype(flat.dtype)], axis=1)
