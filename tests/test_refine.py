@@ -101,6 +101,34 @@ def test_radial_profiles_cut_slab_by_slab_equal_whole_volume_crops() -> None:
     np.testing.assert_allclose(profiles, expected - expected[:, -1:], atol=1e-5)
 
 
+def test_shape_descriptors_tell_size_and_elongation_whatever_the_orientation() -> None:
+    """Dark objects on a flat background: a rod along z and the same rod along x get the same
+    descriptor; the rod is more elongated than a ball; a larger ball has longer axes."""
+    from napari_cryoet_particles.detect.describe import shape_columns, shape_descriptors
+
+    grid = np.indices((64, 64, 160), dtype=np.float32)
+
+    def blob(centre, sigmas):
+        d2 = sum(((grid[a] - centre[a]) / sigmas[a]) ** 2 for a in range(3))
+        return np.exp(-d2 / 2)
+
+    volume = -(
+        blob((32, 32, 20), (6, 2, 2))  # rod along z
+        + blob((32, 32, 60), (2, 2, 6))  # rod along x
+        + blob((32, 32, 100), (2, 2, 2))  # small ball
+        + blob((32, 32, 140), (4, 4, 4))  # large ball
+    ).astype(np.float32)
+    points = np.array([[32, 32, 20], [32, 32, 60], [32, 32, 100], [32, 32, 140]])
+    shapes = shape_descriptors(lambda box: volume[box], volume.shape, points, 10.0)
+    columns = list(shape_columns())
+    assert shapes.shape == (4, len(columns)) and np.isfinite(shapes).all()
+    np.testing.assert_allclose(shapes[0], shapes[1], rtol=1e-3, atol=1e-3)
+    elongation = shapes[:, columns.index("shape_elongation_9nm")]
+    assert elongation[0] > 1.5 and elongation[2] < 1.1
+    long_axis = shapes[:, columns.index("shape_axis_long_9nm")]
+    assert long_axis[3] > 1.3 * long_axis[2]
+
+
 def test_a_second_hit_two_radii_from_a_stronger_pick_knows_it() -> None:
     zyx = np.array([[10.0, 10, 10], [10, 10, 18], [40, 40, 40]])
     features = neighbour_features(zyx, np.array([0.9, 0.6, 0.7]), np.array([4.0, 2.0, 2.0]), 10.0)

@@ -262,7 +262,7 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="K",
-        help="particle groups (default: by silhouette, 0: off)",
+        help="particle groups of the picks above the automatic threshold (default: 8; 0: off)",
     )
     parser.add_argument(
         "--threshold",

@@ -103,7 +103,8 @@ class DetectWidget(QWidget):
         self.groups.setRange(0, 12)
         self.groups.setSpecialValueText("auto")
         self.groups.setToolTip(
-            "Number of particle groups (k-means on the embedding); auto chooses 2-8"
+            "Number of particle groups (k-means on each pick's shape) of the picks above the "
+            "automatic threshold; auto: 8, fewer for few picks; 1: off"
         )
         form.addRow("Groups", self.groups)
         self.binning = QSpinBox()

@@ -43,8 +43,9 @@ class DetectionConfig:
     ``info["auto_threshold"]`` holds it even when a threshold was given, e.g. for a GUI that
     detects once with a low threshold and filters interactively. Blobs are searched from
     ``min_diameter_nm`` to ``max_diameter_nm``; ``diameter_nm`` is the typical particle size
-    the learned map is smoothed for. ``learned_weight`` 0 scores by blob strength alone. ``groups`` is the number of particle groups; ``None``
-    chooses it by silhouette over 2-8, 0 or 1 switches grouping off. ``bin`` multiplies the
+    the learned map is smoothed for. ``learned_weight`` 0 scores by blob strength alone.
+    ``groups`` is the number of particle groups of the picks at or above the automatic threshold
+    (``None``: 8, fewer for few picks; 0 or 1 switches grouping off). ``bin`` multiplies the
     model's working voxel size (faster by about bin³, coarser). ``voxel_size`` (Å) overrides the
     tomogram's header. ``polarity`` ``auto`` decides from the skewness of the low-passed volume.
     ``density_weight``: when above 0, k-means clusters the standardised embedding plus the
@@ -142,3 +143,6 @@ class DetectionResult:
     """(n_picks, C) float32: the learned embedding at each pick, pooled over 2³ coarse voxels."""
     profiles: np.ndarray | None = None
     """(n_picks, shells) float32: each pick's radial profile (:mod:`.describe`)."""
+    shapes: np.ndarray | None = None
+    """(n_picks, features) float32: each pick's shape descriptor (:mod:`.describe`); NaN rows for
+    picks below the automatic threshold, which are not described."""
