@@ -226,7 +226,13 @@ def test_detection_without_the_score_map_gives_the_same_picks(sample) -> None:
 
 
 def test_mask_pieces_computed_by_chunks_equal_the_whole_volume_ones() -> None:
-    from napari_cryoet_particles.detect.volume import chunked_median, low_pass_box, slab_mask
+    from napari_cryoet_particles.detect.volume import (
+        OverviewFilters,
+        chunked_median,
+        low_pass_box,
+        particle_skewness,
+        slab_mask,
+    )
 
     rng = np.random.default_rng(3)
     overview = rng.normal(size=(40, 24, 28)).astype(np.float32)
@@ -234,6 +240,13 @@ def test_mask_pieces_computed_by_chunks_equal_the_whole_volume_ones() -> None:
     overview[:, :, :12] = 0.0  # flat padding: masked everywhere
     mask = slab_mask(overview, chunk=7)
     np.testing.assert_array_equal(mask, slab_mask(overview, chunk=40))
+    kept, refiltered = OverviewFilters(overview, chunk=7), OverviewFilters(overview, chunk=7)
+    refiltered._kept = None  # as on an overview too large to keep
+    np.testing.assert_array_equal(slab_mask(overview, filters=kept), mask)
+    np.testing.assert_array_equal(slab_mask(overview, filters=refiltered), mask)
+    assert particle_skewness(overview, mask, filters=kept) == pytest.approx(
+        particle_skewness(overview, mask, chunk=40), rel=1e-9
+    )
     assert not mask[:, :, :6].any() and mask[20].any() and not mask[0].any()
     box = (slice(5, 17), slice(0, 9), slice(20, 28))
     whole = ndimage.gaussian_filter(overview, 1.3, mode="nearest")

@@ -224,3 +224,13 @@ def test_refined_model_file_carries_its_head_into_detection(noisy, tmp_path: Pat
     assert np.all(distance < 0.5)  # what refine found, the refined model finds again
     with pytest.raises(CryoetInputError, match="exists"):
         save_refined_model(refined, outcome.head, base)
+
+
+def test_crops_low_passed_by_matrices_equal_scipy_gaussian() -> None:
+    from scipy import ndimage
+
+    from napari_cryoet_particles.detect.describe import _low_passed, gaussian_matrix
+
+    crops = np.random.default_rng(2).normal(size=(3, 11, 11, 11)).astype(np.float32)
+    expected = ndimage.gaussian_filter(crops, (0, 1.5, 1.5, 1.5), mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(_low_passed(crops, gaussian_matrix(11, 1.5)), expected, atol=1e-5)

@@ -73,6 +73,7 @@ from napari_cryoet_particles.detect.tiling import (
 )
 from napari_cryoet_particles.detect.trust import detection_warnings
 from napari_cryoet_particles.detect.volume import (
+    OverviewFilters,
     WorkingVolume,
     block_mean,
     check_volume,
@@ -298,8 +299,10 @@ def detect_particles_job(
     grid = tuple(n // stride for n in full)
     valid = tuple(-(-n // stride) for n in work.shape)
     overview = block_mean(work, stride, grid)
-    mask = slab_mask(overview) if config.mask_empty else np.ones(grid, dtype=bool)
-    skewness = particle_skewness(overview, mask)
+    filters = OverviewFilters(overview)
+    mask = slab_mask(overview, filters=filters) if config.mask_empty else np.ones(grid, dtype=bool)
+    skewness = particle_skewness(overview, mask, filters=filters)
+    del filters
     work.sign = decide_sign(config.polarity, skewness)
     overview *= np.float32(work.sign)
     radius = radius_voxels(config.diameter_nm, work.voxel_size)  # working voxels

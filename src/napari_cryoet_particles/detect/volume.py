@@ -30,6 +30,9 @@ POLARITY_SKEW_THRESHOLD = 0.05
 READ_VOXELS = 4 * 1024 * 1024
 #: Overview planes low-passed at a time (bounds the memory of the mask and the skewness).
 OVERVIEW_CHUNK = 16
+#: Overviews up to this many voxels keep their chunks' low-pass and local variance
+#: (:class:`OverviewFilters`: two float32 copies, 128 MB at most) instead of filtering again.
+KEEP_OVERVIEW_VOXELS = 16 * 1024 * 1024
 #: Values sampled to bracket a median computed by chunks (:func:`chunked_median`).
 PROBE_SAMPLES = 1_000_000
 #: Gaussian filters of the overview reach this many sigmas (scipy's default).
@@ -269,9 +272,44 @@ def _smoothed(overview: np.ndarray, z0: int, z1: int, sigma: float, margin: int 
 
 def _local_variance(overview: np.ndarray, z0: int, z1: int, sigma: float) -> np.ndarray:
     """Planes z0:z1 of the local (3³) mean square of the overview minus its low-pass."""
+    return _filtered(overview, z0, z1, sigma)[1]
+
+
+def _filtered(
+    overview: np.ndarray, z0: int, z1: int, sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Planes z0:z1 of the overview's low-pass and of its local variance (:func:`_local_variance`)."""
     part, smooth, at = _smoothed(overview, z0, z1, sigma, margin=1)
     local = ndimage.uniform_filter(np.square(part - smooth), size=3, mode="nearest")
-    return local[at : at + z1 - z0]
+    return smooth[at : at + z1 - z0], local[at : at + z1 - z0]
+
+
+class OverviewFilters:
+    """The low-pass and local variance of an overview, chunk by chunk, for the mask and the
+    skewness. On an overview of at most :data:`KEEP_OVERVIEW_VOXELS` each chunk is filtered
+    once and kept (the mask reads the local variance three times, the skewness the low-pass
+    once more); on a larger one each read filters again, so memory stays a few chunks."""
+
+    def __init__(self, overview: np.ndarray, sigma: float = 1.0, chunk: int = OVERVIEW_CHUNK):
+        self.overview, self.sigma = overview, sigma
+        depth = len(overview)
+        self.chunks = [(z0, min(depth, z0 + chunk)) for z0 in range(0, depth, chunk)]
+        self._kept: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = (
+            {} if overview.size <= KEEP_OVERVIEW_VOXELS else None
+        )
+
+    def _both(self, z0: int, z1: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._kept is None:
+            return _filtered(self.overview, z0, z1, self.sigma)
+        if (z0, z1) not in self._kept:
+            self._kept[(z0, z1)] = _filtered(self.overview, z0, z1, self.sigma)
+        return self._kept[(z0, z1)]
+
+    def low_pass(self, z0: int, z1: int) -> np.ndarray:
+        return self._both(z0, z1)[0]
+
+    def local_variance(self, z0: int, z1: int) -> np.ndarray:
+        return self._both(z0, z1)[1]
 
 
 def slab_mask(
@@ -280,6 +318,7 @@ def slab_mask(
     contrast: float = 2.5,
     quiet: float = 0.5,
     chunk: int = OVERVIEW_CHUNK,
+    filters: OverviewFilters | None = None,
 ) -> np.ndarray:
     """Boolean mask (same shape as ``overview``) of the z-range holding the sample.
 
@@ -294,30 +333,27 @@ def slab_mask(
 
     Works through ``chunk`` planes at a time (the low-pass of a chunk is exact, see
     :func:`_smoothed`; the median of the local variance is :func:`chunked_median`), so beyond
-    the overview it holds the mask and a few chunks.
+    the overview it holds the mask and a few chunks (all of them, filtered once, when
+    ``filters`` keeps them: :class:`OverviewFilters`; it must be made with the same ``sigma``).
     """
+    filters = filters or OverviewFilters(overview, sigma, chunk)
     depth = len(overview)
-    chunks = [(z0, min(depth, z0 + chunk)) for z0 in range(0, depth, chunk)]
     profile = np.empty(depth)
     probe, step = [], max(1, overview.size // PROBE_SAMPLES)
-    for z0, z1 in chunks:
-        part, smooth, at = _smoothed(overview, z0, z1, sigma, margin=1)
-        profile[z0:z1] = smooth[at : at + z1 - z0].reshape(z1 - z0, -1).std(axis=1)
-        local = ndimage.uniform_filter(np.square(part - smooth), size=3, mode="nearest")
-        probe.append(local[at : at + z1 - z0].ravel()[::step].copy())
+    for z0, z1 in filters.chunks:
+        profile[z0:z1] = filters.low_pass(z0, z1).reshape(z1 - z0, -1).std(axis=1)
+        probe.append(filters.local_variance(z0, z1).ravel()[::step].copy())
     keep = np.ones(depth, dtype=bool)
     if len(profile) >= 8 and profile.max() > contrast * max(profile.min(), 1e-12):
         above = np.flatnonzero(profile > threshold_otsu(profile))
         keep[:] = False
         keep[max(0, above[0] - 2) : above[-1] + 3] = True
         keep |= profile >= quiet * float(np.median(profile[above]))
-    median = chunked_median(
-        lambda z0, z1: _local_variance(overview, z0, z1, sigma), chunks, np.concatenate(probe)
-    )
+    median = chunked_median(filters.local_variance, filters.chunks, np.concatenate(probe))
     floor = 1e-6 * max(median, 1e-12)
     mask = np.empty(overview.shape, dtype=bool)
-    for z0, z1 in chunks:
-        mask[z0:z1] = _local_variance(overview, z0, z1, sigma) > floor
+    for z0, z1 in filters.chunks:
+        mask[z0:z1] = filters.local_variance(z0, z1) > floor
         mask[z0:z1] &= keep[z0:z1, None, None]
     return mask
 
@@ -371,18 +407,19 @@ def particle_skewness(
     mask: np.ndarray | None = None,
     sigma: float = 1.0,
     chunk: int = OVERVIEW_CHUNK,
+    filters: OverviewFilters | None = None,
 ) -> float:
     """Skewness of the low-passed overview: negative when the dense objects are dark.
 
     The bias-corrected sample skewness (as ``scipy.stats.skew(bias=False)``) of the voxels in
-    ``mask`` (all when it is empty), from float64 power sums over ``chunk`` planes at a time.
+    ``mask`` (all when it is empty), from float64 power sums over ``chunk`` planes at a time
+    (``filters``: the low-pass already made for the mask, same ``sigma``).
     """
+    filters = filters or OverviewFilters(overview, sigma, chunk)
     use_mask = mask is not None and bool(mask.any())
     sums = np.zeros(4)
-    for z0 in range(0, len(overview), chunk):
-        z1 = min(len(overview), z0 + chunk)
-        _, smooth, at = _smoothed(overview, z0, z1, sigma)
-        values = smooth[at : at + z1 - z0]
+    for z0, z1 in filters.chunks:
+        values = filters.low_pass(z0, z1)
         values = (values[mask[z0:z1]] if use_mask else values.ravel()).astype(np.float64)
         sums += [values.size, values.sum(), np.square(values).sum(), (values**3).sum()]
     n = sums[0]
