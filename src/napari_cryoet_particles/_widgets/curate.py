@@ -490,8 +490,9 @@ class CurateWidget(QWidget):
         if self.current is not None and self.current < len(features):
             row = features.iloc[self.current]
             score = "—" if not np.isfinite(row["score"]) else f"{row['score']:.3f}"
+            group = row["group"] if "group" in features else row.get("cluster", "—")
             self.current_label.setText(
-                f"Current pick #{self.current}: score {score}, group {row['cluster']}, status {row['status']}"
+                f"Current pick #{self.current}: score {score}, group {group}, status {row['status']}"
             )
         else:
             self.current_label.setText("")

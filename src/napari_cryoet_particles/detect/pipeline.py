@@ -216,6 +216,20 @@ def _profiles_at(work: WorkingVolume, zyx: np.ndarray, cancel: CancelToken | Non
     return radial_profiles(work.read, work.shape, zyx, work.voxel_size, check=check)
 
 
+def _confident_shapes(
+    work: WorkingVolume, zyx: np.ndarray, values: np.ndarray, cancel: CancelToken | None
+) -> np.ndarray:
+    """Shape descriptors (:func:`~.describe.shape_descriptors`) of the picks scoring at least
+    :data:`AUTO_THRESHOLD`; NaN rows for the others, which are not described (see ``groups``)."""
+    shapes = np.full((len(values), len(shape_columns())), np.nan, dtype=np.float32)
+    confident = np.flatnonzero(values >= AUTO_THRESHOLD)
+    check = None if cancel is None else cancel.check
+    shapes[confident] = shape_descriptors(
+        work.read, work.shape, zyx[confident], work.voxel_size, check=check
+    )
+    return shapes
+
+
 def _apply_pick_head(
     head_payload: dict,
     found: Candidates,
@@ -237,15 +251,7 @@ def _apply_pick_head(
     profiles = _profiles_at(work, kept.zyx, cancel)
     shapes = None
     if set(head.columns) & set(shape_columns()):  # a like head: it scores confident picks only
-        shapes = np.full((len(keep), len(shape_columns())), np.nan, dtype=np.float32)
-        described = np.flatnonzero(values[keep] >= AUTO_THRESHOLD)
-        shapes[described] = shape_descriptors(
-            work.read,
-            work.shape,
-            kept.zyx[described],
-            work.voxel_size,
-            None if cancel is None else cancel.check,
-        )
+        shapes = _confident_shapes(work, kept.zyx, values[keep], cancel)
     table = candidate_table(
         kept.zyx,
         work.voxel_size,
@@ -455,15 +461,8 @@ def detect_particles_job(
 
     clock = time.perf_counter()
     embeddings = at_blobs.embedding[picked]
+    shapes = _confident_shapes(work, found.zyx, values, cancel)
     confident = np.flatnonzero(values >= AUTO_THRESHOLD)
-    shapes = np.full((len(values), len(shape_columns())), np.nan, dtype=np.float32)
-    shapes[confident] = shape_descriptors(
-        work.read,
-        work.shape,
-        found.zyx[confident],
-        work.voxel_size,
-        None if cancel is None else cancel.check,
-    )
     groups = np.full(len(values), -1, dtype=int)
     groups[confident], n_groups = choose_groups(shapes[confident], config.groups, config.seed)
     timings["groups"] = time.perf_counter() - clock
