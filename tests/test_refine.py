@@ -202,6 +202,25 @@ def test_like_without_accepted_picks_is_a_clear_error(noisy) -> None:
         refined_picks(result, marks, RefineConfig(like_accepted=True))
 
 
+def test_only_confident_picks_are_described_and_grouped(noisy) -> None:
+    _, result = noisy
+    confident = result.picks.scores >= 0.5
+    assert confident.any() and (~confident).any()
+    groups = result.picks.features["group"].to_numpy()
+    assert (groups[confident] >= 0).all() and (groups[~confident] == -1).all()
+    assert np.isfinite(result.shapes[confident]).all()
+    assert np.isnan(result.shapes[~confident]).all()
+
+
+def test_like_from_picks_below_the_automatic_threshold_is_a_clear_error(noisy) -> None:
+    _, result = noisy
+    low = np.flatnonzero(result.picks.scores < 0.5)[:3]
+    marks = result.picks.subset(low)
+    marks.features["status"] = "accepted"
+    with pytest.raises(CryoetInputError, match="shape descriptor"):
+        refined_picks(result, marks, RefineConfig(like_accepted=True))
+
+
 def test_refined_model_file_carries_its_head_into_detection(noisy, tmp_path: Path) -> None:
     scene, result = noisy
     marks = _oracle_marks(scene, result, 12)
