@@ -97,24 +97,28 @@ def balls_on_slice(zyx: np.ndarray, z: int, shape: tuple[int, int], radius: floa
 
 
 def run_ours(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
-    """Detection once down to :data:`OURS_FLOOR`, as ``cryoet-particles detect`` runs it (no
-    whole score map); the automatic picks are those scoring at least ``info["auto_threshold"]``.
-    The crop maps need the whole score map: a second run keeps it, after the picks are written
-    (the same picks: keeping the map changes no value, tested)."""
+    """Detection as ``cryoet-particles detect`` runs it by default (automatic threshold, no score
+    map): the timed picks. The ranking set (down to :data:`OURS_FLOOR`) and the crop maps come
+    from a second run after the picks are written, as the DoG's floor run does; lowering the
+    threshold changes no pick above it (suppression goes strongest first), so the automatic picks
+    are the floor run's picks scoring at least ``info["auto_threshold"]``."""
     from napari_cryoet_particles.detect.pipeline import DetectionConfig, detect_particles
 
-    config = DetectionConfig(threshold=OURS_FLOOR, threads=options.threads, keep_score_map=False)
+    config = DetectionConfig(threads=options.threads, keep_score_map=False)
     result = detect_particles(volume, options.model, config)
-    auto = float(result.info["auto_threshold"])
-    done(result.picks.subset(result.picks.scores >= auto))
+    done(result.picks)
+    floor = detect_particles(
+        volume,
+        options.model,
+        replace(config, threshold=OURS_FLOOR, keep_score_map=bool(options.slices)),
+    )
     maps = {}
-    if options.slices:
-        mapped = detect_particles(volume, options.model, replace(config, keep_score_map=True))
-        for z in options.slices:
-            image = score_slice(mapped, int(z))
-            maps[int(z)] = (image, image >= 0.5)
+    for z in options.slices:
+        image = score_slice(floor, int(z))
+        maps[int(z)] = (image, image >= 0.5)
+    auto = float(result.info["auto_threshold"])
     report = {"stages": result.timings, "info": _scalars(result.info), "threshold": auto}
-    return MethodOutput(result.picks, report, maps)
+    return MethodOutput(floor.picks, report, maps)
 
 
 def run_dog(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:

@@ -1071,8 +1071,9 @@ def format_report(
         "to the written picks, *in-process* excludes start-up; peak RSS is the child's own high-water "
         "mark (`VmHWM`) at that point; *imports* is that mark right after importing the package, torch, "
         "scikit-learn and scikit-image, before the tomogram is read. What the benchmark computes after "
-        "the picks are written (the low-floor picks, crop maps) is in neither. Ours detects once down to "
-        "the floor and keeps the picks above its automatic threshold, so its time includes the floor.",
+        "the picks are written (the low-floor picks, crop maps) is in neither: each method is timed "
+        "as it runs by default (ours: `cryoet-particles detect` at its automatic threshold, no score "
+        "map), and its low-floor picks come from a second run.",
         "",
         "## Localization and crop-level scores",
         "",
