@@ -82,12 +82,13 @@ def test_radial_profile_of_a_dark_sphere_peaks_at_its_centre() -> None:
     assert np.allclose(profile[1], 0.0)  # background everywhere (edge-padded corner)
 
 
-def test_radial_profiles_cut_slab_by_slab_equal_whole_volume_crops() -> None:
+def test_radial_profiles_cut_slab_by_slab_equal_whole_volume_crops(monkeypatch) -> None:
     """Points in many slabs, at every border: each profile is its crop of the edge-padded whole
     volume times the shell matrix, minus the outermost shell."""
     from napari_cryoet_particles.detect import describe
 
     rng = np.random.default_rng(5)
+    monkeypatch.setattr(describe, "SLAB_ROWS", 8)  # blocks along y too
     volume = rng.normal(size=(2 * describe.SLAB_PLANES + 9, 21, 17)).astype(np.float32)
     points = np.vstack(
         [rng.integers(0, volume.shape, size=(40, 3)), [[0, 0, 0], np.array(volume.shape) - 1]]

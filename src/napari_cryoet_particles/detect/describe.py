@@ -24,6 +24,9 @@ BATCH = 256
 #: Positions are taken slab by slab, this many planes at a time: each plane is read (and
 #: normalised) about ``1 + 2·half / SLAB_PLANES`` times instead of once per batch of crops.
 SLAB_PLANES = 32
+#: ... and at most this many rows (y) at a time, so a block of a wide tomogram (1024² planes)
+#: stays about as large as one of a 512² one (~70 M voxels with halo and padding, ~280 MB).
+SLAB_ROWS = 512
 #: Shape moments are taken in balls of these radii (nm) around a pick: a small protein, a middle
 #: one, a ribosome's reach (validation simulations: also 3-5-7-10-14 tried, no better).
 SHAPE_RADII_NM = (5.0, 9.0, 14.0)
@@ -68,8 +71,8 @@ def radial_profiles(
 
     ``read(box)`` gives the normalised volume with particles dark; profiles are sign-flipped so a
     particle's centre is positive, and the outermost shell (local background) is subtracted.
-    Crops are cut from z-slabs of :data:`SLAB_PLANES` planes (with a halo), edge-padded at the
-    borders, :data:`BATCH` at a time.
+    Crops are cut from blocks of :data:`SLAB_PLANES` planes by :data:`SLAB_ROWS` rows (with a
+    halo), edge-padded at the borders, :data:`BATCH` at a time.
     """
     half, matrix = shell_matrix(voxel_size, radius_nm, step_nm)
     points = _voxel_points(zyx, shape)
@@ -92,28 +95,44 @@ def _crop_batches(
     check: Callable[[], None] | None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(rows of ``points``, their crops (n, side, side, side)) of half-width ``half``, :data:`BATCH`
-    at a time, cut from z-slabs of :data:`SLAB_PLANES` planes edge-padded at the borders."""
-    order = np.argsort(points[:, 0], kind="stable")
-    planes = points[order, 0]
-    side = 2 * half + 1
-    for z0 in range(0, shape[0], SLAB_PLANES):
-        first, stop = np.searchsorted(planes, [z0, z0 + SLAB_PLANES])
-        if first == stop:
-            continue
-        rows = order[first:stop]
-        low_z, high_z = int(planes[first]), int(planes[stop - 1])
-        lo, hi = max(0, low_z - half), min(shape[0], high_z + half + 1)
-        slab = read((slice(lo, hi), slice(None), slice(None)))
-        pad_lo, pad_hi = half - (low_z - lo), half - (hi - 1 - high_z)
-        padded = np.pad(slab, ((pad_lo, pad_hi), (half, half), (half, half)), mode="edge")
-        del slab
-        windows = np.lib.stride_tricks.sliding_window_view(padded, (side, side, side))
+    at a time, cut from blocks of :data:`SLAB_PLANES` planes by :data:`SLAB_ROWS` rows (whole
+    rows along x), each read with a halo of ``half`` and edge-padded at the volume's borders."""
+    for rows, box in _point_blocks(points, shape, half):
+        low, high = points[rows, :2].min(0), points[rows, :2].max(0)
+        data = read(box)
+        pads = [
+            (half - (lo - b.start), half - (b.stop - 1 - hi))
+            for b, lo, hi in zip(box[:2], low, high, strict=True)
+        ]
+        padded = np.pad(data, (*pads, (half, half)), mode="edge")
+        del data
+        # the padded block starts half a crop before the lowest point: a crop starts at its point
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * half + 1,) * 3)
         for start in range(0, len(rows), BATCH):
             if check is not None:
                 check()
             batch = rows[start : start + BATCH]
             z, y, x = points[batch].T
-            yield batch, windows[z - low_z, y, x]  # a copy
+            yield batch, windows[z - low[0], y - low[1], x]  # a copy
+
+
+def _point_blocks(
+    points: np.ndarray, shape: tuple[int, int, int], half: int
+) -> Iterator[tuple[np.ndarray, tuple[slice, slice, slice]]]:
+    """(rows of ``points`` in a block, the box to read for their crops), block by block."""
+    for z0 in range(0, shape[0], SLAB_PLANES):
+        in_slab = np.flatnonzero((points[:, 0] >= z0) & (points[:, 0] < z0 + SLAB_PLANES))
+        for y0 in range(0, shape[1], SLAB_ROWS):
+            ys = points[in_slab, 1]
+            rows = in_slab[(ys >= y0) & (ys < y0 + SLAB_ROWS)]
+            if not len(rows):
+                continue
+            low, high = points[rows, :2].min(0), points[rows, :2].max(0)
+            box = tuple(
+                slice(max(0, int(lo) - half), min(n, int(hi) + half + 1))
+                for lo, hi, n in zip(low, high, shape[:2], strict=True)
+            )
+            yield rows, (*box, slice(None))
 
 
 def moment_matrix(half: int, radii: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
