@@ -97,12 +97,16 @@ def _crop_batches(
     """(rows of ``points``, their crops (n, side, side, side)) of half-width ``half``, :data:`BATCH`
     at a time, cut from blocks of :data:`SLAB_PLANES` planes by :data:`SLAB_ROWS` rows (whole
     rows along x), each read with a halo of ``half`` and edge-padded at the volume's borders."""
-    for rows, box in _point_blocks(points, shape, half):
+    for rows in _point_blocks(points, shape):
         low, high = points[rows, :2].min(0), points[rows, :2].max(0)
-        data = read(box)
+        box = tuple(
+            slice(max(0, int(lo) - half), min(n, int(hi) + half + 1))
+            for lo, hi, n in zip(low, high, shape[:2], strict=True)
+        )
+        data = read((*box, slice(None)))
         pads = [
             (half - (lo - b.start), half - (b.stop - 1 - hi))
-            for b, lo, hi in zip(box[:2], low, high, strict=True)
+            for b, lo, hi in zip(box, low, high, strict=True)
         ]
         padded = np.pad(data, (*pads, (half, half)), mode="edge")
         del data
@@ -116,23 +120,15 @@ def _crop_batches(
             yield batch, windows[z - low[0], y - low[1], x]  # a copy
 
 
-def _point_blocks(
-    points: np.ndarray, shape: tuple[int, int, int], half: int
-) -> Iterator[tuple[np.ndarray, tuple[slice, slice, slice]]]:
-    """(rows of ``points`` in a block, the box to read for their crops), block by block."""
+def _point_blocks(points: np.ndarray, shape: tuple[int, int, int]) -> Iterator[np.ndarray]:
+    """Rows of ``points`` block by block (:data:`SLAB_PLANES` planes by :data:`SLAB_ROWS` rows)."""
     for z0 in range(0, shape[0], SLAB_PLANES):
         in_slab = np.flatnonzero((points[:, 0] >= z0) & (points[:, 0] < z0 + SLAB_PLANES))
+        ys = points[in_slab, 1]
         for y0 in range(0, shape[1], SLAB_ROWS):
-            ys = points[in_slab, 1]
             rows = in_slab[(ys >= y0) & (ys < y0 + SLAB_ROWS)]
-            if not len(rows):
-                continue
-            low, high = points[rows, :2].min(0), points[rows, :2].max(0)
-            box = tuple(
-                slice(max(0, int(lo) - half), min(n, int(hi) + half + 1))
-                for lo, hi, n in zip(low, high, shape[:2], strict=True)
-            )
-            yield rows, (*box, slice(None))
+            if len(rows):
+                yield rows
 
 
 def moment_matrix(half: int, radii: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -270,15 +270,11 @@ def _smoothed(overview: np.ndarray, z0: int, z1: int, sigma: float, margin: int 
     return part, smooth, z0 - lo
 
 
-def _local_variance(overview: np.ndarray, z0: int, z1: int, sigma: float) -> np.ndarray:
-    """Planes z0:z1 of the local (3³) mean square of the overview minus its low-pass."""
-    return _filtered(overview, z0, z1, sigma)[1]
-
-
 def _filtered(
     overview: np.ndarray, z0: int, z1: int, sigma: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Planes z0:z1 of the overview's low-pass and of its local variance (:func:`_local_variance`)."""
+    """Planes z0:z1 of the overview's low-pass and of its local variance (the local 3³ mean
+    square of the overview minus its low-pass)."""
     part, smooth, at = _smoothed(overview, z0, z1, sigma, margin=1)
     local = ndimage.uniform_filter(np.square(part - smooth), size=3, mode="nearest")
     return smooth[at : at + z1 - z0], local[at : at + z1 - z0]
