@@ -10,7 +10,10 @@ from napari_cryoet_particles.benchmark.curation import (
     curation_targets,
     curation_why,
     format_curation,
+    marks_alone,
     oracle_marks,
+    supervised_ari,
+    supervised_class_f1,
 )
 from napari_cryoet_particles.benchmark.run import Target, format_report
 from napari_cryoet_particles.io import Picks
@@ -29,6 +32,9 @@ def _runs() -> list[CurationRun]:
             ari=0.1,
             detect_seconds=40.0,
             fit_seconds=0.2,
+            f1_marks_alone={20: 0.76, 50: 0.79},
+            like_supervised={"4CR2": 0.7, "1U6G": 0.25, "3GL1": 0.45},
+            ari_supervised=0.35,
         ),
         CurationRun(
             "layout", f1_before=0.70, f1_after={20: 0.80, 50: 0.75}, ari=0.2, fit_seconds=0.4
@@ -62,6 +68,10 @@ def test_curation_section_and_why_are_in_the_report() -> None:
     assert "0.780 (+0.030; 8/12)" in row and "0.40 (0.30/0.60)" in row
     why = curation_why(_runs(), {"gain_20", "like:1U6G", "ari"})
     assert len(why) == 3 and "150 → 100 / 60" in why[0] and "1U6G 0.10" in why[1]
+    assert "random-seed1 +0.010 / +0.040" in why[0] and "1U6G 0.25" in why[1]
+    assert "0.350" in why[2]
+    reference = next(line for line in lines if line.startswith("| random-seed1") and "0.35" in line)
+    assert "0.760 (+0.010)" in reference and "| 0.25 |" in reference
     text = format_report([], [], True, Path("x"), None, 2, curations=_runs())
     assert "## Curation" in text and "F1 gain from 20 marks" in text
 
@@ -79,3 +89,25 @@ def test_only_curation_replaces_the_curation_parts_and_keeps_the_rest() -> None:
     assert text.count("F1 gain from 20 marks") == 1 and "+0.400" in text
     assert "- **Refine**: new bullet" in text
     assert text.count("## Curation") == 1
+
+
+def test_marks_alone_drop_the_rejected_and_keep_the_accepted() -> None:
+    scores = np.array([0.9, 0.55, 0.45, 0.2])
+    zyx = np.arange(12, dtype=float).reshape(4, 3)
+    candidates = Picks(zyx, 10.0, pd.DataFrame({"score": scores}))
+    marks = candidates.subset(np.array([1, 2]))
+    marks.features["status"] = ["rejected", "accepted"]
+    kept = marks_alone(candidates, marks, 0.5)
+    assert np.allclose(np.sort(kept.scores), [0.45, 0.9])
+
+
+def test_supervised_references_reach_the_top_on_separable_classes() -> None:
+    rng = np.random.default_rng(0)
+    classes = np.repeat(np.array(["A", "B", "C"]), 60)
+    centre = {"A": 0.0, "B": 4.0, "C": 8.0}
+    values = np.array([[centre[c], -centre[c]] for c in classes]) + rng.normal(0, 0.3, (180, 2))
+    is_b = classes == "B"
+    assert supervised_class_f1(values, is_b, int(is_b.sum())) > 0.95
+    assert supervised_ari(values, classes) > 0.95
+    noise = rng.normal(size=(180, 2))
+    assert supervised_ari(noise, classes) < 0.2

@@ -3,15 +3,20 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.spatial import cKDTree
 
 from napari_cryoet_particles.detect import DetectionConfig, detect_particles
-from napari_cryoet_particles.detect.describe import radial_profiles, shell_matrix
+from napari_cryoet_particles.detect.describe import radial_profiles, shape_columns, shell_matrix
 from napari_cryoet_particles.detect.refine import (
     CANDIDATE_FLOOR,
+    REFINE_BAND_LOGIT,
     PickHead,
     RefineConfig,
+    apply_head,
+    descriptor_table,
+    fit_like_head,
     neighbour_features,
     refine_job,
     refined_picks,
@@ -153,6 +158,45 @@ def test_refine_from_a_few_oracle_marks_raises_f1_and_keeps_the_marks(noisy) -> 
         assert len(got) == len(wanted)
         assert np.allclose(np.sort(got, axis=0), np.sort(wanted, axis=0))
     assert outcome.head.kind == "refine"
+
+
+def test_refine_changes_only_borderline_candidates(noisy) -> None:
+    """Confident picks stay picks and clear rejects stay out, whatever the marks taught."""
+    scene, result = noisy
+    outcome = refined_picks(result, _oracle_marks(scene, result, 12), RefineConfig())
+    head = outcome.head
+    scores = result.picks.scores
+    table = descriptor_table(result)
+    refined = apply_head(head, scores, table)
+    outside = np.abs(np.log(scores / (1 - scores))) > REFINE_BAND_LOGIT + 1e-9
+    assert outside.any() and (~outside).any()
+    assert np.allclose(refined[outside], scores[outside])
+    payload = head.to_payload()
+    assert PickHead.from_payload(payload).band_half_width == REFINE_BAND_LOGIT
+    payload.pop("band")  # a head saved before the band existed corrects every candidate
+    assert np.isinf(PickHead.from_payload(payload).band_half_width)
+
+
+def test_like_head_finds_a_middle_sized_species_and_survives_a_checkpoint() -> None:
+    """Three clicks on the middle one of three sizes: no single hyperplane cuts it out, a
+    distance from the clicked picks does."""
+    rng = np.random.default_rng(3)
+    size = np.repeat([4.0, 7.0, 10.0], 80)
+    columns = shape_columns()
+    values = size[:, None] * (1 + np.arange(len(columns)) / 20) + rng.normal(
+        0, 0.6, (240, len(columns))
+    )
+    table = pd.DataFrame(values, columns=list(columns))
+    middle = size == 7.0
+    positive = np.zeros(240, dtype=bool)
+    positive[np.flatnonzero(middle)[:3]] = True
+    head = fit_like_head(table, positive, np.zeros(240, dtype=bool), np.ones(240, dtype=bool))
+    like = head.like_probability(table) >= 0.5
+    assert like[middle].mean() >= 0.9 and like[~middle].mean() <= 0.1
+    again = PickHead.from_payload(head.to_payload())
+    assert np.allclose(again.like_probability(table), head.like_probability(table))
+    old = head.to_payload() | {"centre": None, "weights": [1.0] + [0.0] * (len(columns) - 1)}
+    assert PickHead.from_payload(old).like_probability(table).shape == (240,)
 
 
 def test_like_accepted_returns_the_accepted_species() -> None:

@@ -6,13 +6,17 @@ small head learns from those marks on each candidate's descriptor:
 - **refine** (:func:`fit_refine_head`): a logistic correction *added to* the detector's own score
   logit, ridge-regularised towards zero, so a few marks move the ranking only as far as they give
   evidence for; its bias is then set so that as many unmarked picks pass the threshold as before
-  (:func:`keep_pick_count`): the marks re-rank, they do not move the threshold. Its inputs are the blob strength, radius, learned probability and where the
+  (:func:`keep_pick_count`): the marks re-rank, they do not move the threshold. The correction acts
+  only on the *borderline* candidates, those within :data:`REFINE_BAND_LOGIT` of the threshold's
+  logit: the marks teach about the picks a user hesitates over, and the detector's confident
+  decisions stand. Its inputs are the blob strength, radius, learned probability and where the
   nearest stronger candidate lies (:func:`neighbour_features`): what tells a repeat hit on a large
   particle, or a noise blob, from a particle. Accepted and added picks are positives, rejected
   ones negatives; the unmarked candidates keep the detector's score as their prior.
-- **like** (:func:`fit_like_head`): a class-specific score, ``p(like the accepted picks)``, from a
-  positive-unlabelled logistic regression of the accepted (and added) picks against all other
-  picks on the radial profile and radius (:mod:`.describe`): picking one species from a few clicks.
+- **like** (:func:`fit_like_head`): a class-specific score, ``p(like the accepted picks)``, from
+  how far each confident pick's shape descriptor (:mod:`.describe`), standardised over the
+  confident picks, lies from the accepted (and added) picks' mean: picking one species from a
+  few clicks.
 
 Marked picks always stay in the output with their status and position: a refined detection never
 drops a pick the user accepted, and never brings back one the user rejected. Weights, features
@@ -25,7 +29,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.spatial import cKDTree
-from sklearn.linear_model import LogisticRegression
 
 from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR, DetectionConfig, DetectionResult
 from napari_cryoet_particles.detect.describe import shape_columns
@@ -46,9 +49,21 @@ MIN_EACH_KIND = 3
 #: Standardised descriptor values are clipped to this many standard deviations, so one odd
 #: candidate cannot swing its score by many logits.
 CLIP_SD = 3.0
-#: Inverse regularisation of the like head (validation seeds 101, 106: 0.01, 0.1, 1 tried; class F1
-#: 0.34 / 0.28 / 0.19 for 4CR2, equal for 1U6G and 3GL1; 0.1 separates clean toy species, 0.01 does not).
-LIKE_C = 0.1
+#: A like head gives ``p = 2 ** -(d² / LIKE_SPREAD)``, ``d²`` the mean squared standardised
+#: distance per descriptor column from the accepted picks' mean: picks within LIKE_SPREAD score 0.5
+#: or more. Validation seeds 101 / 106, 3 clicks, 5 draws: the best cut per draw lay at 0.33-0.85
+#: (median about 0.5); class F1 at 0.35 / 0.5 / 0.65: 4CR2 0.51 / 0.63 / 0.64 and 0.54 / 0.63 /
+#: 0.59, 1U6G 0.16 / 0.21 / 0.21 and 0.17 / 0.20 / 0.21, 3GL1 0.24 / 0.26 / 0.24 and 0.22 / 0.22 /
+#: 0.21; the positive-unlabelled logistic regression it replaces: 4CR2 0.48 / 0.41, 1U6G 0.14 /
+#: 0.15, 3GL1 0.25 / 0.23 (a middle-sized species cannot be cut from the rest by one hyperplane).
+LIKE_SPREAD = 0.5
+#: The refine head corrects only candidates whose score logit lies within this of the threshold's.
+#: Validation seeds 101-103, 106 (20 / 50 marks nearest the threshold): correcting every candidate
+#: lost F1 on two of four (mean -0.008 / -0.010: the marks sample the borderline, and the head
+#: extrapolates badly to confident picks); half-widths 0.25 / 0.5 / 1 gave mean +0.006 / +0.004 /
+#: -0.001 (20 marks) and +0.010 / +0.007 / +0.000 (50), never below zero at 0.25; the marks alone,
+#: no head, +0.003 / +0.009. As built (band and kept count): +0.004 to +0.007 (20), +0.010 to +0.014 (50).
+REFINE_BAND_LOGIT = 0.25
 #: A mark lies on a candidate when within this many of the candidate's radii (at least 2 voxels).
 MATCH_REACH = 1.0
 #: Candidates with no stronger candidate this close (nm) count as isolated.
@@ -79,6 +94,14 @@ class PickHead:
     calibration: float = 1.0
     """Like heads: mean ``sigmoid(logit)`` of the accepted picks; ``p = sigmoid(logit) / calibration``
     (Elkan & Noto's positive-unlabelled correction)."""
+    band_centre: float = 0.0
+    """Refine heads: the threshold's score logit when the head was fitted."""
+    band_half_width: float = float("inf")
+    """Refine heads correct only candidates whose score logit lies within this of ``band_centre``
+    (heads saved before the band existed correct every candidate)."""
+    centre: np.ndarray | None = None
+    """Like heads: the accepted picks' mean standardised descriptor (heads saved before it existed
+    are a logistic regression in ``weights``)."""
 
     def logit(self, table: pd.DataFrame) -> np.ndarray:
         """The head's logit for each row of a descriptor table (:func:`descriptor_table`)."""
@@ -87,6 +110,20 @@ class PickHead:
             raise CryoetInputError(None, f"the picks lack descriptor columns {missing}")
         values = table[list(self.columns)].to_numpy(dtype=float)
         return _standardised(values, self.mean, self.scale) @ self.weights + self.bias
+
+    def like_probability(self, table: pd.DataFrame) -> np.ndarray:
+        """A like head's ``p(like the accepted picks)`` per row (NaN for undescribed rows)."""
+        if self.centre is None:
+            return np.clip(_sigmoid(self.logit(table)) / max(self.calibration, 1e-6), 0.0, 1.0)
+        values = table[list(self.columns)].to_numpy(dtype=float)
+        distance = np.mean((_standardised(values, self.mean, self.scale) - self.centre) ** 2, 1)
+        return 2.0 ** (-distance / LIKE_SPREAD)
+
+    def correction(self, score: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+        """A refine head's change to each candidate's score logit: :meth:`logit` inside the band
+        around the threshold, 0 outside it."""
+        inside = np.abs(_logit(np.asarray(score, dtype=float)) - self.band_centre)
+        return np.where(inside <= self.band_half_width, self.logit(table), 0.0)
 
     def to_payload(self) -> dict:
         """Plain lists and numbers, for a checkpoint that loads with ``weights_only``."""
@@ -100,6 +137,8 @@ class PickHead:
             "n_positive": int(self.n_positive),
             "n_negative": int(self.n_negative),
             "calibration": float(self.calibration),
+            "band": [float(self.band_centre), float(self.band_half_width)],
+            "centre": None if self.centre is None else [float(v) for v in self.centre],
         }
 
     @classmethod
@@ -115,10 +154,15 @@ class PickHead:
                 n_positive=int(payload.get("n_positive", 0)),
                 n_negative=int(payload.get("n_negative", 0)),
                 calibration=float(payload.get("calibration", 1.0)),
+                band_centre=float(payload.get("band", (0.0, np.inf))[0]),
+                band_half_width=float(payload.get("band", (0.0, np.inf))[1]),
+                centre=_optional_array(payload.get("centre")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CryoetInputError(None, f"the refined pick head is invalid ({error})") from None
         sizes = {len(head.columns), len(head.mean), len(head.scale), len(head.weights)}
+        if head.centre is not None:
+            sizes.add(len(head.centre))
         if head.kind not in HEAD_KINDS or len(sizes) != 1:
             raise CryoetInputError(None, "the refined pick head is invalid (inconsistent sizes)")
         return head
@@ -141,6 +185,10 @@ class RefineOutcome:
     head: PickHead
     info: dict[str, object]
     detection: DetectionResult
+
+
+def _optional_array(values) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=float)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -245,8 +293,8 @@ def apply_head(head: PickHead, score: np.ndarray, table: pd.DataFrame) -> np.nda
     """Scores after a learned head: a refine head corrects the score's logit; a like head gives
     ``p(like the accepted picks)`` to candidates at or above the automatic threshold, 0 to the rest."""
     if head.kind == "refine":
-        return _sigmoid(_logit(score) + head.logit(table))
-    like = np.clip(_sigmoid(head.logit(table)) / max(head.calibration, 1e-6), 0.0, 1.0)
+        return _sigmoid(_logit(score) + head.correction(score, table))
+    like = head.like_probability(table)
     described = np.isfinite(like)  # picks below the automatic threshold have no shape
     return np.where((np.asarray(score) >= AUTO_THRESHOLD) & described, like, 0.0)
 
@@ -306,8 +354,10 @@ def fit_refine_head(
     marked: np.ndarray,
     labels: np.ndarray,
     ridge: float,
+    threshold: float = AUTO_THRESHOLD,
 ) -> PickHead:
-    """Ridge-penalised logistic correction ``w·x + b`` on top of ``base_logit``, fitted on the marks.
+    """Ridge-penalised logistic correction ``w·x + b`` on top of ``base_logit``, fitted on the marks,
+    to act on the candidates within :data:`REFINE_BAND_LOGIT` of ``threshold``'s logit.
 
     Standardisation uses every candidate, so the penalty means the same whatever the columns' units.
     The bias is penalised too: the detector's own calibration is the prior, so marks of one kind
@@ -335,7 +385,16 @@ def fit_refine_head(
 
     w = minimize(loss, np.zeros(k + 1), jac=True, method="L-BFGS-B").x
     return PickHead(
-        "refine", columns, mean, scale, w[:k], float(w[k]), int(y.sum()), int(len(y) - y.sum())
+        "refine",
+        columns,
+        mean,
+        scale,
+        w[:k],
+        float(w[k]),
+        int(y.sum()),
+        int(len(y) - y.sum()),
+        band_centre=float(_logit(np.asarray(threshold))),
+        band_half_width=REFINE_BAND_LOGIT,
     )
 
 
@@ -356,9 +415,12 @@ def like_columns(table: pd.DataFrame) -> tuple[str, ...]:
 def fit_like_head(
     table: pd.DataFrame, positive: np.ndarray, negative: np.ndarray, pool: np.ndarray
 ) -> PickHead:
-    """Positive-unlabelled learning (Elkan & Noto 2008): a logistic regression of the accepted
-    picks against the other picks of ``pool`` (rejected ones included), balanced, then divided by
-    its mean output on the accepted picks, so a pick that looks like them scores about 1."""
+    """The accepted picks' mean shape descriptor, standardised over the described picks of
+    ``pool``: a pick scores ``2 ** -(d² / LIKE_SPREAD)`` by its mean squared distance ``d²`` from it.
+
+    A distance, not a classifier against the other picks (the positive-unlabelled logistic
+    regression used until it): a species of middle size lies *between* the others, which no single
+    hyperplane cuts out. Rejected picks (``negative``) are counted, not used."""
     columns = like_columns(table)
     values = table[list(columns)].to_numpy(dtype=float)
     described = np.isfinite(values).all(axis=1)
@@ -370,22 +432,17 @@ def fit_like_head(
             f"the automatic threshold ({AUTO_THRESHOLD:g}), where detection describes them",
         )
     mean, scale = _standardise(values[pool] if pool.any() else values[described])
-    x = _standardised(np.where(described[:, None], values, mean), mean, scale)
-    others = (pool | negative) & ~positive
-    rows = np.concatenate([np.flatnonzero(positive), np.flatnonzero(others)])
-    y = np.concatenate([np.ones(positive.sum()), np.zeros(others.sum())])
-    model = LogisticRegression(C=LIKE_C, class_weight="balanced", max_iter=2000).fit(x[rows], y)
-    calibration = float(model.predict_proba(x[positive])[:, 1].mean())
+    centre = _standardised(values[positive], mean, scale).mean(0)
     return PickHead(
         "like",
         columns,
         mean,
         scale,
-        model.coef_[0].astype(float),
-        float(model.intercept_[0]),
+        np.zeros(len(columns)),
+        0.0,
         int(positive.sum()),
         int(negative.sum()),
-        calibration,
+        centre=centre,
     )
 
 
@@ -405,13 +462,18 @@ def keep_pick_count(
     a few more accepted than rejected marks let hundreds of weak candidates in (F1 −0.06 on a
     test tomogram). Re-ranking at a fixed count gained +0.004 to +0.011 on every validation case.
     """
+    score = np.asarray(score, dtype=float)
     unmarked = ~np.asarray(marked, dtype=bool)
-    count = int(np.sum((np.asarray(score) >= threshold) & unmarked))
-    refined = np.sort(_logit(score[unmarked]) + head.logit(table.loc[unmarked]))[::-1]
-    if count == 0 or len(refined) == 0:
+    count = int(np.sum((score >= threshold) & unmarked))
+    distance = _logit(score) - head.band_centre
+    inside = unmarked & (np.abs(distance) <= head.band_half_width)
+    count -= int(np.sum(unmarked & (distance > head.band_half_width)))  # above the band: kept
+    refined = np.sort(_logit(score[inside]) + head.logit(table.loc[inside]))[::-1]
+    if len(refined) == 0:
         return head
-    low = refined[count] if count < len(refined) else refined[count - 1] - 1.0
-    cut = 0.5 * (refined[count - 1] + low)
+    high = refined[count - 1] if count > 0 else refined[0] + 1.0
+    low = refined[count] if count < len(refined) else refined[-1] - 1.0
+    cut = 0.5 * (high + low)
     return replace(head, bias=head.bias + float(_logit(np.asarray(threshold))) - cut)
 
 
@@ -456,7 +518,7 @@ def refined_picks(
             raise CryoetInputError(None, "none of the marked picks lies on a detected candidate")
         rows = on[matched]
         labels = positive_rows[matched].astype(float)
-        head = fit_refine_head(table, _logit(base), rows, labels, config.ridge)
+        head = fit_refine_head(table, _logit(base), rows, labels, config.ridge, threshold)
         marked_rows = np.zeros(len(candidates), dtype=bool)
         marked_rows[rows] = True
         head = keep_pick_count(head, base, table, marked_rows, threshold)
