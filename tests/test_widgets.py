@@ -7,7 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryoet_particles._widgets._layers import camera, picks_layer_data, set_threshold
+from napari_cryoet_particles._widgets._layers import (
+    camera,
+    navigation_order,
+    picks_layer_data,
+    set_threshold,
+)
 from napari_cryoet_particles.io import Picks, read_csv, read_star
 from napari_cryoet_particles.simulate import sample_dataset_job
 
@@ -231,6 +236,14 @@ def test_curate_navigation_status_and_counts(qtbot, viewer) -> None:
     qtbot.addWidget(widget)
     assert widget.layer is layer
     assert viewer.layers.selection.active is layer
+    assert widget.review_order.currentText() == "least certain first"
+    scores = layer.features["score"].to_numpy()
+    borderline = np.argsort(np.abs(scores - 0.5), kind="stable")
+    assert navigation_order(layer, "uncertain").tolist() == borderline.tolist()
+    widget.next()
+    assert widget.current == borderline[0]
+    widget.current = None
+    widget.review_order.setCurrentText("highest score first")
     widget.next()  # highest score first
     assert widget.current == 0 and layer.selected_data == {0}
     assert viewer.dims.point[0] == pytest.approx(20.0)  # z = 2 voxels of 10 Å

@@ -493,13 +493,27 @@ def watch_additions(layer: Any) -> None:
         layer.metadata["_watching_additions"] = True
 
 
-def navigation_order(layer: Any) -> np.ndarray:
-    """Indices of the shown points, highest score first (added points last, in order)."""
+#: How the Curate dock's Next / Previous walk the picks: the dock's text -> :func:`navigation_order`'s.
+REVIEW_ORDERS = {"least certain first": "uncertain", "highest score first": "score"}
+
+
+def navigation_order(layer: Any, order: str = "score") -> np.ndarray:
+    """Indices of the shown points, added points last (in order). ``order`` ``"score"``: highest
+    score first; ``"uncertain"``: score nearest the layer's score threshold (the detector's
+    automatic threshold when the layer has none) first. Marks on those picks are the ones that
+    change the picks and teach a refinement; the confident ones are nearly all particles."""
+    from napari_cryoet_particles.detect.config import AUTO_THRESHOLD
+
     features = normalise_features(layer.features, len(layer.data))
     shown = np.flatnonzero(np.asarray(layer.shown, dtype=bool))
     scores = features["score"].to_numpy(dtype=float)[shown]
-    order = np.lexsort((shown, -np.nan_to_num(scores, nan=-np.inf)))
-    return shown[order]
+    if order == "uncertain":
+        threshold = layer.metadata.get("score_threshold")
+        centre = AUTO_THRESHOLD if threshold is None else float(threshold)
+        key = np.nan_to_num(np.abs(scores - centre), nan=np.inf)
+    else:
+        key = -np.nan_to_num(scores, nan=-np.inf)
+    return shown[np.lexsort((shown, key))]
 
 
 def camera(viewer: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
@@ -34,6 +35,7 @@ from napari_cryoet_particles._widgets._common import (
     show_info,
 )
 from napari_cryoet_particles._widgets._layers import (
+    REVIEW_ORDERS,
     centre_on,
     is_image,
     is_picks_layer,
@@ -123,6 +125,17 @@ class CurateWidget(QWidget):
             self.buttons[action] = widget
             grid.addWidget(widget, *positions[action])
         layout.addLayout(grid)
+        order_row = QHBoxLayout()
+        order_row.addWidget(QLabel("Next / previous:"))
+        self.review_order = QComboBox()
+        self.review_order.addItems(list(REVIEW_ORDERS))
+        self.review_order.setToolTip(
+            "Least certain first: the picks scored nearest the threshold, where your marks change "
+            "the picks and teach a refinement; highest score first: the most confident picks"
+        )
+        order_row.addWidget(self.review_order)
+        order_row.addStretch(1)
+        layout.addLayout(order_row)
 
         layout.addWidget(QLabel("Show picks with status:"))
         filters = QGridLayout()
@@ -189,7 +202,7 @@ class CurateWidget(QWidget):
         layout.addWidget(self.job)
         layout.addStretch(1)
 
-        persist("curate", {"slab": self.slab})
+        persist("curate", {"slab": self.slab, "review_order": self.review_order})
         self.selector.layerChanged.connect(self.set_layer)
         self.selector.picksChanged.connect(self._on_picks_changed)
         self.set_layer(self.selector.layer())
@@ -277,7 +290,7 @@ class CurateWidget(QWidget):
         layer = self._bound_layer
         if layer is None or len(layer.data) == 0:
             return
-        order = navigation_order(layer)
+        order = navigation_order(layer, REVIEW_ORDERS[self.review_order.currentText()])
         if order.size == 0:
             show_info("No picks shown (check the threshold and status filter)")
             return
