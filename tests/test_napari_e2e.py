@@ -69,9 +69,11 @@ def test_sample_detect_curate_metrics_export(
     curate = docks["Curate"]
     assert curate.layer is picks
     assert viewer.layers.selection.active is picks
-    key(qtbot, viewer, "n")  # the best pick
+    key(qtbot, viewer, "n")  # the least certain pick: scored nearest the slider's threshold
     first = curate.current
-    assert first == shown[np.argmax(picks.features["score"].to_numpy()[shown])]
+    scores = picks.features["score"].to_numpy()[shown]
+    threshold = picks.metadata["score_threshold"]
+    assert first == shown[np.argmin(np.abs(scores - threshold))]
     assert viewer.dims.point[0] == pytest.approx(
         picks.data_to_world(picks.data[first])[0], abs=10.0
     )
