@@ -147,6 +147,24 @@ def test_find_more_like_the_selected_picks(qtbot, viewer, scene: Scene) -> None:
     assert layer.features["status"][hits[0]] == "auto"  # the source layer is left as it was
 
 
+def test_select_a_group_then_find_more_like_it(qtbot, viewer, scene: Scene) -> None:
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    groups = layer.features["group"].to_numpy()
+    shown = np.asarray(layer.shown, dtype=bool)
+    widget.go_to(int(np.flatnonzero((groups >= 0) & shown)[0]))
+    group = groups[widget.current]
+    members = widget.select_group()
+    assert members and set(members) == set(np.flatnonzero((groups == group) & shown).tolist())
+    assert layer.selected_data == set(members)
+    outcome = run(qtbot, widget, widget.find_like)
+    assert outcome.error is None and outcome.result.info["n_positive"] == len(members)
+    widget.set_layer(layer)  # the dock moved on to the new layer
+    widget.go_to(int(np.flatnonzero(groups < 0)[0]))
+    layer.selected_data = set()
+    assert widget.select_group() == []  # below the automatic threshold: no group, a message
+
+
 def test_cancel_stops_a_refine_that_detects_again(qtbot, viewer, scene: Scene, tiny_model) -> None:
     from napari_cryoet_particles.io import Picks
     from napari_cryoet_particles.model import load_checkpoint

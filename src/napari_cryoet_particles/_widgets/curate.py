@@ -61,9 +61,15 @@ SHORTCUTS: dict[str, tuple[str, str, str]] = {
     "accept": ("y", "Accept", "Mark the selected pick(s) accepted"),
     "reject": ("x", "Reject", "Mark the selected pick(s) rejected"),
     "reset": ("u", "Reset", "Set the selected pick(s) back to auto"),
-    "previous": ("b", "◀ Previous", "Go to the previous pick (higher score)"),
-    "next": ("n", "Next ▶", "Go to the next pick (lower score)"),
+    "previous": ("b", "◀ Previous", "Go to the previous pick (in the order chosen below)"),
+    "next": ("n", "Next ▶", "Go to the next pick (in the order chosen below)"),
     "add": ("i", "Add at cursor", "Add a pick where the mouse cursor is"),
+    "select_group": (
+        "g",
+        "Select group",
+        "Select every shown pick in the current pick's group: examples for "
+        "'Find more like the selected picks'",
+    ),
     "delete": ("d", "Delete", "Delete the selected pick(s)"),
 }
 #: Extra width (px) beyond a key button's text, so no style squeezes the text to its border.
@@ -118,6 +124,7 @@ class CurateWidget(QWidget):
             "previous": (2, 0),
             "next": (2, 1),
             "add": (3, 0),
+            "select_group": (4, 0),
         }
         for action, (key, text, tip) in SHORTCUTS.items():
             widget = button(f"{text} [{key.upper()}]", getattr(self, action), tip)
@@ -269,6 +276,33 @@ class CurateWidget(QWidget):
         if self.current is not None and self.current < len(layer.data):
             return [self.current]
         return []
+
+    def select_group(self) -> list[int]:
+        """Select the shown picks of the current (or first selected) pick's group; their indices."""
+        layer = self._bound_layer
+        targets = self.targets()
+        if layer is None or not targets:
+            show_info("Go to a pick first (N / B, or click one)")
+            return []
+        features = normalise_features(layer.features, len(layer.data))
+        if "group" not in features:
+            show_info("These picks have no groups (detect them again to group them by shape)")
+            return []
+        groups = features["group"].to_numpy()
+        group = groups[targets[0]]
+        if not np.isfinite(group) or group < 0:
+            show_info(
+                "This pick has no group: only picks at or above the automatic threshold are "
+                "grouped by shape"
+            )
+            return []
+        members = np.flatnonzero((groups == group) & np.asarray(layer.shown, dtype=bool))
+        layer.selected_data = {int(i) for i in members}
+        show_info(
+            f"{len(members)} picks of group {int(group)} selected: 'Find more like the selected "
+            "picks' takes them as examples"
+        )
+        return [int(i) for i in members]
 
     def _set(self, status: str) -> None:
         indices = self.targets()
