@@ -98,8 +98,9 @@ class PickHead:
     n_positive: int = 0
     n_negative: int = 0
     calibration: float = 1.0
-    """Like heads: mean ``sigmoid(logit)`` of the accepted picks; ``p = sigmoid(logit) / calibration``
-    (Elkan & Noto's positive-unlabelled correction)."""
+    """Like heads saved as a logistic regression (before the distance head, ``centre`` None): mean
+    ``sigmoid(logit)`` of the accepted picks; ``p = sigmoid(logit) / calibration`` (Elkan & Noto's
+    positive-unlabelled correction)."""
     band_centre: float = 0.0
     """Refine heads: the threshold's score logit when the head was fitted."""
     band_half_width: float = float("inf")
