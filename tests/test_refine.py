@@ -21,6 +21,7 @@ from napari_cryoet_particles.detect.refine import (
     refine_job,
     refined_picks,
     save_refined_model,
+    unlike_examples_warning,
 )
 from napari_cryoet_particles.io import CryoetInputError, Volume
 from napari_cryoet_particles.jobs import run_job
@@ -220,6 +221,15 @@ def test_like_accepted_returns_the_accepted_species() -> None:
     assert hit.mean() >= 0.8
     assert big_kind[index[hit]].mean() >= 0.8
     assert len(set(index[hit & big_kind[index]].tolist())) >= 0.7 * big_kind.sum()
+    assert unlike_examples_warning(outcome.info) is None  # examples of one kind look alike
+
+
+def test_examples_of_several_kinds_are_warned_about() -> None:
+    assert unlike_examples_warning({"n_positive": 3, "examples_alike": 3}) is None
+    assert unlike_examples_warning({"n_positive": 3, "examples_alike": 2}) is None
+    assert "one kind" in unlike_examples_warning({"n_positive": 3, "examples_alike": 1})
+    assert unlike_examples_warning({"n_positive": 1, "examples_alike": 0}) is None
+    assert unlike_examples_warning({"n_positive": 4}) is None  # a refine, not a like
 
 
 @pytest.mark.parametrize(

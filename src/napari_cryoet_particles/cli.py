@@ -539,6 +539,7 @@ def run_refine(args: argparse.Namespace) -> int:
         check_curated,
         refine_job,
         save_refined_model,
+        unlike_examples_warning,
     )
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
@@ -586,6 +587,9 @@ def run_refine(args: argparse.Namespace) -> int:
         f"{len(picks)} picks ({kept} kept) written to {' and '.join(where)}: {learned} "
         f"({info['n_marks_on_candidates']} of {info['n_marks']} marks on detected candidates)"
     )
+    warning = unlike_examples_warning(info)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -460,6 +460,8 @@ class CurateWidget(QWidget):
         return DetectionConfig(diameter_nm=angstrom_to_nm(float(diameter)))
 
     def _refined(self, outcome: JobOutcome, source: Any, like: bool) -> None:
+        from napari_cryoet_particles.detect.refine import unlike_examples_warning
+
         set_enabled([self.refine_button, self.like_button], True)
         if outcome.result is None:
             return
@@ -468,7 +470,9 @@ class CurateWidget(QWidget):
         self.save_model_button.setEnabled(True)
         counts = status_counts(normalise_features(layer.features, len(layer.data)))
         kept = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "auto")
-        show_info(f"{len(layer.data)} picks in {layer.name!r} ({kept} kept): curate them again")
+        message = f"{len(layer.data)} picks in {layer.name!r} ({kept} kept): curate them again"
+        warning = unlike_examples_warning(outcome.result.info)
+        show_info(f"{message}. Note: {warning}" if warning else message)
 
     def _browse_save_model(self) -> None:
         path = ask_checkpoint_path(self, "Save refined model", "curate/last_folder", "refined.pt")

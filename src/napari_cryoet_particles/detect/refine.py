@@ -526,6 +526,7 @@ def refined_picks(
         head = fit_like_head(table, positive, negative, base >= threshold)
         score = apply_head(head, base, table)
         keep = (base >= threshold) & (score >= 0.5)
+        examples_alike = int(np.sum(score[positive] >= 0.5))
     else:
         if not matched.any():
             raise CryoetInputError(None, "none of the marked picks lies on a detected candidate")
@@ -562,7 +563,21 @@ def refined_picks(
         "n_picks": int(len(picks)),
         "threshold": threshold,
     }
+    if config.like_accepted:
+        info["examples_alike"] = examples_alike
     return RefineOutcome(picks, head, info, result)
+
+
+def unlike_examples_warning(info: dict) -> str | None:
+    """A warning when most examples of "more like these" do not look like their own mean (they
+    are of several kinds, or one is an odd pick), so few or no other picks will either."""
+    alike, count = info.get("examples_alike"), info.get("n_positive", 0)
+    if alike is None or count < 2 or 2 * alike > count:
+        return None
+    return (
+        f"only {alike} of the {count} examples look like the examples' average: are they of one "
+        "kind? Pick examples of similar size and shape (or fewer, odd ones out removed)"
+    )
 
 
 def refine_job(
