@@ -72,3 +72,33 @@ def test_child_writes_automatic_and_floor_picks_and_times_only_the_user_part(
     assert np.all(auto.scores >= report["threshold"])
     crops = np.load(sibling(out, ".crops.npz"))
     assert len(crops["score"]) == len(crops["assignment"]) == len(crops["centres"]) == 2 * 2 * 3
+
+
+def test_a_timing_only_child_stops_once_its_picks_are_written(tmp_path: Path) -> None:
+    tomogram = write_tomogram(tmp_path / "tomo.mrc", _blobs(), 10.0)
+    out = tmp_path / "tomo-dog-timing"
+    assert _child(["dog", str(tomogram), "--out", str(out), "--timing-only"]) == 0
+    report = json.loads(sibling(out, ".json").read_text())
+    assert report["inner"] > 0 and report["scoring_seconds"] >= 0
+    assert len(read_picks(sibling(out, ".csv"))) > 0
+    assert not sibling(out, "-all.csv").exists()  # no low-floor picks: nothing after the picks
+
+
+def test_repeated_timings_interleave_the_methods_and_take_the_median(monkeypatch) -> None:
+    from napari_cryoet_particles.benchmark import run as bench
+
+    calls: list[str] = []
+    walls = {"ours": iter([30.0, 20.0]), "dog": iter([9.0, 50.0])}
+
+    def child(method, tomogram, out, crops, model, threads, steps, timing_only=False):
+        assert timing_only and crops is None
+        calls.append(method)
+        return next(walls[method]), {}
+
+    monkeypatch.setattr(bench, "_run_child", child)
+    ours = bench.Run("t", "ours", wall=24.0, walls=[24.0])
+    dogs = bench.Run("t", "dog", wall=10.0, walls=[10.0])
+    bench._timed_again([ours, dogs], Path("t.mrc"), Path("scratch"), None, None, 2, lambda _: None)
+    assert calls == ["dog", "ours", "ours", "dog"]  # the order reversed every other round
+    assert ours.walls == [24.0, 30.0, 20.0] and ours.wall == 24.0
+    assert dogs.walls == [10.0, 9.0, 50.0] and dogs.wall == 10.0
