@@ -96,13 +96,6 @@ def _halves(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return order[: count // 2], order[count // 2 :]
 
 
-def _standardised(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    scale = np.nanstd(values, axis=0)
-    values = (values - np.nanmean(values, axis=0)) / np.where(scale > 1e-9, scale, 1.0)
-    return np.nan_to_num(values)
-
-
 def supervised_class_f1(
     values: np.ndarray, is_class: np.ndarray, n_class: int, seed: int = 0
 ) -> float:
@@ -111,7 +104,7 @@ def supervised_class_f1(
     their true labels and ranking the other half (against half the class's particles)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    x = _standardised(values)
+    x = np.asarray(values, dtype=float)  # trees need no scaling and take NaN as they come
     train, test = _halves(len(x), seed)
     if is_class[train].sum() < 2 or is_class[test].sum() < 1:
         return float("nan")
@@ -128,7 +121,7 @@ def supervised_ari(values: np.ndarray, classes: np.ndarray, seed: int = 0) -> fl
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import adjusted_rand_score
 
-    x = _standardised(values)
+    x = np.asarray(values, dtype=float)
     train, test = _halves(len(x), seed)
     if len(set(classes[train])) < 2:
         return float("nan")

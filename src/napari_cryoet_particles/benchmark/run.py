@@ -121,7 +121,7 @@ class Run:
     crop_auc: float = float("nan")
     crop_f1: float = float("nan")
     wall: float = float("nan")
-    """Median of :attr:`walls`."""
+    """The median of :attr:`walls` for a method timed more than once, else its one run."""
     walls: list[float] = field(default_factory=list)
     """Wall seconds of each timed run (the first one's picks are the ones scored)."""
     inner: float = float("nan")
