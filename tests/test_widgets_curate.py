@@ -202,3 +202,78 @@ def test_refine_without_marks_or_examples_says_what_to_do(
     assert notices == [curate.NO_EXAMPLES]
     assert len(viewer.layers) == 2 and not widget.job.running
     assert widget.refine_button.isEnabled()
+
+
+def opened_picks(viewer, scene: Scene) -> object:
+    """The blob tomogram and picks "from a file" (no detection held for them), 4 nm markers."""
+    from napari_cryoet_particles.io import Picks
+
+    data, kwargs, _ = tomogram_layer_data(scene.volume, 10.0, "blobs")
+    viewer.add_image(data, **kwargs)
+    picks = Picks(scene.centres[:4], 10.0, None, "blobs")
+    picks.features["status"] = ["accepted", "accepted", "rejected", "auto"]
+    data, kwargs, _ = picks_layer_data(
+        picks, "opened picks", diameter_angstrom=40.0, tomogram_shape=SHAPE
+    )
+    return viewer.add_points(data, **kwargs)
+
+
+def captured_refinements(monkeypatch) -> list:
+    """Replace refinement with a job that records its config and returns nothing."""
+    from napari_cryoet_particles.detect import refine
+
+    configs: list = []
+
+    def fake_job(volume, curated, model=None, config=None, cancel=None, result=None):
+        configs.append((config, result))
+        return
+        yield
+
+    monkeypatch.setattr(refine, "refine_job", fake_job)
+    return configs
+
+
+def test_refine_that_detects_again_searches_the_size_range(
+    qtbot, viewer, scene: Scene, monkeypatch
+) -> None:
+    from napari_cryoet_particles._widgets import _common
+
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    configs = captured_refinements(monkeypatch)
+    opened_picks(viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    widget.size_range.smallest.setValue(80.0)
+    widget.size_range.largest.setValue(120.0)
+    run(qtbot, widget, widget.refine)
+    [(config, result)] = configs
+    assert result is None  # detects again: as `refine --diameter 4 --diameters 80 120`
+    detection = config.detection
+    assert (detection.min_diameter_nm, detection.max_diameter_nm) == (80.0, 120.0)
+    assert detection.diameter_nm == pytest.approx(4.0)
+
+    widget.size_range.largest.setValue(20.0)
+    assert not widget.refine()
+    assert len(configs) == 1 and not widget.job.running
+    assert len(errors) == 1 and "smallest (80 nm) is larger than the largest (20 nm)" in errors[0]
+    assert widget.refine_button.isEnabled()
+
+    again = curate_dock(qtbot, viewer)
+    remembered = (again.size_range.smallest.value(), again.size_range.largest.value())
+    assert remembered == (80.0, 20.0)  # as left: refused when a refinement starts
+
+
+def test_refining_a_detect_run_ignores_the_docks_size_range(
+    qtbot, viewer, scene: Scene, monkeypatch
+) -> None:
+    configs = captured_refinements(monkeypatch)
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    widget.size_range.smallest.setValue(30.0)
+    widget.size_range.largest.setValue(20.0)  # not used: the Detect run's candidates are
+    hits, misses = hits_and_misses(layer, scene.centres)
+    set_status(layer, hits[:2], "accepted")
+    set_status(layer, misses[:2], "rejected")
+    run(qtbot, widget, widget.refine)
+    [(_, result)] = configs
+    assert result is scene.result

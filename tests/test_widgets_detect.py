@@ -211,3 +211,79 @@ def test_the_device_list_is_probed_when_opened_and_keeps_a_stored_choice(qtbot) 
     box.showPopup()
     box.hidePopup()
     assert box.findText("auto") == 0 and box.findText("cpu") == 1 and box._probed
+
+
+def captured_jobs(monkeypatch) -> list:
+    """Replace detection with a job that records its config and returns nothing."""
+    import napari_cryoet_particles.detect as detect_package
+
+    configs: list = []
+
+    def fake_job(volume, model, config, cancel=None):
+        configs.append(config)
+        return
+        yield
+
+    monkeypatch.setattr(detect_package, "detect_particles_job", fake_job)
+    return configs
+
+
+def test_size_range_reaches_the_config_as_the_cli_does(
+    qtbot, viewer, tiny_model: Path, monkeypatch
+) -> None:
+    from napari_cryoet_particles.cli import build_parser, detection_config
+
+    configs = captured_jobs(monkeypatch)
+    widget, _ = make_widget(qtbot, viewer, tiny_model)
+    widget.diameter.setValue(100.0)
+    widget.size_range.smallest.setValue(80.0)
+    widget.size_range.largest.setValue(120.0)
+    with qtbot.waitSignal(widget.job.finished, timeout=30_000):
+        assert widget.run()
+    [config] = configs
+    args = build_parser().parse_args(
+        ["detect", "t.mrc", "--out", "p.csv", "--diameter", "100", "--diameters", "80", "120"]
+    )
+    cli = detection_config(args)
+    assert (config.min_diameter_nm, config.max_diameter_nm) == (80.0, 120.0)
+    assert (config.min_diameter_nm, config.max_diameter_nm, config.diameter_nm) == (
+        cli.min_diameter_nm,
+        cli.max_diameter_nm,
+        cli.diameter_nm,
+    )
+    assert widget.picks_layer is None and widget.run_button.isEnabled()
+
+
+def test_size_range_in_the_wrong_order_says_so_and_starts_no_job(
+    qtbot, viewer, tiny_model: Path, monkeypatch
+) -> None:
+    from napari_cryoet_particles._widgets import _common
+
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    configs = captured_jobs(monkeypatch)
+    widget, _ = make_widget(qtbot, viewer, tiny_model)
+    widget.size_range.smallest.setValue(30.0)
+    widget.size_range.largest.setValue(20.0)
+    assert not widget.run()
+    assert configs == [] and not widget.job.running
+    assert len(errors) == 1 and "smallest (30 nm) is larger than the largest (20 nm)" in errors[0]
+    assert "smallest" in widget.job.status.text()
+    assert widget.run_button.isEnabled()
+
+
+def test_size_range_defaults_to_the_cli_and_is_remembered(qtbot, viewer) -> None:
+    from napari_cryoet_particles._widgets.detect import DetectWidget
+    from napari_cryoet_particles.detect import DetectionConfig
+
+    widget = DetectWidget(viewer)
+    qtbot.addWidget(widget)
+    defaults = DetectionConfig()
+    assert widget.size_range.diameters() == (defaults.min_diameter_nm, defaults.max_diameter_nm)
+    assert widget.diameter.value() == defaults.diameter_nm  # independent, as --diameter
+    widget.size_range.smallest.setValue(80.0)
+    widget.size_range.largest.setValue(120.0)
+    again = DetectWidget(viewer)
+    qtbot.addWidget(again)
+    assert again.size_range.diameters() == (80.0, 120.0)
+    assert again.diameter.value() == defaults.diameter_nm

@@ -88,6 +88,56 @@ class DeviceBox(QComboBox):
 
 
 # ---------------------------------------------------------------------------------------------
+# Particle size range
+
+
+class SizeRange(QWidget):
+    """The smallest and largest particle diameters searched (nm), the command line's
+    ``--diameters MIN MAX``: two spin boxes of 1-200 nm (``DetectionConfig``'s limits).
+
+    Either box may be set past the other while editing; :meth:`diameters`, read when a job
+    starts, refuses that order with a message saying so.
+    """
+
+    LIMITS_NM = (1.0, 200.0)
+
+    def __init__(self, smallest: float, largest: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.smallest = self._box(smallest, "Smallest particle diameter searched")
+        self.largest = self._box(largest, "Largest particle diameter searched")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.smallest)
+        row.addWidget(QLabel("to"))
+        row.addWidget(self.largest)
+        row.addStretch(1)
+
+    def _box(self, value: float, tooltip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(*self.LIMITS_NM)
+        box.setDecimals(1)
+        box.setSuffix(" nm")
+        box.setValue(value)
+        box.setToolTip(tooltip)
+        return box
+
+    def diameters(self) -> tuple[float, float]:
+        """(smallest, largest) in nm; bad input (smallest above largest) raises CryoetInputError."""
+        smallest, largest = float(self.smallest.value()), float(self.largest.value())
+        if smallest > largest:
+            raise CryoetInputError(
+                None,
+                f"particle size: the smallest ({smallest:g} nm) is larger than the largest "
+                f"({largest:g} nm): swap them",
+            )
+        return smallest, largest
+
+    def persisted(self, key: str) -> dict[str, QWidget]:
+        """The boxes for :func:`persist`, under ``KEY_min`` and ``KEY_max``."""
+        return {f"{key}_min": self.smallest, f"{key}_max": self.largest}
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings (persist between napari sessions)
 
 

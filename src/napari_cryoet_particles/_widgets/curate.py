@@ -22,6 +22,7 @@ from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
     LayerSelector,
+    SizeRange,
     ask_checkpoint_path,
     ask_to_replace,
     button,
@@ -52,6 +53,7 @@ from napari_cryoet_particles._widgets._layers import (
     watch_additions,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
+from napari_cryoet_particles.detect.config import DEFAULT_MAX_DIAMETER_NM, DEFAULT_MIN_DIAMETER_NM
 from napari_cryoet_particles.io import CryoetInputError, Picks
 from napari_cryoet_particles.io.picks import PICK_STATUSES
 from napari_cryoet_particles.io.units import angstrom_to_nm, nm_to_angstrom
@@ -181,6 +183,22 @@ class CurateWidget(QWidget):
         hint.setWordWrap(True)
         layout.addWidget(hint)
 
+        self._add_teach_rows(layout)
+        layout.addStretch(1)
+
+        persist(
+            "curate",
+            {
+                "slab": self.slab,
+                "review_order": self.review_order,
+                **self.size_range.persisted("diameters"),
+            },
+        )
+        self.selector.layerChanged.connect(self.set_layer)
+        self.selector.picksChanged.connect(self._on_picks_changed)
+        self.set_layer(self.selector.layer())
+
+    def _add_teach_rows(self, layout: QVBoxLayout) -> None:
         layout.addWidget(heading("Teach the detector"))
         self.refine_button = button(
             "Refine from my marks",
@@ -202,17 +220,24 @@ class CurateWidget(QWidget):
         )
         self.save_model_button.setEnabled(False)
         self.last_head: Any = None
+        self._add_size_row(layout)
         layout.addWidget(self.refine_button)
         layout.addWidget(self.like_button)
         layout.addWidget(self.save_model_button)
         self.job = JobRow()
         layout.addWidget(self.job)
-        layout.addStretch(1)
 
-        persist("curate", {"slab": self.slab, "review_order": self.review_order})
-        self.selector.layerChanged.connect(self.set_layer)
-        self.selector.picksChanged.connect(self._on_picks_changed)
-        self.set_layer(self.selector.layer())
+    def _add_size_row(self, layout: QVBoxLayout) -> None:
+        """The sizes searched when refining must detect again (``refine --diameters``)."""
+        label = QLabel("Particle size, when refining detects again (picks opened from a file):")
+        label.setWordWrap(True)
+        layout.addWidget(label)
+        self.size_range = SizeRange(DEFAULT_MIN_DIAMETER_NM, DEFAULT_MAX_DIAMETER_NM)
+        self.size_range.setToolTip(
+            "Picks opened from a file are refined by detecting again in their tomogram, searching "
+            "this range; picks of a Detect run are refined from its candidates (its range)"
+        )
+        layout.addWidget(self.size_range)
 
     # -- layer binding --------------------------------------------------------------------------
 
@@ -410,7 +435,8 @@ class CurateWidget(QWidget):
             result, volume = self._candidates(layer)
             shape = result.input_shape if result is not None else volume.shape
             check_curated(curated, shape, need_positive=like)
-            config = RefineConfig(detection=self._detection_config(layer), like_accepted=like)
+            detection = self._detection_config(layer, detects_again=result is None)
+            config = RefineConfig(detection=detection, like_accepted=like)
             model = viewer_state(self.viewer).models.model
             return refine_job(volume, curated, model, config, cancel=cancel, result=result)
 
@@ -449,15 +475,18 @@ class CurateWidget(QWidget):
                 return found[0]
         return images[0] if len(images) == 1 else None
 
-    @staticmethod
-    def _detection_config(layer: Any) -> Any:
-        """Detection settings when refining must detect again: the marker size as the diameter."""
+    def _detection_config(self, layer: Any, detects_again: bool) -> Any:
+        """The detection settings of a refinement: the marker size as the typical diameter and,
+        when it detects again, the dock's size range (``refine --diameter --diameters``)."""
         from napari_cryoet_particles.detect import DetectionConfig
 
+        config = DetectionConfig()
         diameter = layer.metadata.get("diameter_angstrom")
-        if not diameter:
-            return DetectionConfig()
-        return DetectionConfig(diameter_nm=angstrom_to_nm(float(diameter)))
+        if diameter:
+            config.diameter_nm = angstrom_to_nm(float(diameter))
+        if detects_again:
+            config.min_diameter_nm, config.max_diameter_nm = self.size_range.diameters()
+        return config
 
     def _refined(self, outcome: JobOutcome, source: Any, like: bool) -> None:
         from napari_cryoet_particles.detect.refine import unlike_examples_warning

@@ -26,6 +26,7 @@ from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
     LayerSelector,
+    SizeRange,
     button,
     heading,
     persist,
@@ -46,7 +47,13 @@ from napari_cryoet_particles._widgets._layers import (
     watch_additions,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
-from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
+from napari_cryoet_particles.detect.config import (
+    AUTO_THRESHOLD,
+    CANDIDATE_FLOOR,
+    DEFAULT_DIAMETER_NM,
+    DEFAULT_MAX_DIAMETER_NM,
+    DEFAULT_MIN_DIAMETER_NM,
+)
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.units import nm_to_angstrom
 
@@ -64,7 +71,8 @@ EMBEDDING_ONLY = {"density_weight": 0.0, "n_clusters": 3}
 
 
 class DetectWidget(QWidget):
-    """Model, particle diameter, groups, device → Run; picks appear as a Points layer."""
+    """Model, particle diameter and size range, groups, device → Run; picks appear as a Points
+    layer."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -78,27 +86,73 @@ class DetectWidget(QWidget):
         form = QFormLayout()
         self.selector = LayerSelector(self.viewer, is_image)
         form.addRow("Tomogram", self.selector)
+        self._add_model_rows(form)
+        self._add_size_rows(form)
+        self._add_option_rows(form)
+        layout.addLayout(form)
+        self.run_button = button("Run", self.run, "Detect particles in the selected tomogram")
+        layout.addWidget(self.run_button)
+        self.job = JobRow()
+        layout.addWidget(self.job)
+        self._add_picks_rows(layout)
+        layout.addStretch(1)
+
+        persist(
+            "detect",
+            {
+                "model": self.model,
+                "model_path": self.model_path,
+                "diameter": self.diameter,
+                **self.size_range.persisted("diameters"),
+                "groups": self.groups,
+                "binning": self.binning,
+                "device": self.device,
+                "score_map": self.score_map,
+                "with_density": self.with_density,
+                "auto_threshold": self.auto_threshold,
+                "color_by": self.color_by,
+            },
+        )
+        self.model.currentTextChanged.connect(self._model_choice)
+        self.threshold.valueChanged.connect(self._threshold_changed)
+        self.color_by.currentTextChanged.connect(self._color_changed)
+        self._model_choice(self.model.currentText())
+        self.models.changed.connect(self._model_held)
+
+    # -- building the rows ----------------------------------------------------------------------
+
+    def _add_model_rows(self, form: QFormLayout) -> None:
         self.model = QComboBox()
         self.model.addItems([MODEL_DEFAULT, MODEL_TRAINED, MODEL_FILE])
         form.addRow("Model", self.model)
         file_row = QHBoxLayout()
+        file_row.setContentsMargins(0, 0, 0, 0)
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("checkpoint .pt")
         file_row.addWidget(self.model_path, 1)
         file_row.addWidget(button("…", self._browse_model, "Choose a checkpoint file"))
         self.model_file_row = QWidget()
         self.model_file_row.setLayout(file_row)
-        file_row.setContentsMargins(0, 0, 0, 0)
         form.addRow("", self.model_file_row)
-        from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, DEFAULT_DIAMETER_NM
 
+    def _add_size_rows(self, form: QFormLayout) -> None:
+        """The typical diameter and, independent of it as on the command line (``--diameter``,
+        ``--diameters MIN MAX``), the range of sizes searched."""
         self.diameter = QDoubleSpinBox()
-        self.diameter.setRange(1.0, 200.0)
+        self.diameter.setRange(*SizeRange.LIMITS_NM)
         self.diameter.setDecimals(1)
         self.diameter.setSuffix(" nm")
         self.diameter.setValue(DEFAULT_DIAMETER_NM)
         self.diameter.setToolTip("Typical particle diameter: sets the pick spacing and marker size")
         form.addRow("Particle diameter", self.diameter)
+        self.size_range = SizeRange(DEFAULT_MIN_DIAMETER_NM, DEFAULT_MAX_DIAMETER_NM)
+        self.size_range.setToolTip(
+            "Blobs from the smallest to the largest diameter are searched: widen it for large "
+            "objects (e.g. 80-120 nm virus-like particles)"
+        )
+        form.addRow("Particle size", self.size_range)
+
+    def _add_option_rows(self, form: QFormLayout) -> None:
         self.groups = QSpinBox()
         self.groups.setRange(0, 12)
         self.groups.setSpecialValueText("auto")
@@ -122,59 +176,30 @@ class DetectWidget(QWidget):
         form.addRow("", self.with_density)
         self.score_map = QCheckBox("Add the score map as an image layer")
         form.addRow("", self.score_map)
-        layout.addLayout(form)
 
-        run_row = QHBoxLayout()
-        self.run_button = button("Run", self.run, "Detect particles in the selected tomogram")
-        run_row.addWidget(self.run_button)
-        layout.addLayout(run_row)
-        self.job = JobRow()
-        layout.addWidget(self.job)
-
+    def _add_picks_rows(self, layout: QVBoxLayout) -> None:
         layout.addWidget(heading("Picks"))
-        result_form = QFormLayout()
+        form = QFormLayout()
         self.threshold = QLabeledDoubleSlider(Qt.Horizontal)
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setDecimals(2)
         self.threshold.setValue(AUTO_THRESHOLD)
         self.threshold.setToolTip("Show picks with a score at or above this (no recomputation)")
-        result_form.addRow("Score threshold", self.threshold)
+        form.addRow("Score threshold", self.threshold)
         self.auto_threshold = QCheckBox("Start at the automatic threshold of each run")
         self.auto_threshold.setChecked(True)
         self.auto_threshold.setToolTip(
             "After each detection, move the slider to the threshold the CLI would use "
             "(Otsu split of the candidate peak scores)"
         )
-        result_form.addRow("", self.auto_threshold)
+        form.addRow("", self.auto_threshold)
         self.color_by = QComboBox()
         self.color_by.addItems(list(COLOR_MODES))
-        result_form.addRow("Colour by", self.color_by)
-        layout.addLayout(result_form)
+        form.addRow("Colour by", self.color_by)
+        layout.addLayout(form)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
-        layout.addStretch(1)
-
-        persist(
-            "detect",
-            {
-                "model": self.model,
-                "model_path": self.model_path,
-                "diameter": self.diameter,
-                "groups": self.groups,
-                "binning": self.binning,
-                "device": self.device,
-                "score_map": self.score_map,
-                "with_density": self.with_density,
-                "auto_threshold": self.auto_threshold,
-                "color_by": self.color_by,
-            },
-        )
-        self.model.currentTextChanged.connect(self._model_choice)
-        self.threshold.valueChanged.connect(self._threshold_changed)
-        self.color_by.currentTextChanged.connect(self._color_changed)
-        self._model_choice(self.model.currentText())
-        self.models.changed.connect(self._model_held)
 
     def _model_held(self, label: str) -> None:
         """A model trained or loaded in the Train dock becomes Detect's choice."""
@@ -218,8 +243,11 @@ class DetectWidget(QWidget):
         from napari_cryoet_particles.detect import DetectionConfig
 
         groups = self.groups.value()
+        smallest, largest = self.size_range.diameters()
         config = DetectionConfig(
             diameter_nm=float(self.diameter.value()),
+            min_diameter_nm=smallest,
+            max_diameter_nm=largest,
             threshold=min(CANDIDATE_FLOOR, float(self.threshold.value())),
             groups=None if groups == 0 else (0 if groups == 1 else groups),
             bin=int(self.binning.value()),
