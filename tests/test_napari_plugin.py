@@ -14,6 +14,7 @@ from napari_cryoet_particles._sample_data import make_sample_data
 from napari_cryoet_particles._writer import write_points
 from napari_cryoet_particles.io import read_csv, read_shrec_locations, read_star, write_tomogram
 from napari_cryoet_particles.io.formats import picks_suffixes
+from napari_cryoet_particles.io.units import voxels_to_nm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,6 +137,37 @@ def test_writer_round_trip(tmp_path: Path, suffix: str) -> None:
     np.testing.assert_allclose(picks.scores, [0.9, 0.5], atol=1e-5)
     # the layer writer replaces an existing file (napari's save dialog has asked already)
     assert write_points(str(path), data, attributes) == [str(path)]
+
+
+def test_real_sample_loads_through_npe2() -> None:
+    """File > Open Sample > the HIV-1 VLP tomogram: 40 Å image and its 9 VLP centres as truth."""
+    import npe2
+
+    manifest = npe2.PluginManifest.from_distribution("napari-cryoet-particles")
+    plugins = npe2.PluginManager()
+    plugins.register(manifest)
+    plugins.activate(manifest.name)
+    [sample] = [s for s in manifest.contributions.sample_data if s.key == "hiv_vlp"]
+    image, points = sample.open(_registry=plugins.commands)
+    (volume, image_kwargs, image_type), (zyx, points_kwargs, points_type) = image, points
+    assert (image_type, points_type) == ("image", "points")
+    assert volume.shape == (101, 135, 135) and volume.dtype == np.float32
+    assert image_kwargs["scale"] == points_kwargs["scale"] == (40.0,) * 3
+    assert image_kwargs["metadata"]["voxel_size"] == 40.0
+    assert image_kwargs["metadata"]["role"] == "tomogram"
+    assert points_kwargs["metadata"]["role"] == "truth"
+    assert points_kwargs["metadata"]["tomogram_shape"] == volume.shape
+    assert len(zyx) == 9 and np.all((zyx >= 0) & (zyx < np.asarray(volume.shape)))
+    radii = points_kwargs["features"]["radius"].to_numpy()
+    np.testing.assert_allclose(points_kwargs["size"], 2 * radii)  # markers as large as the shells
+    radii_nm = voxels_to_nm(radii, 40.0)
+    assert np.all((radii_nm > 40.0) & (radii_nm < 50.0))
+    # protein bright, hollow: each shell is brighter than its centre
+    grid = np.indices(volume.shape)
+    for centre, radius in zip(zyx, radii, strict=True):
+        distance = np.sqrt(sum((grid[a] - centre[a]) ** 2 for a in range(3)))
+        inside = volume[distance < 0.4 * radius].mean()
+        assert volume[np.abs(distance - radius) < 1.5].mean() > inside + 0.05
 
 
 def test_sample_data_layers() -> None:
