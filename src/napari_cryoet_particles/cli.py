@@ -292,6 +292,16 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         help="particle contrast (default: detect)",
     )
     parser.add_argument(
+        "--keep-edges",
+        action="store_true",
+        help="keep picks whose box crosses the volume's faces (default: dropped, they are cut)",
+    )
+    parser.add_argument(
+        "--keep-structures",
+        action="store_true",
+        help="keep picks on filaments, microtubules, membranes and gold (default: dropped)",
+    )
+    parser.add_argument(
         "--density-weight",
         type=float,
         default=None,
@@ -321,6 +331,8 @@ def detection_config(args: argparse.Namespace, **settings: object):
         groups=args.groups,
         bin=args.bin,
         polarity=args.polarity,
+        keep_edges=args.keep_edges,
+        keep_structures=args.keep_structures,
         **settings,
     )
     if args.diameter is not None:
@@ -482,10 +494,20 @@ def run_detect(args: argparse.Namespace) -> int:
     polarity = "inverted" if result.info.get("inverted") else "dark"
     print(
         f"{len(result.picks)} picks in {result.info.get('n_groups', 1)} groups written to {' and '.join(where)} "
-        f"({seconds:.1f} s; voxel {result.picks.voxel_size:g} Å, model at {result.info['working_voxel_size']:g} Å, "
-        f"particles {polarity})"
+        f"({seconds:.1f} s; voxel {result.picks.voxel_size:g} Å, worked at {result.info['working_voxel_size']:g} Å, "
+        f"particles {polarity}){dropped_text(result.info.get('dropped', {}))}"
     )
     return 0
+
+
+def dropped_text(dropped: dict[str, int]) -> str:
+    """What detection left out and why, for the closing line of ``detect`` (empty if nothing)."""
+    if not dropped:
+        return ""
+    parts = ", ".join(
+        f"{count} {'at' if name == 'faces' else 'on'} {name}" for name, count in dropped.items()
+    )
+    return f"; not picked: {parts} (--keep-structures, --keep-edges keep them)"
 
 
 def add_refine(sub: argparse._SubParsersAction) -> None:

@@ -51,7 +51,11 @@ class DetectionConfig:
     ``density_weight``: when above 0, k-means clusters the standardised embedding plus the
     local density (the low-passed tomogram that also decides which clusters are particles) as
     one more channel with this weight; 0 (default) clusters the embedding alone. ``n_clusters``
-    is k. See docs/detection.md for what each measured on validation simulations.
+    is k. ``keep_edges``: keep picks whose box (the blob's radius) crosses the volume's faces,
+    where a particle is cut and a filter answers on the edge itself. ``keep_structures``: keep
+    picks that lie on something that goes on beyond them (a filament, a microtubule wall, a
+    membrane) or on gold (:mod:`.structure`). See docs/detection.md for what each measured on
+    validation simulations.
     """
 
     diameter_nm: float = DEFAULT_DIAMETER_NM
@@ -71,6 +75,8 @@ class DetectionConfig:
     learned_weight: float = DEFAULT_LEARNED_WEIGHT
     blob_threshold: float = DEFAULT_BLOB_THRESHOLD
     max_picks: int | None = None
+    keep_edges: bool = False
+    keep_structures: bool = False
     keep_score_map: bool = True
     seed: int = 0
     threads: int | None = None

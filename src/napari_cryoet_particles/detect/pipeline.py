@@ -31,6 +31,7 @@ Stages (each timed in :attr:`DetectionResult.timings`):
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,14 @@ from napari_cryoet_particles.detect.describe import (
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.joined import suppress_joined
+from napari_cryoet_particles.detect.structure import (
+    AT_FACES,
+    STRUCTURE_BIN,
+    StructureTest,
+    at_faces,
+    structure_labels,
+    structure_volume,
+)
 from napari_cryoet_particles.detect.tiling import (
     Tile,
     embed_tile,
@@ -132,6 +141,17 @@ def resolve_model(
     raise TypeError(
         f"model must be a checkpoint path, a LoadedModel or an nn.Module, not {type(model).__name__}"
     )
+
+
+def working_voxel_size(model_voxel_size: float | None, input_voxel_size: float) -> float:
+    """The voxel size (Å) detection works at: the model's, but never finer than the input's.
+
+    A tomogram coarser than the model's voxels is not upsampled: it holds nothing finer, and a
+    40 Å tomogram of 100 nm objects upsampled to a 10 Å model is 64 times the voxels for nothing.
+    """
+    if model_voxel_size is None:
+        return input_voxel_size
+    return max(model_voxel_size, input_voxel_size)
 
 
 def _fit_crops(
@@ -266,6 +286,26 @@ def _apply_pick_head(
     return keep, apply_head(head, values[keep], table), profiles
 
 
+def _unwanted_picks(
+    work: WorkingVolume, found: Candidates, config: DetectionConfig
+) -> tuple[np.ndarray, dict[str, int]]:
+    """(indices of the picks kept, {what a dropped pick lay on: how many}): picks whose box crosses
+    the volume's faces and picks on tubes, sheets or gold (:mod:`.structure`) go, unless the
+    config keeps them."""
+    labels = np.full(len(found), "", dtype=object)
+    if not config.keep_structures and len(found):
+        binned = block_mean(replace(work, clip=np.inf), STRUCTURE_BIN)  # gold stays gold
+        test = StructureTest()
+        structure = structure_volume(binned, work.voxel_size * STRUCTURE_BIN, test.sigma_nm)
+        del binned
+        points = (found.zyx + 0.5) / STRUCTURE_BIN - 0.5
+        labels = structure_labels(structure, points, found.radius / STRUCTURE_BIN, test)
+    if not config.keep_edges:
+        labels[(labels == "") & at_faces(found.zyx, found.radius, work.shape)] = AT_FACES
+    names, counts = np.unique(labels[labels != ""].astype(str), return_counts=True)
+    return np.flatnonzero(labels == ""), dict(zip(names.tolist(), counts.tolist(), strict=True))
+
+
 def detect_particles_job(
     volume: Volume,
     model: ModelLike = None,
@@ -296,7 +336,9 @@ def detect_particles_job(
     stride, field = encoder_geometry(encoder)
     halo = halo_for(stride, field)
     input_size = check_volume(volume, config.voxel_size, min_size=max(8, stride * 2))
-    work = make_working_volume(volume, input_size, (working_size or input_size) * config.bin)
+    work = make_working_volume(
+        volume, input_size, working_voxel_size(working_size, input_size) * config.bin
+    )
     if min(work.shape) < 2 * stride:
         raise CryoetInputError(
             volume.path, f"volume of shape {volume.shape} is too small at the model's voxel size"
@@ -450,6 +492,14 @@ def detect_particles_job(
     ][: config.max_picks]
     values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
     profiles = profiles[keep]
+    wanted, info["dropped"] = _unwanted_picks(work, found, config)
+    values, picked, found, learned = (
+        values[wanted],
+        picked[wanted],
+        found.take(wanted),
+        learned[wanted],
+    )
+    profiles = profiles[wanted]
     info["auto_threshold"] = AUTO_THRESHOLD
     info["threshold"] = float(threshold)
     info["blob_radii"] = [float(r) for r in radii]
@@ -467,6 +517,7 @@ def detect_particles_job(
     groups[confident], n_groups = choose_groups(shapes[confident], config.groups, config.seed)
     timings["groups"] = time.perf_counter() - clock
     info["n_groups"] = n_groups
+    info["n_picks"] = len(values)
     info["warnings"] = detection_warnings(info, volume.shape, model)
     step += 1
     yield Progress(step, total, "groups")

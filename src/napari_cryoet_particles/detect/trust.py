@@ -22,6 +22,10 @@ NOISE_Z = 3.0
 #: Below this |skewness| the density counts as noise whatever the volume's size (large volumes
 #: have a tiny standard error, but noise that is not Gaussian keeps a small skewness).
 MIN_SKEWNESS = 0.25
+#: Warn when at least this many times as many blobs lie on structures as are picked ...
+STRUCTURE_MAJORITY = 1.0
+#: ... and at least this many do.
+MIN_STRUCTURE_PICKS = 5
 
 
 def noise_skewness_spread(n_values: float) -> float:
@@ -64,9 +68,27 @@ def model_warning(model: object) -> str | None:
     )
 
 
+def structure_warning(info: dict, n_picks: int) -> str | None:
+    """A warning when most of what stood out lies on tubes, sheets or gold (a volume of filaments,
+    membranes or beads rather than particles), or None."""
+    dropped = info.get("dropped", {})
+    on_structures = sum(count for name, count in dropped.items() if name != "faces")
+    if on_structures < max(STRUCTURE_MAJORITY * n_picks, 1) or on_structures < MIN_STRUCTURE_PICKS:
+        return None
+    return (
+        f"{on_structures} of {on_structures + n_picks} blobs lie on filaments, tubes, membranes "
+        f"or gold and were not picked ({n_picks} picks left): this volume holds mostly such "
+        "structures; if they are what you want, detect with --keep-structures"
+    )
+
+
 def detection_warnings(
     info: dict, input_shape: tuple[int, int, int], model: object = None
 ) -> list[str]:
     """Every reason to doubt a detection's picks, as one-line messages (empty: none)."""
-    found = [model_warning(model), picks_warning(info, input_shape)]
+    found = [
+        model_warning(model),
+        picks_warning(info, input_shape),
+        structure_warning(info, int(info.get("n_picks", 0))),
+    ]
     return [message for message in found if message]

@@ -1,0 +1,152 @@
+"""What a pick sits on: a compact object, or a part of something that goes on beyond it (a
+filament, a microtubule wall, a membrane), gold, or the volume's faces.
+
+A blob filter answers wherever density is locally convex — on a particle, but as well on every
+few nanometres of a filament, a microtubule wall or a membrane. What tells them apart is what the
+density does *beyond* the pick: a particle ends within a few of its radii, a tube or a sheet goes
+on. For each pick and each of :data:`DIRECTIONS` directions (and its opposite), the low-passed
+density (particles positive) is read at :data:`REACH` radii on both sides; the weakest of those
+readings is that direction's *continuation*, as a fraction of the density at the pick. Its
+largest value over the directions is about 1 on a straight tube or a flat sheet (along the axis,
+within the sheet) and about 0 on a particle, which has ended there on at least one side. Taking
+the weakest reading, not the mean, is what keeps particles in a crowd: a neighbour fills some of
+the distances on one side, rarely all of them on both sides.
+
+Gold is much denser than protein (about ten times): a pick whose low-passed density is many times
+the picks' median is a bead. A pick whose box crosses the volume's faces is a cut particle, or the
+filter answering on the face itself.
+
+Everything runs on a 2× block mean of the working volume, low-passed (the cues are at the scale of
+the objects, several nanometres), so it costs one small filtered copy and a few interpolations per
+pick. docs/detection.md has what the thresholds measured.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from napari_cryoet_particles.io.units import nm_to_voxels
+
+#: The structure volume is a block mean of this many working voxels per side.
+STRUCTURE_BIN = 2
+#: Distances (in pick radii) at which the density beyond a pick is read.
+REACH = (1.5, 2.0, 2.5, 3.0)
+#: Directions (and their opposites) along which it is read.
+DIRECTIONS = 32
+
+
+#: Labels of what a pick sits on (empty: a compact object of its own).
+ON_STRUCTURE = "tube or sheet"
+ON_GOLD = "gold"
+AT_FACES = "faces"
+
+
+@dataclass(frozen=True)
+class StructureTest:
+    """When a pick counts as lying on a structure: ``sigma_nm`` low-pass of the density,
+    ``continuation`` the largest fraction of the pick's density the density may keep at every
+    distance of :data:`REACH` radii on both sides of it, ``gold_ratio`` the largest multiple of the
+    picks' median density a protein may have."""
+
+    sigma_nm: float = 2.0
+    continuation: float = 0.4
+    gold_ratio: float = 4.0
+
+
+@dataclass(frozen=True)
+class StructureMeasures:
+    """Per pick: ``along`` the largest continuation over the directions, ``across`` the largest
+    over the directions at least 60° from that one (both fractions of the density at the pick),
+    ``density`` the low-passed density at the pick (robust z units of the working volume)."""
+
+    along: np.ndarray
+    across: np.ndarray
+    density: np.ndarray
+
+
+def structure_volume(binned: np.ndarray, voxel_size: float, sigma_nm: float) -> np.ndarray:
+    """The binned working volume (particles dark) made particle-positive and low-passed by
+    ``sigma_nm``; ``voxel_size`` is the binned volume's (Å)."""
+    sigma = max(0.5, nm_to_voxels(sigma_nm, voxel_size))
+    return ndimage.gaussian_filter(-binned.astype(np.float32), sigma, mode="nearest")
+
+
+def _sample(volume: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``volume`` at (N, 3) points (edge values beyond the faces)."""
+    return ndimage.map_coordinates(volume, points.T, order=1, mode="nearest")
+
+
+def antipodal_directions(count: int) -> np.ndarray:
+    """``count`` unit vectors (zyx) spread evenly over a half sphere (a Fibonacci lattice): with
+    their opposites, every direction of space is within about 90°/√count of one of them."""
+    index = np.arange(count) + 0.5
+    z = index / count  # cos of the polar angle, 0-1: one half sphere
+    angle = np.pi * (1 + 5**0.5) * index
+    ring = np.sqrt(1 - z**2)
+    return np.column_stack([z, ring * np.sin(angle), ring * np.cos(angle)])
+
+
+def structure_measures(
+    volume: np.ndarray,
+    points: np.ndarray,
+    radius: np.ndarray,
+    reach: tuple[float, ...] = REACH,
+    directions: int = DIRECTIONS,
+) -> StructureMeasures:
+    """:class:`StructureMeasures` of picks at ``points`` (voxels of ``volume``, the output of
+    :func:`structure_volume`) whose blob radii are ``radius`` (same voxels).
+
+    For each direction ``u`` of :func:`antipodal_directions`, the density is read at ``reach``
+    radii from the pick along ``+u`` and along ``-u``; the weakest reading is that direction's
+    continuation. ``along`` is the largest continuation over the directions (a
+    tube's axis, any direction within a sheet), ``across`` the largest over the directions at
+    least 60° from that one (a sheet goes on there too, a tube does not); both are fractions of
+    the density at the pick.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    units = antipodal_directions(directions)
+    if len(points) == 0:
+        empty = np.zeros(0)
+        return StructureMeasures(empty, empty, empty)
+    centre = _sample(volume, points)
+    step = np.maximum(1.0, np.asarray(radius, dtype=float))
+    sides = np.empty((len(points), len(units)))
+    for k, unit in enumerate(units):
+        weakest = np.full(len(points), np.inf)
+        for distance in (sign * t for sign in (1.0, -1.0) for t in reach):
+            offset = (distance * step)[:, None] * unit
+            weakest = np.minimum(weakest, _sample(volume, points + offset))
+        sides[:, k] = weakest
+    scale = np.maximum(centre, 1e-6)[:, None]
+    continuation = sides / scale
+    best = np.argmax(continuation, axis=1)
+    far = np.abs(units @ units.T) <= np.cos(np.deg2rad(60.0))
+    across = np.where(far[best], continuation, -np.inf).max(axis=1)
+    return StructureMeasures(
+        along=continuation[np.arange(len(points)), best], across=across, density=centre
+    )
+
+
+def at_faces(zyx: np.ndarray, radius: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Whether each pick's box (``radius`` voxels around ``zyx``) crosses the volume's faces."""
+    zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
+    reach = np.asarray(radius, dtype=float).reshape(-1, 1)
+    last = np.asarray(shape, dtype=float) - 1
+    return np.any((zyx - reach < 0) | (zyx + reach > last), axis=1)
+
+
+def structure_labels(
+    structure: np.ndarray, points: np.ndarray, radius: np.ndarray, test: StructureTest
+) -> np.ndarray:
+    """:data:`ON_STRUCTURE`, :data:`ON_GOLD` or "" for picks at ``points`` with blob radii ``radius``
+    (voxels of ``structure``, the output of :func:`structure_volume`)."""
+    measures = structure_measures(structure, points, radius)
+    labels = np.full(len(measures.density), "", dtype=object)
+    if not len(labels):
+        return labels
+    typical = float(np.median(np.clip(measures.density, 0, None)))
+    gold = measures.density > test.gold_ratio * max(typical, 1e-6)
+    labels[measures.along > test.continuation] = ON_STRUCTURE
+    labels[gold] = ON_GOLD
+    return labels
