@@ -327,7 +327,7 @@ def _landing(truth: TruthData, pred: Picks, result: LocalizationResult) -> Landi
         truth.shape,
         class_mask=truth.class_mask,
         class_names=truth.class_names,
-        clutter=truth.clutter,
+        clutter=result.clutter or truth.clutter,
         hit_class=hit_class,
     )
 

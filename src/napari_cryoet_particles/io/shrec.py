@@ -72,6 +72,4 @@ def read_shrec_folder(path: str | Path) -> ShrecDataset:
                 )
             masks[name] = mask
     names = read_class_names(folder / CLASS_NAMES) if (folder / CLASS_NAMES).is_file() else None
-    return ShrecDataset(
-        folder, tomogram, truth, masks.get(OCCUPANCY), masks.get(CLASS_MASK), names
-    )
+    return ShrecDataset(folder, tomogram, truth, masks.get(OCCUPANCY), masks.get(CLASS_MASK), names)
