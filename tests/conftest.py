@@ -104,6 +104,23 @@ def shrec_folder(tmp_path: Path) -> Path:
     return folder
 
 
+REAL_TOMOGRAMS = Path(__file__).resolve().parent / "data" / "real_tomograms"
+
+
+@pytest.fixture(scope="session")
+def real_tomograms() -> dict[str, Path]:
+    """Paths of the vendored real volumes and annotations (``tests/data/README.md``): ``hiv``
+    (40 Å), ``hiv_centres``, ``hiv_lattice``, ``mt13`` and ``mt14`` (10.52 Å, no particles)."""
+    hiv, mt = REAL_TOMOGRAMS / "hiv_vlp_empiar10164", REAL_TOMOGRAMS / "microtubules_cylindra"
+    return {
+        "hiv": hiv / "tomo_40A.mrc",
+        "hiv_centres": hiv / "vlp_centers_derived.csv",
+        "hiv_lattice": hiv / "gag_lattice_points.csv",
+        "mt13": mt / "13pf_MT_10.52A.mrc",
+        "mt14": mt / "14pf_MT_10.52A.mrc",
+    }
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny untrained checkpoint: for tests about the GUI and the pipeline, not the learning."""

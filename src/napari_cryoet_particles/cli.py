@@ -797,7 +797,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         skip=parse_skip(args.skip),
         count_skipped_picks=args.count_skipped_picks,
     )
-    for warning in report.result.warnings:
+    for warning in report.warnings:
         print(f"cryoet-particles evaluate: warning: {warning}", file=sys.stderr)
     print(format_report(report))
     if args.json:

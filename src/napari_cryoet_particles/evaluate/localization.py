@@ -22,6 +22,12 @@ denominator of precision: pass ``count_skipped_picks=True`` to reproduce that. (
 script also forgot to remove vesicles from the number of truth particles; FakET flagged it; we
 remove every skipped class.)
 
+**Clutter rule** (:func:`score_clutter`, reported beside the SHREC rule): skipping vesicles hides
+picks on membranes, and in a cellular tomogram a pick on a membrane, vesicle, filament or gold
+bead is a false positive. Every class that is not a protein (:func:`clutter_classes`) is removed
+from the truth as a skipped class is, but predictions on its particles are ``fp`` (flagged in
+``pred_on_clutter``); skipped protein classes (4V94) stay skipped.
+
 precision = TP / n_pred, recall = TP / n_truth, F1 their harmonic mean; a zero denominator gives 0.
 """
 
@@ -36,8 +42,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from napari_cryoet_particles.evaluate.czii import CZII_PARTICLES
 from napari_cryoet_particles.evaluate.radii import (
     RADIUS_TABLES,
+    SHREC2019_RADII,
+    SHREC2021_RADII,
     choose_radius_table,
     class_key,
     radii_for_classes,
@@ -48,6 +57,13 @@ from napari_cryoet_particles.io.picks import Picks
 #: What the SHREC 2021 results leave out (4V94, vesicles), plus the gold fiducials.
 SHREC2021_SKIP = ("4v94", "vesicle", "fiducial")
 PRED_STATUSES = ("tp", "duplicate", "fp", "outside", "skipped")
+#: Class keys (:func:`class_key`) of proteins: the SHREC 2019 and 2021 classes (every protein the
+#: simulator draws) and the CZII challenge's types. Any other class name is clutter.
+PROTEIN_CLASS_KEYS = frozenset(
+    [*SHREC2021_RADII, *SHREC2019_RADII, *(class_key(p.name) for p in CZII_PARTICLES)]
+)
+#: Class-mask names that are neither protein nor clutter.
+BACKGROUND_NAMES = frozenset(["", "background"])
 
 
 @dataclass
@@ -55,11 +71,14 @@ class LocalizationResult:
     """The score of a set of predictions, with per-prediction and per-particle match details.
 
     ``pred_truth_id[i]`` is the 1-based row (in the truth table) of the particle prediction ``i``
-    hit (for ``tp``, ``duplicate`` and ``skipped``), 0 otherwise; ``pred_distance[i]`` its distance
+    hit (for ``tp``, ``duplicate``, ``skipped`` and, under the clutter rule, ``fp`` on clutter),
+    0 otherwise; ``pred_distance[i]`` its distance
     in voxels to that particle's centre (NaN when none). ``truth_pred_index[j]`` is the prediction
     credited with truth row ``j`` (-1: missed or skipped). ``confusion`` is the binary particle /
     background matrix, rows = truth (particle, background), columns = prediction (particle,
     background): ``[[tp, fn], [fp, 0]]`` (true negatives are not defined for picking).
+    ``clutter`` names the classes the clutter rule counted picks on as FP (empty for other rules),
+    ``pred_on_clutter`` flags those picks (``n_on_clutter`` of them, included in ``fp``).
     """
 
     rule: str
@@ -86,6 +105,9 @@ class LocalizationResult:
     count_skipped_picks: bool = False
     radii: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    clutter: tuple[str, ...] = ()
+    n_on_clutter: int = 0
+    pred_on_clutter: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def truth_found(self) -> np.ndarray:
@@ -120,6 +142,8 @@ class LocalizationResult:
         return {
             **self.summary(),
             "skip": list(self.skip),
+            "clutter": list(self.clutter),
+            "n_on_clutter": self.n_on_clutter,
             "count_skipped_picks": self.count_skipped_picks,
             "radii": dict(self.radii),
             "confusion": {
@@ -546,4 +570,63 @@ def evaluate_picks(
             count_skipped_picks=count_skipped_picks,
         )
     result.warnings[:0] = notes
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Clutter rule
+
+
+def clutter_classes(
+    names: Iterable[object], protein: Iterable[str] = PROTEIN_CLASS_KEYS
+) -> tuple[str, ...]:
+    """The class keys among ``names`` that are clutter: neither protein nor background.
+
+    ``names`` are a truth's class column and a class mask's names (``class_names.txt``), e.g.
+    ``vesicle``, ``fiducial``, ``membrane``, ``actin``, ``microtubule``, ``ice``, ``carbon``.
+    """
+    proteins = {class_key(p) for p in protein}
+    keys = {class_key(n) for n in names}
+    return tuple(sorted(keys - proteins - BACKGROUND_NAMES))
+
+
+def score_clutter(
+    truth: Picks,
+    pred: Picks,
+    clutter: Iterable[str],
+    *,
+    skip: Iterable[str] = (),
+    **options: object,
+) -> LocalizationResult:
+    """The clutter rule: :func:`evaluate_picks` with the ``clutter`` classes out of the truth and
+    every prediction on one of their particles a false positive (not skipped).
+
+    ``skip`` (e.g. 4V94) stays skipped; ``options`` go to :func:`evaluate_picks` (give the same as
+    for the rule it is reported beside). Under the distance rule a clutter class without a hit
+    radius catches no prediction (they are FP anyway, but not flagged as on clutter).
+    """
+    clutter_keys = _skip_keys(clutter)
+    base = evaluate_picks(truth, pred, skip=(*skip, *clutter_keys), **options)
+    classes = np.array([class_key(c) for c in truth.features["class"].astype(str)], dtype=object)
+    hit = base.pred_truth_id
+    hit_class = np.where(hit > 0, classes[np.maximum(hit, 1) - 1], "")
+    on_clutter = (base.pred_status == "skipped") & np.isin(hit_class, clutter_keys)
+    status = base.pred_status.astype(object)
+    status[on_clutter] = "fp"
+    result = _finish(
+        base.rule,
+        truth,
+        status.astype(str),
+        hit,
+        base.pred_distance,
+        base.truth_skipped,
+        base.skip,
+        base.count_skipped_picks,
+        base.radii,
+        base.warnings,
+    )
+    result.skip = tuple(k for k in base.skip if k not in clutter_keys)
+    result.clutter = clutter_keys
+    result.pred_on_clutter = on_clutter
+    result.n_on_clutter = int(on_clutter.sum())
     return result

@@ -8,10 +8,19 @@ import numpy as np
 
 from napari_cryoet_particles.evaluate.curves import RankingCurves, ranking_curves
 from napari_cryoet_particles.evaluate.groups import GroupAgreement, group_class_agreement
+from napari_cryoet_particles.evaluate.landing import (
+    FACES,
+    Landing,
+    class_names_from_masks,
+    landing_sites,
+)
 from napari_cryoet_particles.evaluate.localization import (
     SHREC2021_SKIP,
     LocalizationResult,
+    clutter_classes,
+    dilate_ids,
     evaluate_picks,
+    score_clutter,
 )
 from napari_cryoet_particles.evaluate.radii import class_key
 from napari_cryoet_particles.io.atomic import atomic_write
@@ -22,12 +31,22 @@ from napari_cryoet_particles.io.shrec import LOCATIONS, is_shrec_folder, read_sh
 
 @dataclass
 class TruthData:
-    """Ground truth to score against: particles, and for a SHREC folder the id map and volume shape."""
+    """Ground truth to score against: particles, and for a SHREC folder the id map, the volume
+    shape, and the class mask with the names of its values (``class_names.txt``, or derived from
+    the masks and the truth when the folder has none)."""
 
     truth: Picks
     id_map: np.ndarray | None = None
     shape: tuple[int, int, int] | None = None
     source: Path | None = None
+    class_mask: np.ndarray | None = None
+    class_names: dict[int, str] | None = None
+
+    @property
+    def clutter(self) -> tuple[str, ...]:
+        """The clutter classes named by the truth's class column and the class mask's names."""
+        names = list(self.truth.features["class"].astype(str))
+        return clutter_classes([*names, *(self.class_names or {}).values()])
 
 
 def load_truth(path: str | Path, order: str = "xyz", voxel_size: float | None = None) -> TruthData:
@@ -61,7 +80,12 @@ def _load_truth(path: str | Path, order: str, voxel_size: float | None) -> Truth
         if order == "zyx":
             truth = read_shrec_locations(path / LOCATIONS, dataset.tomogram.voxel_size, order)
         id_map = None if dataset.occupancy is None else np.asarray(dataset.occupancy)
-        return TruthData(truth, id_map, tuple(dataset.tomogram.shape[:3]), path)
+        names = dataset.class_names
+        if names is None and dataset.class_mask is not None and id_map is not None:
+            names = class_names_from_masks(id_map, dataset.class_mask, truth.features["class"])
+        return TruthData(
+            truth, id_map, tuple(dataset.tomogram.shape[:3]), path, dataset.class_mask, names
+        )
     if not path.exists():
         raise CryoetInputError(path, "no such file or folder")
     return TruthData(read_shrec_locations(path, voxel_size, order), source=path)
@@ -148,12 +172,24 @@ class EvaluationReport:
     pred: Picks
     curves: RankingCurves | None = None
     groups: GroupAgreement | None = None
+    clutter: LocalizationResult | None = None
+    landing: Landing | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """The result's warnings, then the clutter rule's that differ."""
+        extra = [] if self.clutter is None else self.clutter.warnings
+        return [*self.result.warnings, *(w for w in extra if w not in self.result.warnings)]
 
     def to_dict(self) -> dict[str, object]:
         document: dict[str, object] = {
             "truth": str(self.truth.source) if self.truth.source else None,
             "localization": self.result.to_dict(),
         }
+        if self.clutter is not None:
+            document["clutter_rule"] = self.clutter.to_dict()
+        if self.landing is not None:
+            document["landing"] = self.landing.to_dict()
         if self.curves is not None:
             document["ranking"] = self.curves.to_dict()
         if self.groups is not None:
@@ -221,25 +257,34 @@ def evaluate_data(
     skip: tuple[str, ...] = (),
     count_skipped_picks: bool = False,
     dilate: int = 1,
+    clutter: bool = True,
 ) -> EvaluationReport:
     """Score picks already in memory: the one path behind the CLI and the Metrics dock.
 
     ``dilate=0`` when ``truth.id_map`` is already dilated (a GUI caches that). Groups are compared
     with classes from the ``group`` feature when detection set it, else from ``cluster``.
+    With ``clutter``, a truth naming clutter classes (:attr:`TruthData.clutter`) is also scored
+    by the clutter rule (:func:`score_clutter`), and with a known volume shape the report says
+    where the false picks land (:func:`landing_sites`; false by the clutter rule when there is one).
     """
-    result = evaluate_picks(
-        truth.truth,
-        pred,
-        id_map=truth.id_map if rule in ("auto", "shrec") else None,
-        rule=rule,
-        radius=radius,
-        class_radii=radius_table,
-        skip=skip,
-        shape=truth.shape,
-        count_skipped_picks=count_skipped_picks,
-        dilate=dilate,
-    )
+    id_map = truth.id_map if rule in ("auto", "shrec") else None
+    if id_map is not None and dilate > 0:
+        id_map, dilate = dilate_ids(id_map, dilate), 0  # once, for both rules
+    options = {
+        "id_map": id_map,
+        "rule": rule,
+        "radius": radius,
+        "class_radii": radius_table,
+        "shape": truth.shape,
+        "count_skipped_picks": count_skipped_picks,
+        "dilate": dilate,
+    }
+    result = evaluate_picks(truth.truth, pred, skip=skip, **options)
     report = EvaluationReport(result, truth, pred)
+    if clutter:
+        report.clutter = _clutter_rule(truth, pred, skip, options)
+        if truth.shape is not None:
+            report.landing = _landing(truth, pred, report.clutter or result)
     scores = pred.scores
     finite = scores[np.isfinite(scores)]
     if len(finite) and np.ptp(finite) > 0:
@@ -251,9 +296,101 @@ def evaluate_data(
     return report
 
 
+def _clutter_rule(
+    truth: TruthData, pred: Picks, skip: tuple[str, ...], options: dict
+) -> LocalizationResult | None:
+    """The clutter rule's result, or ``None`` when the truth names no clutter or holds nothing else."""
+    kinds = truth.clutter
+    left_out = {class_key(c) for c in (*skip, *kinds)}
+    classes = {class_key(c) for c in truth.truth.features["class"].astype(str)}
+    if not kinds or classes <= left_out:
+        return None
+    kinds = tuple(sorted({*kinds, *clutter_classes(skip)}))  # a skipped fiducial is clutter too
+    return score_clutter(truth.truth, pred, kinds, skip=skip, **options)
+
+
+def _in_truth_voxels(pred: Picks, truth: Picks) -> Picks:
+    """The picks in the truth's voxels, as :func:`evaluate_picks` rescales them."""
+    sizes = (pred.voxel_size, truth.voxel_size)
+    if None not in sizes and not np.isclose(*sizes, rtol=1e-3):
+        return pred.rescaled(truth.voxel_size)
+    return pred
+
+
+def _landing(truth: TruthData, pred: Picks, result: LocalizationResult) -> Landing:
+    classes = truth.truth.features["class"].astype(str).to_numpy()
+    hit = result.pred_truth_id
+    hit_class = np.where(hit > 0, classes[np.maximum(hit, 1) - 1], "")
+    return landing_sites(
+        _in_truth_voxels(pred, truth.truth),
+        np.isin(result.pred_status, ("fp", "outside")),
+        truth.shape,
+        class_mask=truth.class_mask,
+        class_names=truth.class_names,
+        clutter=result.clutter or truth.clutter,
+        hit_class=hit_class,
+    )
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f} %"
+
+
+def format_rules_side_by_side(result: LocalizationResult, clutter: LocalizationResult) -> str:
+    """The result beside the same picks under the clutter rule, one row per number."""
+    name = "SHREC rule" if result.rule == "shrec" else "distance rule"
+    still = f"; {', '.join(clutter.skip)} still skipped" if clutter.skip else ""
+    lines = [
+        f"Clutter rule beside the {name} (picks on {', '.join(clutter.clutter)} are FP{still})"
+    ]
+    rows = [
+        ("predictions", result.n_pred, clutter.n_pred),
+        ("truth particles", result.n_truth, clutter.n_truth),
+        ("TP", result.tp, clutter.tp),
+        ("FP", result.fp, clutter.fp),
+        ("  of which on clutter", "-", clutter.n_on_clutter),
+        ("picks on skipped (neither)", result.n_on_skipped, clutter.n_on_skipped),
+        ("precision", _fmt(result.precision), _fmt(clutter.precision)),
+        ("recall", _fmt(result.recall), _fmt(clutter.recall)),
+        ("F1", _fmt(result.f1), _fmt(clutter.f1)),
+    ]
+    width = max(len(row[0]) for row in rows)
+    lines.append(f"  {'':<{width}}  {name:>13}  {'clutter rule':>13}")
+    lines += [f"  {label:<{width}}  {a!s:>13}  {b!s:>13}" for label, a, b in rows]
+    return "\n".join(lines)
+
+
+def format_landing(landing: Landing) -> str:
+    """Where the false picks landed, and how many of all picks lie on clutter or near a face."""
+    lines = [f"Where false picks land ({landing.n_false} of {landing.n_picks} picks are false)"]
+    labels = {FACES: "faces (within half a box)"}
+    rows = [(labels.get(s, s), c) for s, c in landing.counts.items()]
+    width = max(len(label) for label, _ in rows)
+    lines += [
+        f"  {label:<{width}}  {count:>6}  {_percent(landing.fraction(count)):>8} of picks"
+        for label, count in rows
+    ]
+    if landing.clutter:
+        kinds = ", ".join(f"{k} {c}" for k, c in landing.clutter_counts.items())
+        lines.append(
+            f"  picks on clutter (all picks): {landing.n_on_clutter} "
+            f"({_percent(landing.fraction(landing.n_on_clutter))}): {kinds}"
+        )
+    lines.append(
+        f"  picks within {landing.face_margin:g} voxels of a face (all picks): "
+        f"{landing.n_near_faces} ({_percent(landing.fraction(landing.n_near_faces))})"
+    )
+    return "\n".join(lines)
+
+
 def format_report(report: EvaluationReport) -> str:
-    """:func:`format_result` plus the ranking summary and the group-vs-class table when present."""
+    """:func:`format_result`, the clutter rule beside it and where false picks land, then the
+    ranking summary and the group-vs-class table, each when present."""
     lines = [format_result(report.result)]
+    if report.clutter is not None:
+        lines += ["", format_rules_side_by_side(report.result, report.clutter)]
+    if report.landing is not None:
+        lines += ["", format_landing(report.landing)]
     if report.curves is not None:
         c = report.curves
         lines += [

@@ -15,6 +15,7 @@ LOCATIONS = "particle_locations.txt"
 OCCUPANCY = "occupancy_mask.mrc"
 CLASS_MASK = "class_mask.mrc"
 GRAND_MODEL = "grandmodel.mrc"
+CLASS_NAMES = "class_names.txt"
 
 
 @dataclass
@@ -26,6 +27,20 @@ class ShrecDataset:
     truth: Picks | None = None
     occupancy: np.ndarray | None = None
     class_mask: np.ndarray | None = None
+    class_names: dict[int, str] | None = None
+
+
+def read_class_names(path: str | Path) -> dict[int, str]:
+    """``class_names.txt`` (``index name`` per line, written beside ``class_mask.mrc``) as a dict."""
+    names: dict[int, str] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        index, _, name = line.strip().partition(" ")
+        if not index.isdigit() or not name.strip():
+            raise CryoetInputError(path, f"line {number} is not 'index name': {line.strip()!r}")
+        names[int(index)] = name.strip()
+    return names
 
 
 def is_shrec_folder(path: str | Path) -> bool:
@@ -34,7 +49,7 @@ def is_shrec_folder(path: str | Path) -> bool:
 
 
 def read_shrec_folder(path: str | Path) -> ShrecDataset:
-    """Open a SHREC folder; truth files are read when present."""
+    """Open a SHREC folder; truth files (and ``class_names.txt``) are read when present."""
     folder = Path(path)
     if not is_shrec_folder(folder):
         raise CryoetInputError(folder, f"not a SHREC dataset folder (no {RECONSTRUCTION})")
@@ -56,4 +71,5 @@ def read_shrec_folder(path: str | Path) -> ShrecDataset:
                     f"shape {mask.shape} differs from the reconstruction's {tomogram.shape}",
                 )
             masks[name] = mask
-    return ShrecDataset(folder, tomogram, truth, masks.get(OCCUPANCY), masks.get(CLASS_MASK))
+    names = read_class_names(folder / CLASS_NAMES) if (folder / CLASS_NAMES).is_file() else None
+    return ShrecDataset(folder, tomogram, truth, masks.get(OCCUPANCY), masks.get(CLASS_MASK), names)
