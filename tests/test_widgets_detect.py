@@ -287,3 +287,25 @@ def test_size_range_defaults_to_the_cli_and_is_remembered(qtbot, viewer) -> None
     qtbot.addWidget(again)
     assert again.size_range.diameters() == (80.0, 120.0)
     assert again.diameter.value() == defaults.diameter_nm
+
+
+def test_keep_edges_and_structures_reach_the_config_as_the_cli_does(
+    qtbot, viewer, tiny_model: Path, monkeypatch
+) -> None:
+    from napari_cryoet_particles.cli import build_parser, detection_config
+
+    configs = captured_jobs(monkeypatch)
+    widget, _ = make_widget(qtbot, viewer, tiny_model)
+    assert not widget.keep_edges.isChecked() and not widget.keep_structures.isChecked()
+    widget.keep_edges.setChecked(True)
+    widget.keep_structures.setChecked(True)
+    with qtbot.waitSignal(widget.job.finished, timeout=30_000):
+        assert widget.run()
+    [config] = configs
+    args = build_parser().parse_args(
+        ["detect", "t.mrc", "--out", "p.csv", "--keep-edges", "--keep-structures"]
+    )
+    cli = detection_config(args)
+    assert (config.keep_edges, config.keep_structures) == (True, True)
+    assert (cli.keep_edges, cli.keep_structures) == (True, True)
+    assert not detection_config(build_parser().parse_args(["detect", "t.mrc"])).keep_edges

@@ -109,6 +109,8 @@ class DetectWidget(QWidget):
                 "device": self.device,
                 "score_map": self.score_map,
                 "with_density": self.with_density,
+                "keep_edges": self.keep_edges,
+                "keep_structures": self.keep_structures,
                 "auto_threshold": self.auto_threshold,
                 "color_by": self.color_by,
             },
@@ -176,6 +178,18 @@ class DetectWidget(QWidget):
         form.addRow("", self.with_density)
         self.score_map = QCheckBox("Add the score map as an image layer")
         form.addRow("", self.score_map)
+        self.keep_edges = QCheckBox("Keep picks at the volume's faces")
+        self.keep_edges.setToolTip(
+            "Picks whose box crosses the volume's faces are cut particles or the filter answering "
+            "on the face itself; they are left out unless ticked (as --keep-edges)"
+        )
+        form.addRow("", self.keep_edges)
+        self.keep_structures = QCheckBox("Keep picks on filaments, membranes and gold")
+        self.keep_structures.setToolTip(
+            "Picks on something that goes on beyond them (a filament, a microtubule wall, a "
+            "membrane) or on gold are left out unless ticked (as --keep-structures)"
+        )
+        form.addRow("", self.keep_structures)
 
     def _add_picks_rows(self, layout: QVBoxLayout) -> None:
         layout.addWidget(heading("Picks"))
@@ -252,6 +266,8 @@ class DetectWidget(QWidget):
             groups=None if groups == 0 else (0 if groups == 1 else groups),
             bin=int(self.binning.value()),
             device=self.device.currentText(),
+            keep_edges=self.keep_edges.isChecked(),
+            keep_structures=self.keep_structures.isChecked(),
             keep_score_map=True,
         )
         if not self.with_density.isChecked():

@@ -287,7 +287,7 @@ def _apply_pick_head(
 
 
 def _unwanted_picks(
-    work: WorkingVolume, found: Candidates, config: DetectionConfig
+    work: WorkingVolume, found: Candidates, confident: np.ndarray, config: DetectionConfig
 ) -> tuple[np.ndarray, dict[str, int]]:
     """(indices of the picks kept, {what a dropped pick lay on: how many}): picks whose box crosses
     the volume's faces and picks on tubes, sheets or gold (:mod:`.structure`) go, unless the
@@ -299,7 +299,7 @@ def _unwanted_picks(
         structure = structure_volume(binned, work.voxel_size * STRUCTURE_BIN, test.sigma_nm)
         del binned
         points = (found.zyx + 0.5) / STRUCTURE_BIN - 0.5
-        labels = structure_labels(structure, points, found.radius / STRUCTURE_BIN, test)
+        labels = structure_labels(structure, points, found.radius / STRUCTURE_BIN, test, confident)
     if not config.keep_edges:
         labels[(labels == "") & at_faces(found.zyx, found.radius, work.shape)] = AT_FACES
     names, counts = np.unique(labels[labels != ""].astype(str), return_counts=True)
@@ -492,7 +492,7 @@ def detect_particles_job(
     ][: config.max_picks]
     values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
     profiles = profiles[keep]
-    wanted, info["dropped"] = _unwanted_picks(work, found, config)
+    wanted, info["dropped"] = _unwanted_picks(work, found, values >= AUTO_THRESHOLD, config)
     values, picked, found, learned = (
         values[wanted],
         picked[wanted],

@@ -13,7 +13,7 @@ the weakest reading, not the mean, is what keeps particles in a crowd: a neighbo
 the distances on one side, rarely all of them on both sides.
 
 Gold is much denser than protein (about ten times): a pick whose low-passed density is many times
-the picks' median is a bead. A pick whose box crosses the volume's faces is a cut particle, or the
+a typical confident pick's is a bead. A pick whose box crosses the volume's faces is a cut particle, or the
 filter answering on the face itself.
 
 Everything runs on a 2× block mean of the working volume, low-passed (the cues are at the scale of
@@ -34,6 +34,8 @@ STRUCTURE_BIN = 2
 REACH = (1.5, 2.0, 2.5, 3.0)
 #: Directions (and their opposites) along which it is read.
 DIRECTIONS = 32
+#: The density of a typical pick, for the gold test: this percentile of the confident picks'.
+TYPICAL_PERCENTILE = 75.0
 
 
 #: Labels of what a pick sits on (empty: a compact object of its own).
@@ -47,11 +49,11 @@ class StructureTest:
     """When a pick counts as lying on a structure: ``sigma_nm`` low-pass of the density,
     ``continuation`` the largest fraction of the pick's density the density may keep at every
     distance of :data:`REACH` radii on both sides of it, ``gold_ratio`` the largest multiple of the
-    picks' median density a protein may have."""
+    density of a typical confident pick (its :data:`TYPICAL_PERCENTILE`) a protein may have."""
 
     sigma_nm: float = 2.0
     continuation: float = 0.4
-    gold_ratio: float = 4.0
+    gold_ratio: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -137,15 +139,29 @@ def at_faces(zyx: np.ndarray, radius: np.ndarray, shape: tuple[int, int, int]) -
 
 
 def structure_labels(
-    structure: np.ndarray, points: np.ndarray, radius: np.ndarray, test: StructureTest
+    structure: np.ndarray,
+    points: np.ndarray,
+    radius: np.ndarray,
+    test: StructureTest,
+    confident: np.ndarray | None = None,
 ) -> np.ndarray:
     """:data:`ON_STRUCTURE`, :data:`ON_GOLD` or "" for picks at ``points`` with blob radii ``radius``
-    (voxels of ``structure``, the output of :func:`structure_volume`)."""
+    (voxels of ``structure``, the output of :func:`structure_volume`).
+
+    Gold is judged against the density of the ``confident`` picks (a mask; default all): picks
+    down to a low threshold are mostly noise, whose density would make any particle look like
+    gold.
+    """
     measures = structure_measures(structure, points, radius)
     labels = np.full(len(measures.density), "", dtype=object)
     if not len(labels):
         return labels
-    typical = float(np.median(np.clip(measures.density, 0, None)))
+    reference = (
+        measures.density
+        if confident is None or not confident.any()
+        else measures.density[confident]
+    )
+    typical = float(np.percentile(np.clip(reference, 0, None), TYPICAL_PERCENTILE))
     gold = measures.density > test.gold_ratio * max(typical, 1e-6)
     labels[measures.along > test.continuation] = ON_STRUCTURE
     labels[gold] = ON_GOLD
