@@ -29,8 +29,14 @@ from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConf
 from napari_cryoet_particles.model.checkpoint import load_checkpoint
 from test_detect import BlobEncoder, blob_scene
 
+#: The toy scenes are small: their misses to reject lie mostly near the faces, which are kept.
 CONFIG = DetectionConfig(
-    diameter_nm=4.0, threads=1, threshold=CANDIDATE_FLOOR, min_diameter_nm=3, max_diameter_nm=8
+    diameter_nm=4.0,
+    threads=1,
+    threshold=CANDIDATE_FLOOR,
+    min_diameter_nm=3,
+    max_diameter_nm=8,
+    keep_edges=True,
 )
 
 
@@ -208,7 +214,7 @@ def test_like_accepted_returns_the_accepted_species() -> None:
     for c in small.centres[big_kind]:
         d2 = sum((grid[a] - c[a]) ** 2 for a in range(3))
         volume -= 1.5 * np.exp(-d2 / (2 * 3.0**2)).astype(np.float32)
-    config = DetectionConfig(diameter_nm=8.0, threads=1, threshold=CANDIDATE_FLOOR)
+    config = DetectionConfig(diameter_nm=8.0, threads=1, threshold=CANDIDATE_FLOOR, keep_edges=True)
     result = detect_particles(Volume(volume, 10.0), BlobEncoder(), config)
     distance, index = cKDTree(small.centres).query(result.picks.zyx)
     on_big = (distance <= 3) & big_kind[index]
@@ -283,13 +289,17 @@ def test_refined_model_file_carries_its_head_into_detection(noisy, tmp_path: Pat
     encoder = DenseEncoder(EncoderConfig(width=4, depth=1, dilations=(1,), embedding_dim=4))
     base = tmp_path / "base.pt"
     save_checkpoint(base, encoder, ModelConfig(encoder=encoder.config, working_voxel_size=10.0))
-    config = RefineConfig(detection=DetectionConfig(diameter_nm=4.0, threads=1))
+    config = RefineConfig(detection=DetectionConfig(diameter_nm=4.0, threads=1, keep_edges=True))
     outcome = run_job(refine_job(volume, marks, base, config))
     refined = save_refined_model(tmp_path / "refined.pt", outcome.head, base)
     loaded = load_checkpoint(refined)
     assert PickHead.from_payload(loaded.pick_head).kind == "refine"
-    plain = detect_particles(volume, base, DetectionConfig(diameter_nm=4.0, threads=1))
-    taught = detect_particles(volume, refined, DetectionConfig(diameter_nm=4.0, threads=1))
+    plain = detect_particles(
+        volume, base, DetectionConfig(diameter_nm=4.0, threads=1, keep_edges=True)
+    )
+    taught = detect_particles(
+        volume, refined, DetectionConfig(diameter_nm=4.0, threads=1, keep_edges=True)
+    )
     assert len(taught.picks) != len(plain.picks) or not np.allclose(
         taught.picks.scores, plain.picks.scores
     )
