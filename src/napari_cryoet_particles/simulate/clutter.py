@@ -90,7 +90,10 @@ def _box_for(points: np.ndarray, margin: float, frac: np.ndarray) -> tuple[np.nd
 
 def _grid(shape: tuple, index: np.ndarray, frac: np.ndarray) -> list[np.ndarray]:
     """Coordinates (relative to the object's origin) of a box's voxels, per axis, broadcastable."""
-    axes = [np.arange(n, dtype=np.float32) - np.float32(i + f) for n, i, f in zip(shape, index, frac, strict=True)]
+    axes = [
+        np.arange(n, dtype=np.float32) - np.float32(i + f)
+        for n, i, f in zip(shape, index, frac, strict=True)
+    ]
     return [axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]]
 
 
@@ -120,7 +123,9 @@ def membrane_patch(rng: np.random.Generator, gap: int) -> Piece:
     points = np.stack([c[band] for c in np.broadcast_arrays(z, y, x)], axis=1)
     along_u, along_v = points @ u.astype(np.float32), points @ v.astype(np.float32)
     angle = np.arctan2(along_v, along_u)
-    edge = radius * (1 + 0.15 * np.cos(2 * angle + wobble[0]) + 0.08 * np.cos(3 * angle + wobble[1]))
+    edge = radius * (
+        1 + 0.15 * np.cos(2 * angle + wobble[0]) + 0.08 * np.cos(3 * angle + wobble[1])
+    )
     lateral = np.sqrt(along_u**2 + along_v**2)
     density = np.zeros(shape, dtype=np.float32)
     density[band] = bilayer(distance[band], abs(curvature)) * np.clip(edge + 0.5 - lateral, 0, 1)
@@ -135,7 +140,9 @@ def random_path(rng: np.random.Generator, length: float, persistence: float) -> 
     max_z = np.sin(np.deg2rad(MAX_ELEVATION))
     azimuth = rng.uniform(0, 2 * np.pi)
     rise = rng.uniform(-max_z, max_z)
-    direction = np.array([rise, np.sqrt(1 - rise**2) * np.sin(azimuth), np.sqrt(1 - rise**2) * np.cos(azimuth)])
+    direction = np.array(
+        [rise, np.sqrt(1 - rise**2) * np.sin(azimuth), np.sqrt(1 - rise**2) * np.cos(azimuth)]
+    )
     bend = np.sqrt(PATH_STEP / persistence)
     directions = []
     for _ in range(steps):
@@ -143,7 +150,9 @@ def random_path(rng: np.random.Generator, length: float, persistence: float) -> 
         direction = direction + bend * rng.normal(size=3)
         direction[0] = np.clip(direction[0], -max_z, max_z)
         direction /= np.linalg.norm(direction)
-    vertices = np.concatenate([np.zeros((1, 3)), np.cumsum(np.asarray(directions) * PATH_STEP, axis=0)])
+    vertices = np.concatenate(
+        [np.zeros((1, 3)), np.cumsum(np.asarray(directions) * PATH_STEP, axis=0)]
+    )
     return vertices - vertices[steps // 2]
 
 
@@ -172,14 +181,15 @@ def tube(
     points, arc = _resample(vertices, SAMPLE_STEP)
     reach = outer + 1.0
     index, shape = _box_for(points, reach + gap + 1, frac)
-    coarse = points[:: max(1, int(reach / 2 / SAMPLE_STEP))]
+    # voxels near the path: cubes around points every reach / 2, which hold the reach's ball
+    near_path = np.zeros(shape, dtype=bool)
     half = int(np.ceil(reach)) + 1
-    offsets = np.stack(np.meshgrid(*[np.arange(-half, half + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    voxels = np.round(coarse + frac + index).astype(np.int64)[:, None, :] + offsets[None]
-    voxels = voxels.reshape(-1, 3)
-    inside = np.all((voxels >= 0) & (voxels < np.asarray(shape)), axis=1)
-    flat = np.unique(np.ravel_multi_index(voxels[inside].T, shape))
-    candidates = np.stack(np.unravel_index(flat, shape), axis=1)
+    for centre in np.round(points[:: max(1, int(reach / 2 / SAMPLE_STEP))] + frac + index):
+        low = np.maximum(centre.astype(int) - half, 0)
+        near_path[
+            tuple(slice(a, b) for a, b in zip(low, centre.astype(int) + half + 1, strict=True))
+        ] = True
+    candidates = np.argwhere(near_path)
     distance, nearest = cKDTree(points).query(candidates - index - frac, distance_upper_bound=reach)
     near = np.isfinite(distance)
     distance, nearest, candidates = distance[near], nearest[near], candidates[near]
@@ -235,7 +245,9 @@ def ice_blob(rng: np.random.Generator, gap: int) -> Piece:
     return Piece(density, index, frac, float(radius))
 
 
-def carbon_edge(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+def carbon_edge(
+    rng: np.random.Generator, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The carbon support film at the edge of the hole: a dense film :data:`CARBON_THICKNESS`
     nm thick covering 12-25 % of the field of view on one side (y or x, low or high), with a
     gently wavy edge. Returns the density over the whole volume, its truth centre (the middle
@@ -245,7 +257,13 @@ def carbon_edge(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[
     high_side = bool(rng.integers(0, 2))
     across, along = (ny, nx) if axis == 1 else (nx, ny)
     width = rng.uniform(*CARBON_SHARE) * across
-    wave = width * 0.15 * np.sin(2 * np.pi * np.arange(along) / rng.uniform(0.5, 1.5) / along + rng.uniform(0, 2 * np.pi))
+    wave = (
+        width
+        * 0.15
+        * np.sin(
+            2 * np.pi * np.arange(along) / rng.uniform(0.5, 1.5) / along + rng.uniform(0, 2 * np.pi)
+        )
+    )
     thickness = min(CARBON_THICKNESS, nz / 2)
     middle = rng.uniform(thickness / 2, nz - thickness / 2)
     depth = np.arange(across, dtype=float)

@@ -29,7 +29,6 @@ from napari_cryoet_particles.simulate import clutter
 from napari_cryoet_particles.simulate.clutter import (
     BILAYER_HALF_SPACING,
     BILAYER_SIGMA,
-    HEAD_GROUP_DENSITY,
     bilayer,
 )
 from napari_cryoet_particles.simulate.structures import (
@@ -200,11 +199,11 @@ def fiducial_stamp(radius: float, frac: np.ndarray) -> Stamp:
 
 
 def _box(
-    origin: np.ndarray, size: tuple[int, ...], shape: tuple[int, int, int]
+    origin: np.ndarray, sizes: tuple[int, ...], shape: tuple[int, int, int]
 ) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
     """Slices of the volume and of a box at ``origin`` for their overlap (None if disjoint)."""
     volume, cube = [], []
-    for start, size, n in zip(origin, size, shape, strict=True):
+    for start, size, n in zip(origin, sizes, shape, strict=True):
         low, high = max(int(start), 0), min(int(start) + size, n)
         if low >= high:
             return None
