@@ -14,22 +14,31 @@ from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.simulate.phantom import SHREC_SHAPE
 from napari_cryoet_particles.simulate.simulator import SimulationConfig
 
-#: Clutter counts in the families are per field of view of this many voxels (y, x), and scale
-#: with the area of the simulated one.
+#: Counts of clutter, vesicles and fiducials given by a family are per field of view of this
+#: many voxels (y, x), and scale with the area of the simulated one.
 CLUTTER_FIELD = SHREC_SHAPE[1:]
-CLUTTER_COUNTS = ("n_membranes", "n_actin", "n_microtubules", "n_ice")
+CLUTTER_COUNTS = ("n_membranes", "n_actin", "n_microtubules", "n_ice", "n_vesicles", "n_fiducials")
 
 
 @dataclass(frozen=True)
 class SimulationFamily:
-    """A named set of :class:`SimulationConfig` overrides (clutter counts per 512 x 512)."""
+    """A named set of :class:`SimulationConfig` overrides (object counts per 512 x 512)."""
 
     name: str
     description: str
     overrides: dict = field(default_factory=dict)
 
 
-_CELLULAR = {"n_membranes": 4, "n_actin": 16, "n_microtubules": 3, "n_ice": 2}
+#: SHREC 2021's vesicles and gold (5 and 10 per 512 x 512 x 200, as the defaults), given
+#: explicitly so that small volumes keep at least one of each.
+_CELLULAR = {
+    "n_membranes": 4,
+    "n_actin": 16,
+    "n_microtubules": 3,
+    "n_ice": 2,
+    "n_vesicles": 5,
+    "n_fiducials": 10,
+}
 
 FAMILIES: dict[str, SimulationFamily] = {
     family.name: family
@@ -62,7 +71,7 @@ FAMILIES: dict[str, SimulationFamily] = {
         ),
         SimulationFamily(
             "dose-physical",
-            "shot noise from 120 e/Å² over the series instead of a set SNR (about 0.03)",
+            "shot noise from 120 e/Å² over the series instead of a set SNR (0.03 at 512² x 200)",
             {"physical_noise": True},
         ),
         SimulationFamily("voxel-7A", "resampled to 7 Å voxels", {"voxel_size": 7.0}),
@@ -90,8 +99,8 @@ def family_config(
 ) -> SimulationConfig:
     """The :class:`SimulationConfig` of family ``name`` for a volume of ``shape`` (z y x).
 
-    Clutter counts scale with the field of view (at least one of each kind the family has);
-    proteins, vesicles and fiducials follow the crowding as usual. ``options`` (e.g.
+    Counts a family gives (clutter; vesicles and gold in the cellular ones) scale with the field
+    of view, at least one of each; other counts follow the crowding as usual. ``options`` (e.g.
     ``threads``) are added on top.
     """
     if name not in FAMILIES:
