@@ -46,6 +46,7 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--family",
         choices=list(FAMILIES),
+        metavar="NAME",
         default="tuning",
         help="condition family (default %(default)s: the defaults); the options below override "
         "it. " + "; ".join(f"{f.name}: {f.description}" for f in FAMILIES.values()),

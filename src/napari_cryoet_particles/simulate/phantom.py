@@ -121,7 +121,8 @@ class Phantom:
     features ``class``, ``rot_z1``, ``rot_x``, ``rot_z2`` (degrees, NaN for anything but
     proteins) and ``radius`` (voxels); ``occupancy`` holds 1 + the object's row in ``truth``, 0
     elsewhere. ``reference`` is the density the noise level (``snr``) refers to when it is not
-    ``density``: the scene without its clutter, with the proteins ``remove_proteins`` took out.
+    ``density``: the scene without its clutter, but with any proteins ``remove_proteins`` took
+    out of ``density``.
     """
 
     density: np.ndarray
