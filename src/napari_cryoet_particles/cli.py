@@ -21,7 +21,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def add_simulate(sub: argparse._SubParsersAction) -> None:
-    from napari_cryoet_particles.simulate import SimulationConfig
+    from napari_cryoet_particles.simulate import FAMILIES, SimulationConfig
 
     defaults = SimulationConfig()
     parser = sub.add_parser(
@@ -43,6 +43,14 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         help=f"voxels (default {' '.join(map(str, defaults.shape))})",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    parser.add_argument(
+        "--family",
+        choices=list(FAMILIES),
+        metavar="NAME",
+        default="tuning",
+        help="condition family (default %(default)s: the defaults); the options below override "
+        "it. " + "; ".join(f"{f.name}: {f.description}" for f in FAMILIES.values()),
+    )
     parser.add_argument(
         "--snr",
         type=float,
@@ -100,7 +108,12 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     from napari_cryoet_particles.io.atomic import check_output_folder
     from napari_cryoet_particles.jobs import run_job_with_bar
-    from napari_cryoet_particles.simulate import SimulationConfig, simulate_dataset_job
+    from napari_cryoet_particles.simulate import (
+        NON_PROTEIN_CLASSES,
+        SimulationConfig,
+        family_config,
+        simulate_dataset_job,
+    )
     from napari_cryoet_particles.simulate.simulator import check_output_folder as check_empty
 
     check_empty(check_output_folder(args.out), args.overwrite)
@@ -116,7 +129,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     options = {key: value for key, value in options.items() if value is not None}
     if args.snr is not None:
         options["snr"] = None if math.isinf(args.snr) else args.snr
-    config = SimulationConfig(seed=args.seed, physical_noise=args.physical_noise, **options)
+    if args.physical_noise:
+        options["physical_noise"] = True
+    shape = options.pop("shape", SimulationConfig().shape)
+    config = family_config(args.family, args.seed, shape, **options)
     job = simulate_dataset_job(
         args.out,
         config,
@@ -126,10 +142,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     )
     result = run_job_with_bar(job, "simulate", disable=args.quiet)
     counts = result.truth.features["class"].value_counts()
-    proteins = int(counts.drop(["vesicle", "fiducial"], errors="ignore").sum())
+    proteins = int(counts.drop(list(NON_PROTEIN_CLASSES), errors="ignore").sum())
+    others = ", ".join(f"{int(counts[c])} {c}" for c in NON_PROTEIN_CLASSES if c in counts)
+    shape = result.reconstruction.shape
     print(
-        f"wrote {args.out}: {config.shape[2]} x {config.shape[1]} x {config.shape[0]} voxels (x y z, 10 Å), "
-        f"{proteins} proteins, {int(counts.get('vesicle', 0))} vesicles, {int(counts.get('fiducial', 0))} fiducials"
+        f"wrote {args.out} ({args.family}): {shape[2]} x {shape[1]} x {shape[0]} voxels "
+        f"(x y z, {result.voxel_size:g} Å), {proteins} proteins" + (f", {others}" if others else "")
     )
     return 0
 

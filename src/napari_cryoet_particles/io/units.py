@@ -89,3 +89,9 @@ def resolve_voxel_size(
             stacklevel=2,
         )
     return default
+
+
+def rescale_voxels(voxels: float | np.ndarray, voxel_size: float, new_voxel_size: float):
+    """A length of ``voxels`` voxels of ``voxel_size`` Å as a number of voxels of
+    ``new_voxel_size`` Å (resampling a volume)."""
+    return voxels * (voxel_size / new_voxel_size)

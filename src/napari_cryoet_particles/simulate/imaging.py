@@ -10,6 +10,8 @@ the beam, interpolate linearly along the other); back-projection is voxel-driven
 interpolation on the detector.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.fft
 import scipy.sparse as sp
@@ -175,11 +177,62 @@ def ramp_filter(
     return ramp, padded
 
 
+def _rolled_off_ramp(length: int, cutoff: float, falloff: float, iterations: int) -> tuple:
+    return ramp_filter(length, cutoff, falloff)
+
+
+def _windowed_ramp(window: Callable[[np.ndarray], np.ndarray]) -> Callable[..., tuple]:
+    """A ramp apodised by ``window(frequency)`` (cycles/pixel) instead of IMOD's roll-off."""
+
+    def weights(length: int, cutoff: float, falloff: float, iterations: int) -> tuple:
+        ramp, padded = ramp_filter(length, 1.0, 0.0)
+        return ramp * window(scipy.fft.rfftfreq(padded)), padded
+
+    return weights
+
+
+def _sirt_like(length: int, cutoff: float, falloff: float, iterations: int) -> tuple:
+    """Zeng's SIRT-like weighting: the rolled-off ramp times ``1 - (1 - α/n)^N``.
+
+    G. L. Zeng (2012), "A filtered backprojection algorithm with characteristics of the
+    iterative Landweber algorithm", Med. Phys. 39, 603-607: N Landweber (SIRT) iterations from
+    zero equal a back-projection of projections filtered by this window, where ``n`` is the
+    frequency in cycles per detector width and ``α`` the relaxation (1 here). It keeps the ramp
+    below about N cycles per width and flattens it above (SIRT's smooth look). IMOD's ``tilt
+    -FakeSIRTiterations`` and tomo3d offer filters of this kind; this one is not calibrated
+    against either.
+    """
+    ramp, padded = ramp_filter(length, cutoff, falloff)
+    cycles = scipy.fft.rfftfreq(padded) * length
+    with np.errstate(divide="ignore"):
+        step = np.minimum(1.0 / cycles, 1.0)
+    return ramp * (1.0 - (1.0 - step) ** iterations), padded
+
+
+#: Weightings for the back-projection, by name: ``weights(length, cutoff, falloff, iterations)``
+#: returns the weights on an rfft grid and its padded length. ``wbp`` is IMOD's R-weighting
+#: (ramp, Gaussian roll-off above ``cutoff``); ``wbp-hamming`` and ``wbp-shepp-logan`` apodise
+#: the ramp by the Hamming window (0.54 + 0.46 cos 2πf) and by sinc(f) as in the usual filtered
+#: back-projection codes; ``sirt-like`` mimics ``iterations`` SIRT iterations (Zeng 2012).
+RECONSTRUCTION_FILTERS: dict[str, Callable[..., tuple]] = {
+    "wbp": _rolled_off_ramp,
+    "wbp-hamming": _windowed_ramp(lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f)),
+    "wbp-shepp-logan": _windowed_ramp(np.sinc),
+    "sirt-like": _sirt_like,
+}
+
+
 def weight_projections(
-    images: np.ndarray, cutoff: float, falloff: float, workers: int
+    images: np.ndarray,
+    cutoff: float,
+    falloff: float,
+    workers: int,
+    method: str = "wbp",
+    iterations: int = 1,
 ) -> np.ndarray:
-    """Apply the R-weighting along u to (n, y, u) tilt images (zero-padded, no wrap-around)."""
-    ramp, padded = ramp_filter(images.shape[-1], cutoff, falloff)
+    """Apply a weighting of :data:`RECONSTRUCTION_FILTERS` along u to (n, y, u) tilt images
+    (zero-padded, no wrap-around)."""
+    ramp, padded = RECONSTRUCTION_FILTERS[method](images.shape[-1], cutoff, falloff, iterations)
     spectrum = scipy.fft.rfft(images, n=padded, axis=-1, workers=workers)
     spectrum *= ramp.astype(np.float32)
     return scipy.fft.irfft(spectrum, n=padded, axis=-1, workers=workers)[
@@ -213,3 +266,18 @@ def damage_attenuation(
     if voltage_kv <= 200:
         critical *= 0.8
     return np.exp(-exposure / (2.0 * critical))
+
+
+#: Coloured noise: white below this frequency (cycles/pixel), power falling as 1/f² above.
+NOISE_KNEE = 0.05
+
+
+def colour_noise(noise: np.ndarray, workers: int = 1) -> np.ndarray:
+    """White noise (y, u) shaped to a power spectrum ``1 / (1 + f / NOISE_KNEE)²``, rescaled to
+    its own variance: low-frequency noise, as a detector's MTF and the ice's structure give."""
+    spectrum = scipy.fft.rfft2(noise, workers=workers)
+    frequency = np.sqrt(frequency_grid_sq(noise.shape, 1.0))
+    spectrum *= 1.0 / (1.0 + frequency / NOISE_KNEE)
+    shaped = scipy.fft.irfft2(spectrum, s=noise.shape, workers=workers)
+    shaped *= np.sqrt(float(noise.var()) / max(float(shaped.var()), 1e-30))
+    return shaped.astype(np.float32)

@@ -1,4 +1,5 @@
-"""The noise-free phantom: proteins from real density maps, lipid vesicles and gold fiducials.
+"""The noise-free phantom: proteins from real density maps, lipid vesicles, gold fiducials and,
+on request, cellular clutter (membranes, actin, microtubules, ice, a carbon edge: ``clutter.py``).
 
 Densities are excess scattering potential over vitreous ice in units of densely packed protein
 (protein about 1, lipid head groups 1, gold :data:`GOLD_DENSITY`); the solvent is 0. Each object
@@ -24,9 +25,22 @@ from scipy.spatial.transform import Rotation
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import Picks, read_shrec_locations
 from napari_cryoet_particles.jobs import CancelToken, Progress
+from napari_cryoet_particles.simulate import clutter
+from napari_cryoet_particles.simulate.clutter import (
+    BILAYER_HALF_SPACING,
+    BILAYER_SIGMA,
+    bilayer,
+)
 from napari_cryoet_particles.simulate.structures import (
+    ACTIN,
+    CARBON,
+    CLUTTER_CLASSES,
     FIDUCIAL,
     FOOTPRINT_LEVEL,
+    ICE,
+    MEMBRANE,
+    MICROTUBULE,
+    NON_PROTEIN_CLASSES,
     PROTEIN_CLASSES,
     VESICLE,
     VOXEL_SIZE,
@@ -44,10 +58,6 @@ LAYOUTS = Path(__file__).resolve().parents[1] / "data" / "layouts"
 SHREC2021_LAYOUT = LAYOUTS / "shrec2021_model_particle_locations.txt"
 #: Excess potential of gold over ice relative to protein's (about 25 V against 2.5 V).
 GOLD_DENSITY = 10.0
-#: Lipid bilayer: two head-group layers this far (nm = voxels) either side of the mid-plane.
-BILAYER_HALF_SPACING = 1.9
-BILAYER_SIGMA = 0.8
-HEAD_GROUP_DENSITY = 1.0
 ANGLE_COLUMNS = ("rot_z1", "rot_x", "rot_z2")
 
 
@@ -65,6 +75,17 @@ class LayoutOptions:
     gap: int = 1
     #: Random positions tried per object before it is left out (the volume is full).
     max_tries: int = 100
+    #: Multiplies the SHREC 2021 crowding of proteins when ``n_particles`` is None.
+    crowding: float = 1.0
+    #: Cellular clutter (``clutter.py``), drawn before everything else.
+    n_membranes: int = 0
+    n_actin: int = 0
+    n_microtubules: int = 0
+    n_ice: int = 0
+    carbon_edge: bool = False
+    #: Draw the proteins (so the rest of the scene and the noise level are the same), then take
+    #: them out: a protein-free control matched to the scene with proteins.
+    remove_proteins: bool = False
 
     def counts(self, shape: tuple[int, int, int]) -> dict[str, int]:
         scale = float(np.prod(shape)) / float(np.prod(SHREC_SHAPE))
@@ -73,9 +94,22 @@ class LayoutOptions:
             "vesicles": self.n_vesicles,
             "fiducials": self.n_fiducials,
         }
+        crowding = {"particles": self.crowding}
         return {
-            key: int(round(SHREC_COUNTS[key] * scale)) if value is None else int(value)
+            key: int(round(SHREC_COUNTS[key] * scale * crowding.get(key, 1.0)))
+            if value is None
+            else int(value)
             for key, value in given.items()
+        }
+
+    def clutter_counts(self) -> dict[str, int]:
+        """Objects of each clutter class, in the order they are drawn (largest first)."""
+        return {
+            CARBON: int(self.carbon_edge),
+            ICE: self.n_ice,
+            MEMBRANE: self.n_membranes,
+            MICROTUBULE: self.n_microtubules,
+            ACTIN: self.n_actin,
         }
 
 
@@ -83,9 +117,12 @@ class LayoutOptions:
 class Phantom:
     """The noise-free volume and its exact truth.
 
-    ``truth`` lists every object (vesicles and fiducials too) in zyx voxels with the features
-    ``class``, ``rot_z1``, ``rot_x``, ``rot_z2`` (degrees, NaN for vesicles and fiducials) and
-    ``radius`` (voxels); ``occupancy`` holds 1 + the object's row in ``truth``, 0 elsewhere.
+    ``truth`` lists every object (vesicles, fiducials and clutter too) in zyx voxels with the
+    features ``class``, ``rot_z1``, ``rot_x``, ``rot_z2`` (degrees, NaN for anything but
+    proteins) and ``radius`` (voxels); ``occupancy`` holds 1 + the object's row in ``truth``, 0
+    elsewhere. ``reference`` is the density the noise level (``snr``) refers to when it is not
+    ``density``: the scene without its clutter, but with any proteins ``remove_proteins`` took
+    out of ``density``.
     """
 
     density: np.ndarray
@@ -93,18 +130,23 @@ class Phantom:
     class_mask: np.ndarray
     truth: Picks
     info: dict[str, float] = field(default_factory=dict)
+    reference: np.ndarray | None = None
 
 
 @dataclass
 class Stamp:
-    """An object's density in a small cube; ``centre`` is the object's centre in cube voxels."""
+    """An object's density in a small box; ``centre`` is the object's centre in box voxels.
+
+    ``index`` is the box voxel the object's centre falls in: the middle of a cube unless given.
+    """
 
     density: np.ndarray
     centre: np.ndarray
+    index: np.ndarray | None = None
 
     @property
-    def half(self) -> int:
-        return self.density.shape[0] // 2
+    def half(self) -> int | np.ndarray:
+        return self.density.shape[0] // 2 if self.index is None else self.index
 
 
 def rotation_zyx(angles_deg: np.ndarray) -> np.ndarray:
@@ -146,11 +188,7 @@ def vesicle_stamp(radius: float, frac: np.ndarray) -> Stamp:
     """A hollow lipid bilayer sphere: two Gaussian head-group shells around ``radius``."""
     half = int(np.ceil(radius + BILAYER_HALF_SPACING + 3 * BILAYER_SIGMA)) + 1
     centre = half + np.asarray(frac, dtype=float)
-    r = _distances(half, centre)
-    density = np.zeros_like(r)
-    for shell in (radius - BILAYER_HALF_SPACING, radius + BILAYER_HALF_SPACING):
-        density += HEAD_GROUP_DENSITY * np.exp(-0.5 * ((r - shell) / BILAYER_SIGMA) ** 2)
-    return Stamp(density, centre)
+    return Stamp(bilayer(_distances(half, centre), radius), centre)
 
 
 def fiducial_stamp(radius: float, frac: np.ndarray) -> Stamp:
@@ -162,11 +200,11 @@ def fiducial_stamp(radius: float, frac: np.ndarray) -> Stamp:
 
 
 def _box(
-    origin: np.ndarray, size: int, shape: tuple[int, int, int]
+    origin: np.ndarray, sizes: tuple[int, ...], shape: tuple[int, int, int]
 ) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
-    """Slices of the volume and of a cube at ``origin`` for their overlap (None if disjoint)."""
+    """Slices of the volume and of a box at ``origin`` for their overlap (None if disjoint)."""
     volume, cube = [], []
-    for start, n in zip(origin, shape, strict=True):
+    for start, size, n in zip(origin, sizes, shape, strict=True):
         low, high = max(int(start), 0), min(int(start) + size, n)
         if low >= high:
             return None
@@ -176,26 +214,37 @@ def _box(
 
 
 class _Canvas:
-    """The volume being drawn: density, particle ids and classes."""
+    """The volume being drawn: density, particle ids and classes; with ``reference``, also the
+    density the noise level refers to (see :class:`Phantom`)."""
 
-    def __init__(self, shape: tuple[int, int, int], n_objects: int):
+    def __init__(self, shape: tuple[int, int, int], n_objects: int, reference: bool = False):
         self.shape = shape
         self.density = np.zeros(shape, dtype=np.float32)
         id_type = np.int16 if n_objects < np.iinfo(np.int16).max else np.int32
         self.occupancy = np.zeros(shape, dtype=id_type)
         self.class_mask = np.zeros(shape, dtype=np.int8)
+        self.reference = np.zeros(shape, dtype=np.float32) if reference else None
 
     def fits(self, stamp: Stamp, origin: np.ndarray, grown: np.ndarray) -> bool:
         """True if the grown footprint meets no other object's voxels."""
-        boxes = _box(origin, stamp.density.shape[0], self.shape)
+        boxes = _box(origin, stamp.density.shape, self.shape)
         if boxes is None:
             return True
         volume, cube = boxes
         return not np.any(grown[cube] & (self.occupancy[volume] != 0))
 
-    def paste(self, stamp: Stamp, origin: np.ndarray, object_id: int, class_id: int) -> None:
-        """Add the density; claim the voxels where this object is denser than what was there."""
-        boxes = _box(origin, stamp.density.shape[0], self.shape)
+    def paste(
+        self,
+        stamp: Stamp,
+        origin: np.ndarray,
+        object_id: int,
+        class_id: int,
+        seen: bool = True,
+        referred: bool = True,
+    ) -> None:
+        """Add the density (if ``seen``) and to the reference (if ``referred``); claim the
+        voxels where this object is denser than what was there."""
+        boxes = _box(origin, stamp.density.shape, self.shape)
         if boxes is None:
             return
         volume, cube = boxes
@@ -203,7 +252,10 @@ class _Canvas:
         claim = (density > FOOTPRINT_LEVEL) & (density > self.density[volume])
         self.occupancy[volume][claim] = object_id
         self.class_mask[volume][claim] = class_id
-        self.density[volume] += density
+        if seen:
+            self.density[volume] += density
+        if referred and self.reference is not None:
+            self.reference[volume] += density
 
 
 def _stamp_for(kind: str, angles: np.ndarray, radius: float, frac: np.ndarray) -> Stamp:
@@ -226,6 +278,11 @@ def read_layout(path: str | Path, shape: tuple[int, int, int] = SHREC_SHAPE) -> 
     if len(layout) == 0:
         raise CryoetInputError(path, "the layout lists no particles")
     layout.features["class"] = [canonical_class(name, path) for name in layout.features["class"]]
+    drawn = sorted(set(layout.features["class"]) & set(CLUTTER_CLASSES))
+    if drawn:
+        raise CryoetInputError(
+            path, f"lists {', '.join(drawn)}: cellular clutter is drawn at random, not placed"
+        )
     outside = layout.outside(shape)
     if np.any(outside):
         raise CryoetInputError(
@@ -291,9 +348,9 @@ def _random_order(
     if not options.classes:
         raise CryoetInputError(None, "no particle classes to draw")
     classes = [canonical_class(c) for c in options.classes]
-    if any(c in (VESICLE, FIDUCIAL) for c in classes):
+    if any(c in NON_PROTEIN_CLASSES for c in classes):
         raise CryoetInputError(
-            None, "classes must be proteins; vesicles and fiducials have their own counts"
+            None, "classes must be proteins; vesicles, fiducials and clutter have their own counts"
         )
     n = counts["particles"]
     proteins = list(np.repeat(classes, n // len(classes))) + list(
@@ -312,13 +369,16 @@ def phantom_job(
     layout: Picks | None = None,
     options: LayoutOptions | None = None,
     cancel: CancelToken | None = None,
+    clutter_rng: np.random.Generator | None = None,
 ) -> Generator[Progress, None, Phantom]:
     """Draw a phantom; yields ``Progress(done, total, "phantom")`` as objects are placed.
 
     Without ``layout``, objects get random orientations and random positions that keep their
-    footprints ``options.gap`` voxels apart (vesicles, then fiducials, then proteins largest
-    first; an object that finds no room in ``options.max_tries`` tries is left out). With a
-    ``layout`` (see :func:`read_layout`) objects go exactly where it says.
+    footprints ``options.gap`` voxels apart (clutter, then vesicles, then fiducials, then
+    proteins largest first; an object that finds no room in ``options.max_tries`` tries is left
+    out). With a ``layout`` (see :func:`read_layout`) objects go exactly where it says; clutter
+    needs a random layout. Clutter is drawn from ``clutter_rng`` (default ``rng``), so a scene
+    with clutter keeps the same clutter whatever its proteins.
     """
     options = options or LayoutOptions()
     cancel = cancel or CancelToken()
@@ -328,6 +388,12 @@ def phantom_job(
             None, f"volume size must be three positive numbers (z y x), got {shape}"
         )
     structures = load_structures()
+    clutter_counts = options.clutter_counts()
+    n_clutter = sum(clutter_counts.values())
+    if layout is not None and n_clutter:
+        raise CryoetInputError(
+            None, "cellular clutter is drawn at random: it cannot be added to a layout file"
+        )
     if layout is not None:
         layout = complete_layout(layout, rng, options)
         kinds = list(layout.features["class"])
@@ -340,14 +406,27 @@ def phantom_job(
         )
         kinds = [kinds[i] for i in size_order]
         fixed = None
-    canvas = _Canvas(shape, len(kinds))
+    canvas = _Canvas(
+        shape, n_clutter + len(kinds), reference=n_clutter > 0 or options.remove_proteins
+    )
     placed_zyx, placed_rows, skipped = [], [], 0
-    report_every = max(1, len(kinds) // 50)
+    total = n_clutter + len(kinds)
     structure = np.ones((3, 3, 3), dtype=bool) if options.gap > 0 else None
+    if n_clutter:
+        skipped += yield from _place_clutter(
+            canvas,
+            clutter_counts,
+            clutter_rng or rng,
+            options,
+            (placed_zyx, placed_rows),
+            total,
+            cancel,
+        )
+    report_every = max(1, len(kinds) // 50)
     for i, kind in enumerate(kinds):
         if i % report_every == 0:
             cancel.check()
-            yield Progress(i, len(kinds), "phantom")
+            yield Progress(n_clutter + i, total, "phantom")
         if fixed is not None:
             row = layout.features.iloc[i]
             angles = row[list(ANGLE_COLUMNS)].to_numpy(dtype=float)
@@ -365,34 +444,119 @@ def phantom_job(
             frac = rng.uniform(-0.5, 0.5, 3)
         stamp = _stamp_for(kind, angles, radius, frac)
         if fixed is None:
-            footprint = stamp.density > FOOTPRINT_LEVEL
-            grown = (
-                ndimage.binary_dilation(footprint, structure, iterations=options.gap)
-                if structure is not None
-                else footprint
-            )
-            # centres stay within [0, n - 1] on every axis
-            low = (frac < 0).astype(int)
-            high = np.asarray(shape) - (frac > 0).astype(int)
-            for _ in range(options.max_tries):
-                target = rng.integers(low, high).astype(float)
-                if canvas.fits(stamp, target - stamp.half, grown):
-                    break
-            else:
+            room = _find_room(canvas, stamp, frac, rng, options, structure)
+            if room is None:
                 skipped += 1
                 continue
+            target = room
         object_id = len(placed_zyx) + 1
-        canvas.paste(stamp, target.astype(int) - stamp.half, object_id, class_index(kind))
+        canvas.paste(
+            stamp,
+            target.astype(int) - stamp.half,
+            object_id,
+            class_index(kind),
+            seen=not (options.remove_proteins and kind in structures),
+        )
         placed_zyx.append(target + frac)
         placed_rows.append(
             {"class": kind, **dict(zip(ANGLE_COLUMNS, angles, strict=True)), "radius": radius}
         )
-    yield Progress(len(kinds), len(kinds), "phantom")
+    yield Progress(total, total, "phantom")
     truth = _truth(placed_zyx, placed_rows)
     if fixed is None and len(truth):
         truth, canvas.occupancy = _shuffle_proteins(truth, canvas.occupancy, rng)
     info = {"n_objects": float(len(truth)), "n_left_out": float(skipped)}
-    return Phantom(canvas.density, canvas.occupancy, canvas.class_mask, truth, info)
+    if options.remove_proteins:
+        truth = _remove_proteins(truth, canvas)
+        info["n_proteins_removed"] = info["n_objects"] - len(truth)
+        info["n_objects"] = float(len(truth))
+    return Phantom(
+        canvas.density, canvas.occupancy, canvas.class_mask, truth, info, canvas.reference
+    )
+
+
+def _find_room(
+    canvas: _Canvas,
+    stamp: Stamp,
+    frac: np.ndarray,
+    rng: np.random.Generator,
+    options: LayoutOptions,
+    structure: np.ndarray | None,
+) -> np.ndarray | None:
+    """A random position (voxel) for the stamp's centre voxel where its footprint, grown by
+    ``options.gap``, meets no other object; None after ``options.max_tries`` tries."""
+    footprint = stamp.density > FOOTPRINT_LEVEL
+    grown = (
+        ndimage.binary_dilation(footprint, structure, iterations=options.gap)
+        if structure is not None
+        else footprint
+    )
+    # centres stay within [0, n - 1] on every axis
+    low = (frac < 0).astype(int)
+    high = np.asarray(canvas.shape) - (frac > 0).astype(int)
+    for _ in range(options.max_tries):
+        target = rng.integers(low, high).astype(float)
+        if canvas.fits(stamp, target - stamp.half, grown):
+            return target
+    return None
+
+
+_CLUTTER_PIECES = {
+    ICE: clutter.ice_blob,
+    MEMBRANE: clutter.membrane_patch,
+    MICROTUBULE: clutter.microtubule,
+    ACTIN: clutter.actin,
+}
+
+
+def _place_clutter(
+    canvas: _Canvas,
+    counts: dict[str, int],
+    rng: np.random.Generator,
+    options: LayoutOptions,
+    placed: tuple[list, list],
+    total: int,
+    cancel: CancelToken,
+) -> Generator[Progress, None, int]:
+    """Draw and place the clutter (not in the noise reference); returns how many found no room."""
+    structure = np.ones((3, 3, 3), dtype=bool) if options.gap > 0 else None
+    skipped, done = 0, 0
+    for kind, count in counts.items():
+        for _ in range(count):
+            cancel.check()
+            yield Progress(done, total, "phantom")
+            done += 1
+            if kind == CARBON:
+                density, centre, radius = clutter.carbon_edge(rng, canvas.shape)
+                stamp, origin = Stamp(density, centre, np.zeros(3, dtype=int)), np.zeros(3, int)
+            else:
+                piece = _CLUTTER_PIECES[kind](rng, options.gap)
+                stamp = Stamp(piece.density, piece.index + piece.frac, piece.index)
+                target = _find_room(canvas, stamp, piece.frac, rng, options, structure)
+                if target is None:
+                    skipped += 1
+                    continue
+                origin = target.astype(int) - piece.index
+                centre, radius = target + piece.frac, piece.radius
+            canvas.paste(stamp, origin, len(placed[0]) + 1, class_index(kind), referred=False)
+            placed[0].append(np.asarray(centre, dtype=float))
+            placed[1].append(
+                {"class": kind, **dict.fromkeys(ANGLE_COLUMNS, np.nan), "radius": float(radius)}
+            )
+    return skipped
+
+
+def _remove_proteins(truth: Picks, canvas: _Canvas) -> Picks:
+    """Drop the proteins from the truth and the id and class maps (their density was never
+    added), renumbering the remaining objects."""
+    keep = np.isin(truth.features["class"].to_numpy(), NON_PROTEIN_CLASSES)
+    new_id = np.zeros(len(truth) + 1, dtype=canvas.occupancy.dtype)
+    new_id[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=canvas.occupancy.dtype)
+    removed = (canvas.occupancy > 0) & (new_id[canvas.occupancy] == 0)
+    canvas.class_mask[removed] = 0
+    canvas.occupancy = new_id[canvas.occupancy]
+    features = truth.features[keep].reset_index(drop=True)
+    return Picks(truth.zyx[keep], truth.voxel_size, features, truth.tomogram)
 
 
 def _truth(zyx: list[np.ndarray], rows: list[dict]) -> Picks:
@@ -406,7 +570,7 @@ def _shuffle_proteins(
 ) -> tuple[Picks, np.ndarray]:
     """List proteins in random order (they were drawn largest first) and renumber the id map."""
     classes = truth.features["class"].to_numpy()
-    first = int(np.sum(np.isin(classes, (VESICLE, FIDUCIAL))))
+    first = int(np.sum(np.isin(classes, NON_PROTEIN_CLASSES)))
     order = np.concatenate([np.arange(first), first + rng.permutation(len(truth) - first)])
     new_id = np.zeros(len(truth) + 1, dtype=occupancy.dtype)
     new_id[order + 1] = np.arange(1, len(truth) + 1, dtype=occupancy.dtype)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
+from scipy import ndimage
 
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.io.atomic import atomic_write
@@ -27,7 +28,7 @@ from napari_cryoet_particles.io.shrec import (
     RECONSTRUCTION,
 )
 from napari_cryoet_particles.io.tomogram import write_tomogram
-from napari_cryoet_particles.io.units import nm_to_angstrom
+from napari_cryoet_particles.io.units import nm_to_angstrom, rescale_voxels
 from napari_cryoet_particles.jobs import CancelToken, Progress, run_job
 from napari_cryoet_particles.simulate import imaging
 from napari_cryoet_particles.simulate.phantom import (
@@ -53,6 +54,9 @@ PARAMETERS = "simulation.json"
 GAUSSIAN_COUNTS = 1e9
 #: Detector defocus is sampled this finely (Å) across a tilted image (defocus gradient).
 DEFOCUS_SAMPLING = 2000.0
+NOISE_COLOURS = ("white", "coloured")
+#: Voxel sizes (Å) the 10 Å simulation may be resampled to.
+VOXEL_SIZE_RANGE = (5.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,18 @@ class SimulationConfig:
     higher tilt with the path through the ice. ``snr=None`` (or infinite) gives noise-free
     images. ``dose`` (e/Å² over the whole series, dose-symmetric order) sets the radiation
     damage and, with ``physical_noise=True``, the shot noise itself instead of ``snr``.
+
+    Clutter (``n_membranes``, ``n_actin``, ``n_microtubules``, ``n_ice``, ``carbon_edge``; see
+    ``clutter.py``) does not count in the signal ``snr`` refers to, so adding it leaves the
+    noise as it was. ``remove_proteins`` draws the scene with its proteins and takes them out
+    after (the noise level included): a protein-free control of the same scene. ``crowding``
+    multiplies the default number of proteins.
+
+    Held-out conditions: ``reconstruction`` picks a weighting of
+    :data:`~.imaging.RECONSTRUCTION_FILTERS` (``sirt_iterations`` for ``sirt-like``);
+    ``noise_colour="coloured"`` shapes each image's noise (same variance, see
+    :func:`~.imaging.colour_noise`); ``voxel_size`` (Å) resamples the 10 Å result (truth and
+    masks too); ``invert`` writes protein brighter than the solvent.
     """
 
     shape: tuple[int, int, int] = (200, 512, 512)
@@ -92,6 +108,18 @@ class SimulationConfig:
     wbp_cutoff: float = 0.35
     wbp_falloff: float = 0.035
     threads: int | None = None
+    crowding: float = 1.0
+    n_membranes: int = 0
+    n_actin: int = 0
+    n_microtubules: int = 0
+    n_ice: int = 0
+    carbon_edge: bool = False
+    remove_proteins: bool = False
+    reconstruction: str = "wbp"
+    sirt_iterations: int = 20
+    noise_colour: str = "white"
+    voxel_size: float = VOXEL_SIZE
+    invert: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
@@ -135,6 +163,22 @@ class SimulationConfig:
             n is not None and n < 0 for n in (self.n_particles, self.n_vesicles, self.n_fiducials)
         ):
             problems.append("particle, vesicle and fiducial counts must be >= 0")
+        if min(self.n_membranes, self.n_actin, self.n_microtubules, self.n_ice) < 0:
+            problems.append("membrane, actin, microtubule and ice counts must be >= 0")
+        if not self.crowding >= 0:
+            problems.append(f"crowding must be >= 0, got {self.crowding:g}")
+        if self.reconstruction not in imaging.RECONSTRUCTION_FILTERS:
+            known = ", ".join(imaging.RECONSTRUCTION_FILTERS)
+            problems.append(f"reconstruction must be one of {known}, got {self.reconstruction!r}")
+        if self.sirt_iterations < 1:
+            problems.append(f"sirt iterations must be >= 1, got {self.sirt_iterations}")
+        if self.noise_colour not in NOISE_COLOURS:
+            problems.append(
+                f"noise colour must be one of {', '.join(NOISE_COLOURS)}, got {self.noise_colour!r}"
+            )
+        low, high = VOXEL_SIZE_RANGE
+        if not low <= self.voxel_size <= high:
+            problems.append(f"voxel size must be {low:g}-{high:g} Å, got {self.voxel_size:g}")
         if problems:
             raise CryoetInputError(None, "; ".join(problems))
         if not self.classes or not set(map(canonical_class, self.classes)) <= set(PROTEIN_CLASSES):
@@ -152,6 +196,13 @@ class SimulationConfig:
             n_fiducials=self.n_fiducials,
             vesicle_radius=self.vesicle_radius,
             fiducial_radius=self.fiducial_radius,
+            crowding=self.crowding,
+            n_membranes=self.n_membranes,
+            n_actin=self.n_actin,
+            n_microtubules=self.n_microtubules,
+            n_ice=self.n_ice,
+            carbon_edge=self.carbon_edge,
+            remove_proteins=self.remove_proteins,
         )
 
     @property
@@ -168,9 +219,11 @@ def _plain(value: object) -> object:
 
 @dataclass
 class SimulationResult:
-    """A simulated tomogram (zyx float32, particles darker than solvent) and everything behind it.
+    """A simulated tomogram (zyx float32, particles darker than solvent unless ``config.invert``)
+    and everything behind it, at ``voxel_size`` Å (the phantom too).
 
-    ``tilt_series`` holds the noisy tilt images (n, y, x) as contrast (counts / mean - 1);
+    ``tilt_series`` holds the noisy tilt images (n, y, x) as contrast (counts / mean - 1), in
+    pixels of the simulation's 10 Å;
     ``tilt_angles`` the nominal angles used for the reconstruction, ``true_angles`` and
     ``shifts`` (y, x pixels) the geometry the images were actually taken with.
     """
@@ -302,7 +355,8 @@ def _shot_noise(contrast: np.ndarray, counts: float, rng: np.random.Generator) -
 def _count_objects(config: SimulationConfig, layout: Picks | None) -> int:
     if layout is not None:
         return len(layout)
-    return sum(config.layout_options.counts(config.shape).values())
+    options = config.layout_options
+    return sum(options.counts(config.shape).values()) + sum(options.clutter_counts().values())
 
 
 def simulate_job(
@@ -320,19 +374,23 @@ def simulate_job(
     config = config or SimulationConfig()
     cancel = cancel or CancelToken()
     workers = _workers(config)
-    layout_rng, geometry_rng, noise_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)
+    # spawn(4) starts with the same three streams as spawn(3): the clutter's is an addition
+    layout_rng, geometry_rng, noise_rng, clutter_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)
     )
     nz, ny, nx = config.shape
     nominal = config.angles
     n_tilts = len(nominal)
     chunks = _y_chunks(config.shape, n_tilts)
     n_objects = _count_objects(config, layout)
-    total = n_objects + 2 * len(chunks) + 2 * n_tilts
+    resample = config.voxel_size != VOXEL_SIZE
+    total = n_objects + 2 * len(chunks) + 2 * n_tilts + int(resample)
     info: dict[str, float] = {}
 
     start = time.perf_counter()
-    phantom_steps = phantom_job(config.shape, layout_rng, layout, config.layout_options, cancel)
+    phantom_steps = phantom_job(
+        config.shape, layout_rng, layout, config.layout_options, cancel, clutter_rng
+    )
     while True:
         try:
             report = next(phantom_steps)
@@ -371,19 +429,35 @@ def simulate_job(
         yield Progress(done, total, "projections")
     zero = int(np.argmin(np.abs(nominal)))
     signal_variance = float(projections[zero].var())
+    if phantom.reference is not None:
+        scene_variance = signal_variance
+        signal_variance = _reference_variance(
+            phantom.reference, true_angles[zero], shifts[zero], exposure[zero], config, chunks
+        )
     counts = _mean_counts(config, true_angles, signal_variance)
     if counts is not None:
         clean_zero = projections[zero].copy()
         for i in range(n_tilts):
-            projections[i] = _shot_noise(projections[i], counts[i], noise_rng)
+            if config.noise_colour == "white":
+                projections[i] = _shot_noise(projections[i], counts[i], noise_rng)
+            else:
+                noise = _shot_noise(projections[i], counts[i], noise_rng) - projections[i]
+                projections[i] += imaging.colour_noise(noise, workers)
         noise_variance = float((projections[zero] - clean_zero).var())
         info["snr_at_zero_tilt"] = signal_variance / max(noise_variance, 1e-30)
         info["electrons_per_pixel_at_zero_tilt"] = float(counts[zero])
+        if phantom.reference is not None:
+            info["scene_snr_at_zero_tilt"] = scene_variance / max(noise_variance, 1e-30)
     info["seconds_projections"] = time.perf_counter() - start
 
     start = time.perf_counter()
     weighted = imaging.weight_projections(
-        projections, config.wbp_cutoff, config.wbp_falloff, workers
+        projections,
+        config.wbp_cutoff,
+        config.wbp_falloff,
+        workers,
+        config.reconstruction,
+        config.sirt_iterations,
     )
     done += n_tilts
     yield Progress(done, total, "reconstruction")
@@ -397,10 +471,82 @@ def simulate_job(
         )
         done += 1
         yield Progress(done, total, "reconstruction")
+    if config.invert:
+        np.negative(reconstruction, out=reconstruction)
+    if resample:
+        cancel.check()
+        reconstruction, phantom = _resampled(reconstruction, phantom, config.voxel_size)
+        done += 1
+        yield Progress(done, total, "reconstruction")
     info["seconds_reconstruction"] = time.perf_counter() - start
     return SimulationResult(
-        reconstruction, phantom, projections, nominal, true_angles, shifts, config, info
+        reconstruction,
+        phantom,
+        projections,
+        nominal,
+        true_angles,
+        shifts,
+        config,
+        info,
+        config.voxel_size,
     )
+
+
+def _reference_variance(
+    reference: np.ndarray,
+    angle: float,
+    shift_yu: np.ndarray,
+    exposure: float | None,
+    config: SimulationConfig,
+    chunks: list[slice],
+) -> float:
+    """Variance of the noise-free image of ``reference`` at one tilt (what ``snr`` refers to)."""
+    nz, ny, nx = reference.shape
+    forward = imaging.projection_matrix(nz, nx, nx, np.array([angle]))
+    image = np.empty((1, ny, nx), dtype=np.float32)
+    for chunk in chunks:
+        image[:, chunk, :] = imaging.apply_xz_operator(forward, reference, chunk, 1)
+    contrast = _image_contrast(image[0], angle, shift_yu, exposure, config, _workers(config))
+    return float(contrast.var())
+
+
+def resample(
+    volume: np.ndarray, voxel_size: float, new_voxel_size: float, order: int
+) -> np.ndarray:
+    """A (z, y, x) volume resampled from ``voxel_size`` to ``new_voxel_size`` Å.
+
+    Voxel ``i`` of the result sits at ``i * new_voxel_size`` Å from the first voxel's centre,
+    as in :meth:`Picks.rescaled`, so rescaled coordinates land on the same structure.
+    (``scipy.ndimage.zoom`` maps the corner voxels onto each other instead, which changes the
+    scale slightly.) ``order`` 1 for densities, 0 (nearest neighbour) for labels.
+    """
+    step = rescale_voxels(1.0, new_voxel_size, voxel_size)
+    shape = tuple(
+        int(np.floor(rescale_voxels(n - 1, voxel_size, new_voxel_size) + 1e-6)) + 1
+        for n in volume.shape
+    )
+    return ndimage.affine_transform(
+        volume, np.full(3, step), output_shape=shape, order=order, mode="nearest"
+    )
+
+
+def _resampled(
+    reconstruction: np.ndarray, phantom: Phantom, voxel_size: float
+) -> tuple[np.ndarray, Phantom]:
+    """The reconstruction and the phantom (density, masks, truth) at ``voxel_size`` Å."""
+    truth = phantom.truth.rescaled(voxel_size)
+    truth.features = truth.features.copy()
+    truth.features["radius"] = rescale_voxels(
+        truth.features["radius"].to_numpy(dtype=float), VOXEL_SIZE, voxel_size
+    )
+    resampled = Phantom(
+        resample(phantom.density, VOXEL_SIZE, voxel_size, 1),
+        resample(phantom.occupancy, VOXEL_SIZE, voxel_size, 0),
+        resample(phantom.class_mask, VOXEL_SIZE, voxel_size, 0),
+        truth,
+        phantom.info,
+    )
+    return resample(reconstruction, VOXEL_SIZE, voxel_size, 1), resampled
 
 
 def simulate(
@@ -443,10 +589,10 @@ def write_dataset(
         OCCUPANCY: result.phantom.occupancy,
         CLASS_MASK: result.phantom.class_mask,
     }
-    if projections:
-        volumes[PROJECTIONS] = result.tilt_series
     for name, data in volumes.items():
         _write_volume(folder / name, data, size, label, overwrite)
+    if projections:
+        _write_volume(folder / PROJECTIONS, result.tilt_series, VOXEL_SIZE, label, overwrite)
     write_shrec_locations(folder / LOCATIONS, result.truth, overwrite=overwrite)
     _write_text(folder / TILT_ANGLES, "".join(f"{a:.2f}\n" for a in result.tilt_angles), overwrite)
     _write_text(folder / CLASS_NAMES, class_names_text(), overwrite)

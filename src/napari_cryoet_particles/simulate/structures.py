@@ -38,6 +38,17 @@ SHREC_CLASSES = (
 PROTEIN_CLASSES = SHREC_CLASSES[:13]
 VESICLE = "vesicle"
 FIDUCIAL = "fiducial"
+MEMBRANE = "membrane"
+ACTIN = "actin"
+MICROTUBULE = "microtubule"
+ICE = "ice"
+CARBON = "carbon"
+#: Cellular clutter (see ``phantom.py``): numbered after SHREC 2021's classes (16-20).
+CLUTTER_CLASSES = (MEMBRANE, ACTIN, MICROTUBULE, ICE, CARBON)
+#: Every ``class_mask`` class, in order (value = position + 1).
+ALL_CLASSES = SHREC_CLASSES + CLUTTER_CLASSES
+#: Objects that are not proteins: a pick on one of them is a false pick of a particle picker.
+NON_PROTEIN_CLASSES = (VESICLE, FIDUCIAL, *CLUTTER_CLASSES)
 #: A voxel belongs to a particle's footprint (occupancy / class mask) above this density.
 FOOTPRINT_LEVEL = 0.1
 ARCHIVE = "structures_10A.npz"
@@ -63,8 +74,8 @@ class Structure:
 
 
 def class_index(name: str) -> int:
-    """The SHREC 2021 ``class_mask`` value of a class name (1-based)."""
-    return SHREC_CLASSES.index(canonical_class(name)) + 1
+    """The ``class_mask`` value of a class name (1-based; SHREC 2021's, then the clutter's)."""
+    return ALL_CLASSES.index(canonical_class(name)) + 1
 
 
 def canonical_class(name: str, source: object = None) -> str:
@@ -74,18 +85,18 @@ def canonical_class(name: str, source: object = None) -> str:
     """
     text = str(name).strip()
     lowered = text.lower()
-    if lowered in (VESICLE, FIDUCIAL):
+    if lowered in NON_PROTEIN_CLASSES:
         return lowered
     key = lowered.removesuffix("_fixed").upper()
     if key not in PROTEIN_CLASSES:
-        known = ", ".join(SHREC_CLASSES)
+        known = ", ".join(ALL_CLASSES)
         raise CryoetInputError(source, f"unknown particle class {text!r} (known: {known})")
     return key
 
 
 def class_names_text() -> str:
     """The ``class_names.txt`` written beside ``class_mask.mrc``: ``index name`` per line."""
-    lines = ["0 background"] + [f"{i} {name}" for i, name in enumerate(SHREC_CLASSES, start=1)]
+    lines = ["0 background"] + [f"{i} {name}" for i, name in enumerate(ALL_CLASSES, start=1)]
     return "\n".join(lines) + "\n"
 
 
