@@ -52,7 +52,7 @@ class StructureTest:
     density of a typical confident pick (its :data:`TYPICAL_PERCENTILE`) a protein may have."""
 
     sigma_nm: float = 2.0
-    continuation: float = 0.4
+    continuation: float = 0.3
     gold_ratio: float = 3.0
 
 
