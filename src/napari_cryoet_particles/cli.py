@@ -997,6 +997,17 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="regenerate only the curation section of an existing report (--out)",
     )
+    parser.add_argument(
+        "--no-families",
+        action="store_true",
+        help="skip the held-out simulation families and the real volumes",
+    )
+    parser.add_argument(
+        "--only-families",
+        action="store_true",
+        help="regenerate only the held-out families and real volumes section of an existing "
+        "report (--out)",
+    )
     parser.set_defaults(run=run_benchmark)
 
 
@@ -1010,6 +1021,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
         run_curation_only(args.out, args.shared, args.model, args.work, args.threads)
         return 0
+    if args.only_families:
+        from napari_cryoet_particles.benchmark.run import run_generalisation_only
+
+        run_generalisation_only(args.out, args.shared, args.model, args.work, args.threads)
+        return 0
     benchmark(
         args.out,
         args.quick,
@@ -1021,6 +1037,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         train=not args.no_training,
         huge=not args.no_huge,
         curation=not args.no_curation,
+        families=not args.no_families,
     )
     return 0
 
