@@ -140,7 +140,7 @@ def source(name: str) -> str:
 @cache
 def imports(name: str) -> tuple[Import, ...]:
     """Every import of module ``name`` (at any depth), as absolute names; ``from X import y`` is
-    ``X.y`` when that is a module of the package, else ``X``."""
+    ``X.y`` inside the package (``y`` may be a module: see :func:`_package_module`), else ``X``."""
     is_package = modules()[name].name == "__init__.py"
     own = [PACKAGE, *name.split(".")] if name else [PACKAGE]
     found = []
@@ -156,9 +156,8 @@ def imports(name: str) -> tuple[Import, ...]:
                 origin = node.module or ""
             for alias in node.names:
                 full = f"{origin}.{alias.name}"
-                found.append(
-                    Import(full if _package_module(full) is not None else origin, node.lineno)
-                )
+                inside = origin.split(".")[0] == PACKAGE
+                found.append(Import(full if inside else origin, node.lineno))
     return tuple(found)
 
 
