@@ -46,6 +46,7 @@ def test_radius_voxels_is_bit_for_bit_the_factor_it_replaced(diameter: float, si
     assert radius_voxels(diameter, size) == diameter * 5.0 / size
     assert nm_to_voxels(diameter, size) == diameter * 10.0 / size
     assert voxels_to_nm(diameter, size) == diameter * size / 10.0
+    assert voxels_to_nm(1.0, size) == size / 10.0  # a voxel's edge in nm (detect/joined.py)
 
 
 def test_the_users_voxel_size_wins_and_is_checked() -> None:

@@ -33,6 +33,7 @@ def mirror_tile(
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import atomic_write
     from napari_cryoet_particles.io.tomogram import release_pages
+    from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 
     volume = read_tomogram(source)
     index = [mirrored_index(n, m) for n, m in zip(shape, volume.shape, strict=True)]
@@ -41,7 +42,9 @@ def mirror_tile(
         atomic_write(out, overwrite=True) as tmp,
         mrcfile.new_mmap(tmp, shape, mrc_mode=2, overwrite=True) as mrc,
     ):
-        mrc.voxel_size = volume.voxel_size or 10.0
+        mrc.voxel_size = resolve_voxel_size(
+            volume.voxel_size, default=DEFAULT_VOXEL_SIZE, warn=False
+        )
         for z0 in range(0, shape[0], WRITE_SLAB):
             planes = index[0][z0 : z0 + WRITE_SLAB]
             block = np.asarray(volume.data[planes], dtype=np.float32)

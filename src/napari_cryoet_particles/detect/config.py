@@ -50,12 +50,12 @@ class DetectionConfig:
     tomogram's header. ``polarity`` ``auto`` decides from the skewness of the low-passed volume.
     ``density_weight``: when above 0, k-means clusters the standardised embedding plus the
     local density (the low-passed tomogram that also decides which clusters are particles) as
-    one more channel with this weight; 0 (default) clusters the embedding alone. ``n_clusters``
-    is k. ``keep_edges``: keep picks whose box (the blob's radius) crosses the volume's faces,
-    where a particle is cut and a filter answers on the edge itself. ``keep_structures``: keep
-    picks that lie on something that goes on beyond them (a filament, a microtubule wall, a
-    membrane) or on gold (:mod:`.structure`). See docs/detection.md for what each measured on
-    validation simulations.
+    one more channel with this weight (default :data:`DEFAULT_DENSITY_WEIGHT`, 3); 0 clusters
+    the embedding alone. ``n_clusters`` is k. ``keep_edges``: keep picks whose box (the blob's
+    radius) crosses the volume's faces, where a particle is cut and a filter answers on the edge
+    itself. ``keep_structures``: keep picks that lie on something that goes on beyond them (a
+    filament, a microtubule wall, a membrane) or on gold (:mod:`.structure`). See
+    docs/detection.md for what each measured on validation simulations.
     """
 
     diameter_nm: float = DEFAULT_DIAMETER_NM

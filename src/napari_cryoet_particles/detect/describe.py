@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from napari_cryoet_particles.io.units import nm_to_voxels, voxels_to_nm
+
 #: Shells reach this far from the pick (nm): past the radius of a ribosome (~13 nm).
 PROFILE_RADIUS_NM = 15.0
 #: Shell thickness (nm).
@@ -42,7 +44,7 @@ def shell_matrix(voxel_size: float, radius_nm: float, step_nm: float) -> tuple[i
     Shell ``k`` holds the voxels whose centre lies ``k·step`` to ``(k+1)·step`` nm from the crop's
     centre voxel.
     """
-    step_voxels = step_nm * 10.0 / voxel_size
+    step_voxels = nm_to_voxels(step_nm, voxel_size)
     shells = max(2, int(round(radius_nm / step_nm)))
     half = max(1, int(np.ceil(shells * step_voxels)))
     axis = np.arange(-half, half + 1, dtype=float)
@@ -173,7 +175,7 @@ def shape_descriptors(
     species apart far better than the radial profile or the embedding (docs/detection.md,
     groups and "more like these").
     """
-    voxel_nm = voxel_size / 10.0
+    voxel_nm = voxels_to_nm(1.0, voxel_size)
     radii = [r / voxel_nm for r in SHAPE_RADII_NM]
     half = max(2, int(np.ceil(max(radii))))
     sigma = SHAPE_SIGMA_NM / voxel_nm

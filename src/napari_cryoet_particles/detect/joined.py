@@ -41,6 +41,7 @@ from napari_cryoet_particles.detect.candidates import (
     bright_reader,
     grow_box,
 )
+from napari_cryoet_particles.io.units import voxels_to_nm
 
 #: Gaussian low-pass of the density along the segments (nm).
 SIGMA_NM = 2.0
@@ -168,7 +169,7 @@ def suppress_joined(
     radii in working voxels) to keep once picks joined by dense material to a stronger kept pick
     are dropped; ``read`` gives particles dark (the working volume's view), ``voxel_size`` in Å."""
     zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
-    nm = voxel_size / 10.0
+    nm = voxels_to_nm(1.0, voxel_size)
     reach = REACH_NM / nm
     sigma = max(0.5, SIGMA_NM / nm)
     pairs = separated_pairs(zyx, np.asarray(radius, dtype=float).reshape(-1), reach, sigma)

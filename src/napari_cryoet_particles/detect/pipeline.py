@@ -95,7 +95,7 @@ from napari_cryoet_particles.detect.volume import (
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
-from napari_cryoet_particles.io.units import radius_voxels, voxels_to_nm
+from napari_cryoet_particles.io.units import nm_to_voxels, radius_voxels, voxels_to_nm
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 
 #: Crops embedded to fit k-means, and their core size in working voxels.
@@ -314,9 +314,12 @@ def detect_particles_job(
 ) -> Job[DetectionResult]:
     """Detect particles in ``volume``; yields :class:`Progress`, returns a :class:`DetectionResult`.
 
-    Picks come back in the input tomogram's voxels (zyx), with features ``score`` (smoothed
-    particle probability at the peak, 0-1), ``probability`` (unsmoothed), ``cluster`` (k-means
-    cluster id of the voxel), ``group`` (particle group), ``status`` = ``auto``.
+    Picks come back in the input tomogram's voxels (zyx), with features ``score``
+    (``sigmoid(strength + w·logit(probability) - T)``, 0-1, see :func:`pick_score`; 0.5 is the
+    automatic threshold; a head from curation rescores it), ``probability`` (the learned particle
+    probability at the blob), ``strength`` (the blob's robust z), ``radius_nm`` (the blob's),
+    ``cluster`` (k-means cluster id of the nearest coarse voxel), ``group`` (particle group),
+    ``status`` = ``auto``.
     """
     from napari_cryoet_particles.model.device import (
         configure_threads,
@@ -478,7 +481,7 @@ def detect_particles_job(
         profiles = head_profiles[order]
     else:
         profiles = _profiles_at(work, found.zyx, cancel)
-    extent = profile_extent_nm(profiles) * 10.0 / work.voxel_size
+    extent = nm_to_voxels(profile_extent_nm(profiles), work.voxel_size)
     keep = suppress_by_extent(found.zyx, found.radius, extent)
     keep = keep[
         suppress_joined(

@@ -35,6 +35,12 @@ from napari_cryoet_particles.detect.describe import shape_columns
 from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD, detect_particles_job
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import PICK_STATUSES, Picks
+from napari_cryoet_particles.io.units import (
+    DEFAULT_VOXEL_SIZE,
+    nm_to_voxels,
+    resolve_voxel_size,
+    voxels_to_nm,
+)
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress
 
 MARKED = ("accepted", "rejected", "added")
@@ -74,6 +80,8 @@ REFINE_BAND_LOGIT = 0.25
 MATCH_REACH = 1.0
 #: Candidates with no stronger candidate this close (nm) count as isolated.
 NEIGHBOUR_HORIZON_NM = 60.0
+#: An isolated candidate's distance over its neighbour's radius is the horizon over this radius (nm).
+ISOLATED_NEIGHBOUR_RADIUS_NM = 10.0
 REFINE_COLUMNS = (
     "strength",
     "radius_nm",
@@ -205,6 +213,12 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def _voxel_size_of(picks: Picks) -> float:
+    """The voxel size (Å) of a detection run's picks, which always state one;
+    :data:`DEFAULT_VOXEL_SIZE` otherwise, silently."""
+    return float(resolve_voxel_size(picks.voxel_size, default=DEFAULT_VOXEL_SIZE, warn=False))
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
@@ -221,13 +235,18 @@ def neighbour_features(
     """
     zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
     out = np.tile(
-        [np.log(NEIGHBOUR_HORIZON_NM), np.log(NEIGHBOUR_HORIZON_NM / 10.0), 0.0], (len(zyx), 1)
+        [
+            np.log(NEIGHBOUR_HORIZON_NM),
+            np.log(NEIGHBOUR_HORIZON_NM / ISOLATED_NEIGHBOUR_RADIUS_NM),
+            0.0,
+        ],
+        (len(zyx), 1),
     )
     if len(zyx) < 2:
         return out
     k = min(k, len(zyx) - 1)
     distance, index = cKDTree(zyx).query(zyx, k=k + 1)
-    distance_nm = distance * voxel_size / 10.0
+    distance_nm = voxels_to_nm(distance, voxel_size)
     stronger = (np.asarray(scores)[index] > np.asarray(scores)[:, None]) & (
         distance_nm <= NEIGHBOUR_HORIZON_NM
     )
@@ -252,7 +271,7 @@ def descriptor_table(result: DetectionResult) -> pd.DataFrame:
             raise CryoetInputError(None, f"the detection result has no {column!r} column")
     return candidate_table(
         result.picks.zyx,
-        float(result.picks.voxel_size or 10.0),
+        _voxel_size_of(result.picks),
         features["score"].to_numpy(dtype=float),
         features["strength"].to_numpy(dtype=float),
         features["radius_nm"].to_numpy(dtype=float),
@@ -340,8 +359,8 @@ def match_marks(candidates: Picks, marks: Picks) -> np.ndarray:
     """Index of the candidate each mark lies on (-1: none within :data:`MATCH_REACH` radii)."""
     if not len(candidates) or not len(marks):
         return np.full(len(marks), -1, dtype=int)
-    size = float(candidates.voxel_size or 10.0)
-    radius_vox = candidates.features["radius_nm"].to_numpy(dtype=float) * 10.0 / size
+    size = _voxel_size_of(candidates)
+    radius_vox = nm_to_voxels(candidates.features["radius_nm"].to_numpy(dtype=float), size)
     distance, index = cKDTree(candidates.zyx).query(marks.zyx, k=1)
     reach = np.maximum(2.0, MATCH_REACH * radius_vox[index])
     return np.where(distance <= reach, index, -1)
@@ -502,7 +521,7 @@ def refined_picks(
     """
     config = config or RefineConfig()
     candidates = result.picks
-    size = float(candidates.voxel_size or 10.0)
+    size = _voxel_size_of(candidates)
     curated = curated.in_voxels_of(size)
     check_curated(curated, result.input_shape, need_positive=config.like_accepted)
     status = curated.features["status"].astype(str).to_numpy()
