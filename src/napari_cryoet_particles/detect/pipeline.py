@@ -31,7 +31,7 @@ Stages (each timed in :attr:`DetectionResult.timings`):
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from napari_cryoet_particles.detect.candidates import (
     multiscale_candidates_job,
     suppress_by_extent,
 )
-from napari_cryoet_particles.detect.cluster import fit_particle_clusters
+from napari_cryoet_particles.detect.cluster import ParticleClusters, fit_particle_clusters
 from napari_cryoet_particles.detect.config import (
     AUTO_THRESHOLD,
     CANDIDATE_FLOOR,
@@ -211,6 +211,16 @@ def pick_score(
     return 1.0 / (1.0 + np.exp(-(combined - blob_threshold)))
 
 
+def _stepped(job, step: int, total: int):
+    """Run a sub-job whose reports count steps of the whole job from ``step`` on; return its result."""
+    while True:
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(step + report.step, total, report.message)
+
+
 def _relayed(job, step: int, total: int):
     """Run a sub-job, passing its progress on as one step of ``total``; return its result."""
     while True:
@@ -306,21 +316,60 @@ def _unwanted_picks(
     return np.flatnonzero(labels == ""), dict(zip(names.tolist(), counts.tolist(), strict=True))
 
 
-def detect_particles_job(
-    volume: Volume,
-    model: ModelLike = None,
-    config: DetectionConfig | None = None,
-    cancel: CancelToken | None = None,
-) -> Job[DetectionResult]:
-    """Detect particles in ``volume``; yields :class:`Progress`, returns a :class:`DetectionResult`.
+@dataclass
+class Prepared:
+    """What the prepare stage gives the others: the model on its device, the working volume, its
+    coarse grid (``full`` padded working shape, ``grid`` coarse shape, ``valid`` coarse voxels
+    inside the volume), the low-passed overview (particles dark) and the mask of the sample."""
 
-    Picks come back in the input tomogram's voxels (zyx), with features ``score``
-    (``sigmoid(strength + w·logit(probability) - T)``, 0-1, see :func:`pick_score`; 0.5 is the
-    automatic threshold; a head from curation rescores it), ``probability`` (the learned particle
-    probability at the blob), ``strength`` (the blob's robust z), ``radius_nm`` (the blob's),
-    ``cluster`` (k-means cluster id of the nearest coarse voxel), ``group`` (particle group),
-    ``status`` = ``auto``.
-    """
+    encoder: nn.Module
+    device: torch.device
+    head_payload: dict | None
+    threads: int
+    stride: int
+    halo: int
+    input_size: float
+    work: WorkingVolume
+    full: tuple[int, int, int]
+    grid: tuple[int, int, int]
+    valid: tuple[int, int, int]
+    overview: np.ndarray
+    mask: np.ndarray
+    darkness_sigma: float
+    info: dict[str, object]
+
+
+@dataclass
+class Embedded:
+    """The learned values at the candidates (``at_blobs``) and the whole score map when kept."""
+
+    at_blobs: PointGather
+    probability: np.ndarray | None
+
+
+@dataclass
+class Peaks:
+    """The picks of the peaks stage, strongest first: their score, index into the candidates,
+    the candidates themselves (working voxels), learned probability and radial profiles."""
+
+    values: np.ndarray
+    picked: np.ndarray
+    found: Candidates
+    learned: np.ndarray
+    profiles: np.ndarray
+
+    def take(self, index: np.ndarray) -> "Peaks":
+        return Peaks(
+            self.values[index],
+            self.picked[index],
+            self.found.take(index),
+            self.learned[index],
+            self.profiles[index],
+        )
+
+
+def prepare(volume: Volume, model: ModelLike, config: DetectionConfig) -> Prepared:
+    """Stage 1: model, working volume, overview, sample mask and polarity (module docstring)."""
     from napari_cryoet_particles.model.device import (
         configure_threads,
         return_freed_memory_promptly,
@@ -328,16 +377,12 @@ def detect_particles_job(
     )
     from napari_cryoet_particles.model.encoder import fused_for_inference
 
-    config = (config or DetectionConfig()).validated()
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
     threads = configure_threads(config.threads)
     return_freed_memory_promptly()
     device = select_device(config.device)
     encoder, working_size, head_payload = resolve_model(model, device)
     encoder = fused_for_inference(encoder)
     stride, field = encoder_geometry(encoder)
-    halo = halo_for(stride, field)
     input_size = check_volume(volume, config.voxel_size, min_size=max(8, stride * 2))
     work = make_working_volume(
         volume, input_size, working_voxel_size(working_size, input_size) * config.bin
@@ -348,7 +393,6 @@ def detect_particles_job(
         )
     full = padded_shape(work.shape, POOL * stride)
     grid = tuple(n // stride for n in full)
-    valid = tuple(-(-n // stride) for n in work.shape)
     overview = block_mean(work, stride, grid)
     filters = OverviewFilters(overview)
     mask = slab_mask(overview, filters=filters) if config.mask_empty else np.ones(grid, dtype=bool)
@@ -357,8 +401,6 @@ def detect_particles_job(
     work.sign = decide_sign(config.polarity, skewness)
     overview *= np.float32(work.sign)
     radius = radius_voxels(config.diameter_nm, work.voxel_size)  # working voxels
-    darkness_sigma = max(0.5, radius / (3 * stride))
-    timings["prepare"] = time.perf_counter() - clock
     info: dict[str, object] = {
         "input_voxel_size": input_size,
         "working_voxel_size": work.voxel_size,
@@ -371,54 +413,73 @@ def detect_particles_job(
         "device": str(device),
         "masked_fraction": float(1.0 - mask.mean()),
     }
-    rng = np.random.default_rng(config.seed)
-    crops = _fit_crops(mask[tuple(slice(0, n) for n in valid)], full, stride, halo, rng)
-    tiles = plan_tiles(full, stride, halo, config.tile_voxels, unit=POOL * stride)
-    total = 1 + 1 + len(crops) + len(tiles) + 2
-    step = 1
-    yield Progress(step, total, "prepared")
+    return Prepared(
+        encoder,
+        device,
+        head_payload,
+        threads,
+        stride,
+        halo_for(stride, field),
+        input_size,
+        work,
+        full,
+        grid,
+        tuple(-(-n // stride) for n in work.shape),
+        overview,
+        mask,
+        max(0.5, radius / (3 * stride)),
+        info,
+    )
 
-    # Blob candidates first: the embedding pass then keeps the learned maps at them only.
-    clock = time.perf_counter()
+
+def candidates_job(
+    prep: Prepared, config: DetectionConfig, cancel: CancelToken | None
+) -> Job[Candidates]:
+    """Stage 2: blob candidates inside the sample mask (:mod:`.candidates`)."""
+    work = prep.work
     radii = blob_radii(
         radius_voxels(config.min_diameter_nm, work.voxel_size),
         radius_voxels(config.max_diameter_nm, work.voxel_size),
     )
-    found = yield from _relayed(
-        multiscale_candidates_job(
-            work.read,
-            work.shape,
-            radii,
-            BLOB_FLOOR,
-            None if cancel is None else cancel.check,
-            threads=threads,
-        ),
-        step,
-        total,
+    prep.info["blob_radii"] = [float(r) for r in radii]
+    found = yield from multiscale_candidates_job(
+        work.read,
+        work.shape,
+        radii,
+        BLOB_FLOOR,
+        None if cancel is None else cancel.check,
+        threads=prep.threads,
     )
-    step += 1
-    found = found.take(np.flatnonzero(mask[tuple(coarse_cells(found.zyx, stride, grid).T)]))
-    info["n_blobs"] = len(found)
-    timings["candidates"] = time.perf_counter() - clock
+    inside = prep.mask[tuple(coarse_cells(found.zyx, prep.stride, prep.grid).T)]
+    found = found.take(np.flatnonzero(inside))
+    prep.info["n_blobs"] = len(found)
+    return found
 
-    clock = time.perf_counter()
+
+def fit_job(
+    prep: Prepared,
+    config: DetectionConfig,
+    crops: list[Tile],
+    rng: np.random.Generator,
+    cancel: CancelToken | None,
+) -> Job[ParticleClusters]:
+    """Stage 3: k-means on voxel embeddings of a few crops inside the mask, particle clusters
+    named by darkness (:mod:`.cluster`); yields once per crop."""
     samples, sample_dark = [], []
     per_crop = max(1, config.kmeans_samples // len(crops))
-    for crop in crops:
+    for number, crop in enumerate(crops, start=1):
         if cancel is not None:
             cancel.check()
-        core = embed_tile(encoder, work.read, work.shape, crop, device)
-        darkness = low_pass_box(overview, crop.out, darkness_sigma)
+        core = embed_tile(prep.encoder, prep.work.read, prep.work.shape, crop, prep.device)
+        darkness = low_pass_box(prep.overview, crop.out, prep.darkness_sigma)
         flat = with_density(core, darkness, config.density_weight)
-        where = np.flatnonzero(mask[crop.out])
+        where = np.flatnonzero(prep.mask[crop.out])
         if where.size == 0:
             where = np.arange(flat.shape[0])
         where = rng.choice(where, size=min(per_crop, where.size), replace=False)
         samples.append(flat[where])
         sample_dark.append(darkness.ravel()[where])
-        step += 1
-        yield Progress(step, total, "fitting clusters")
-    del mask
+        yield Progress(number, len(crops), "fitting clusters")
     samples_all = np.concatenate(samples)
     weights = None
     if config.density_weight > 0:
@@ -427,17 +488,27 @@ def detect_particles_job(
     clusters = fit_particle_clusters(
         samples_all, np.concatenate(sample_dark), config.n_clusters, config.seed, weights
     )
-    timings["fit"] = time.perf_counter() - clock
-    info["particle_clusters"] = clusters.particle.tolist()
-    info["cluster_darkness"] = clusters.darkness.tolist()
-    info["cluster_sizes"] = clusters.sizes.tolist()
+    prep.info["particle_clusters"] = clusters.particle.tolist()
+    prep.info["cluster_darkness"] = clusters.darkness.tolist()
+    prep.info["cluster_sizes"] = clusters.sizes.tolist()
+    return clusters
 
-    clock = time.perf_counter()
-    at_blobs = PointGather(grid_coordinates(found.zyx, stride), grid, POOL)
-    probability = np.zeros(grid, dtype=np.float32) if config.keep_score_map else None
+
+def embed_job(
+    prep: Prepared,
+    config: DetectionConfig,
+    found: Candidates,
+    clusters: ParticleClusters,
+    tiles: list[Tile],
+    cancel: CancelToken | None,
+) -> Job[Embedded]:
+    """Stage 4: every tile through the encoder once, keeping the learned values at the candidates
+    (and the whole score map when ``config.keep_score_map``)."""
+    at_blobs = PointGather(grid_coordinates(found.zyx, prep.stride), prep.grid, POOL)
+    probability = np.zeros(prep.grid, dtype=np.float32) if config.keep_score_map else None
 
     def score_tile(tile: Tile, core: np.ndarray) -> None:
-        darkness = low_pass_box(overview, tile.out, darkness_sigma)
+        darkness = low_pass_box(prep.overview, tile.out, prep.darkness_sigma)
         if probability is None:
             at_blobs.add_scored(
                 tile,
@@ -456,31 +527,41 @@ def detect_particles_job(
         at_blobs.add(tile, core, prob, ids.reshape(core.shape[1:]))
         probability[tile.out] = prob
 
-    for report in embed_tiles_job(
-        work.read, work.shape, encoder, tiles, score_tile, device, cancel, "embedding"
-    ):
-        yield Progress(step + report.step, total, report.message)
-    step += len(tiles)
-    timings["embed"] = time.perf_counter() - clock
+    work = prep.work
+    yield from embed_tiles_job(
+        work.read, work.shape, prep.encoder, tiles, score_tile, prep.device, cancel, "embedding"
+    )
+    return Embedded(at_blobs, probability)
 
-    clock = time.perf_counter()
-    learned = at_blobs.probability
+
+def find_peaks(
+    prep: Prepared,
+    config: DetectionConfig,
+    found: Candidates,
+    embedded: Embedded,
+    cancel: CancelToken | None,
+) -> Peaks:
+    """Stage 5: candidates scored (or rescored by a curation head), above the threshold, one per
+    object (extent and joined suppression), without those on structures or at the faces."""
+    work = prep.work
+    learned = embedded.at_blobs.probability
     values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
     index = np.arange(len(found))
     head_profiles = None
-    if head_payload is not None:
+    if prep.head_payload is not None:
         index, values, head_profiles = _apply_pick_head(
-            head_payload, found, values, learned, at_blobs.embedding, work, cancel
+            prep.head_payload, found, values, learned, embedded.at_blobs.embedding, work, cancel
         )
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold]
-    values, picked = values[order], index[order]
-    found, learned = found.take(picked), learned[picked]
+    picked = index[order]
+    found = found.take(picked)
     if head_profiles is not None:
         profiles = head_profiles[order]
     else:
         profiles = _profiles_at(work, found.zyx, cancel)
+    peaks = Peaks(values[order], picked, found, learned[picked], profiles)
     extent = nm_to_voxels(profile_extent_nm(profiles), work.voxel_size)
     keep = suppress_by_extent(found.zyx, found.radius, extent)
     keep = keep[
@@ -493,63 +574,119 @@ def detect_particles_job(
             check=None if cancel is None else cancel.check,
         )
     ][: config.max_picks]
-    values, picked, found, learned = values[keep], picked[keep], found.take(keep), learned[keep]
-    profiles = profiles[keep]
-    wanted, info["dropped"] = _unwanted_picks(work, found, values >= AUTO_THRESHOLD, config)
-    values, picked, found, learned = (
-        values[wanted],
-        picked[wanted],
-        found.take(wanted),
-        learned[wanted],
+    peaks = peaks.take(keep)
+    wanted, prep.info["dropped"] = _unwanted_picks(
+        work, peaks.found, peaks.values >= AUTO_THRESHOLD, config
     )
-    profiles = profiles[wanted]
-    info["auto_threshold"] = AUTO_THRESHOLD
-    info["threshold"] = float(threshold)
-    info["blob_radii"] = [float(r) for r in radii]
-    info["n_candidates"] = int(len(order))
-    zyx = np.clip(work.to_input(found.zyx), 0, np.asarray(volume.shape) - 1)
-    timings["peaks"] = time.perf_counter() - clock
-    step += 1
-    yield Progress(step, total, "peaks")
+    prep.info["auto_threshold"] = AUTO_THRESHOLD
+    prep.info["threshold"] = float(threshold)
+    prep.info["n_candidates"] = int(len(order))
+    return peaks.take(wanted)
 
-    clock = time.perf_counter()
-    embeddings = at_blobs.embedding[picked]
-    shapes = _confident_shapes(work, found.zyx, values, cancel)
-    confident = np.flatnonzero(values >= AUTO_THRESHOLD)
-    groups = np.full(len(values), -1, dtype=int)
-    groups[confident], n_groups = choose_groups(shapes[confident], config.groups, config.seed)
-    timings["groups"] = time.perf_counter() - clock
-    info["n_groups"] = n_groups
-    info["n_picks"] = len(values)
-    info["warnings"] = detection_warnings(info, volume.shape, model)
-    step += 1
-    yield Progress(step, total, "groups")
 
+def detection_result(
+    volume: Volume,
+    prep: Prepared,
+    peaks: Peaks,
+    embedded: Embedded,
+    shapes: np.ndarray,
+    groups: np.ndarray,
+    timings: dict[str, float],
+) -> DetectionResult:
+    """The picks in the input tomogram's voxels with their features, and what goes with them."""
+    work, stride = prep.work, prep.stride
     features = pd.DataFrame(
         {
-            "score": values.astype(float),
-            "probability": learned.astype(float),
-            "strength": found.strength.astype(float),
-            "radius_nm": voxels_to_nm(found.radius, work.voxel_size),
-            "cluster": at_blobs.cluster[picked].astype(int),
+            "score": peaks.values.astype(float),
+            "probability": peaks.learned.astype(float),
+            "strength": peaks.found.strength.astype(float),
+            "radius_nm": voxels_to_nm(peaks.found.radius, work.voxel_size),
+            "cluster": embedded.at_blobs.cluster[peaks.picked].astype(int),
             "group": groups.astype(int),
         }
     )  # status and class: Picks adds them at their defaults
+    zyx = np.clip(work.to_input(peaks.found.zyx), 0, np.asarray(volume.shape) - 1)
     name = volume.path.stem if volume.path is not None else ""
-    picks = Picks(zyx, input_size, features, name)
+    probability = embedded.probability
     return DetectionResult(
-        picks=picks,
-        score_map=None if probability is None else probability[tuple(slice(0, n) for n in valid)],
+        picks=Picks(zyx, prep.input_size, features, name),
+        score_map=None
+        if probability is None
+        else probability[tuple(slice(0, n) for n in prep.valid)],
         score_map_voxel_size=work.voxel_size * stride,
         score_map_origin=work.to_input(np.full(3, (stride - 1) / 2.0)),
         score_map_step=np.full(3, stride * work.ratio),
         input_shape=volume.shape,
         timings=timings,
-        info=info,
-        embeddings=embeddings.astype(np.float32),
-        profiles=profiles,
+        info=prep.info,
+        embeddings=embedded.at_blobs.embedding[peaks.picked].astype(np.float32),
+        profiles=peaks.profiles,
         shapes=shapes,
     )
+
+
+def detect_particles_job(
+    volume: Volume,
+    model: ModelLike = None,
+    config: DetectionConfig | None = None,
+    cancel: CancelToken | None = None,
+) -> Job[DetectionResult]:
+    """Detect particles in ``volume``; yields :class:`Progress`, returns a :class:`DetectionResult`.
+
+    Picks come back in the input tomogram's voxels (zyx), with features ``score``
+    (``sigmoid(strength + w·logit(probability) - T)``, 0-1, see :func:`pick_score`; 0.5 is the
+    automatic threshold; a head from curation rescores it), ``probability`` (the learned particle
+    probability at the blob), ``strength`` (the blob's robust z), ``radius_nm`` (the blob's),
+    ``cluster`` (k-means cluster id of the nearest coarse voxel), ``group`` (particle group),
+    ``status`` = ``auto``. The stages are the functions above, in this order.
+    """
+    config = (config or DetectionConfig()).validated()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    prep = prepare(volume, model, config)
+    rng = np.random.default_rng(config.seed)
+    valid_mask = prep.mask[tuple(slice(0, n) for n in prep.valid)]
+    crops = _fit_crops(valid_mask, prep.full, prep.stride, prep.halo, rng)
+    tiles = plan_tiles(
+        prep.full, prep.stride, prep.halo, config.tile_voxels, unit=POOL * prep.stride
+    )
+    total = 1 + 1 + len(crops) + len(tiles) + 2
+    timings["prepare"] = time.perf_counter() - clock
+    yield Progress(1, total, "prepared")
+
+    # Blob candidates first: the embedding pass then keeps the learned maps at them only.
+    clock = time.perf_counter()
+    found = yield from _relayed(candidates_job(prep, config, cancel), 1, total)
+    timings["candidates"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    clusters = yield from _stepped(fit_job(prep, config, crops, rng, cancel), 2, total)
+    prep.mask = None  # no longer needed: free it before the embedding pass
+    timings["fit"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    step = 2 + len(crops)
+    embedded = yield from _stepped(
+        embed_job(prep, config, found, clusters, tiles, cancel), step, total
+    )
+    step += len(tiles)
+    timings["embed"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    peaks = find_peaks(prep, config, found, embedded, cancel)
+    timings["peaks"] = time.perf_counter() - clock
+    step += 1
+    yield Progress(step, total, "peaks")
+
+    clock = time.perf_counter()
+    shapes = _confident_shapes(prep.work, peaks.found.zyx, peaks.values, cancel)
+    confident = np.flatnonzero(peaks.values >= AUTO_THRESHOLD)
+    groups = np.full(len(peaks.values), -1, dtype=int)
+    groups[confident], prep.info["n_groups"] = choose_groups(
+        shapes[confident], config.groups, config.seed
+    )
+    timings["groups"] = time.perf_counter() - clock
+    prep.info["n_picks"] = len(peaks.values)
+    prep.info["warnings"] = detection_warnings(prep.info, volume.shape, model)
+    yield Progress(step + 1, total, "groups")
+    return detection_result(volume, prep, peaks, embedded, shapes, groups, timings)
 
 
 def detect_particles(
