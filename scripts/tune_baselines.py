@@ -44,6 +44,7 @@ from napari_cryoet_particles.baselines.broadband import (
     maxima_half_width,
 )
 from napari_cryoet_particles.baselines.classical import (
+    EDGE_MODE,
     bright_volume,
     greedy_suppress,
     local_maxima,
@@ -162,7 +163,7 @@ def tune_dog_families(tomo: Tomogram, bright: np.ndarray, hessian: bool) -> Iter
     smooth = {}
     if hessian:
         smooth = {
-            s: ndimage.gaussian_filter(bright, nm_to_voxels(s, size), mode="nearest")
+            s: ndimage.gaussian_filter(bright, nm_to_voxels(s, size), mode=EDGE_MODE)
             for s in HESSIAN_GRID["hessian_sigma_nm"]
         }
     for sigma, ratio in itertools.product(*BROADBAND_GRID.values()):
@@ -180,6 +181,7 @@ def tune_dog_families(tomo: Tomogram, bright: np.ndarray, hessian: bool) -> Iter
                 setting = pair | {"hessian_sigma_nm": hessian_sigma, "min_ratio": min_ratio}
                 for row in sweep(tomo, zyx[blob], values[blob]):
                     yield {"method": "hessian", **setting, **row}
+        print(f"  DoG σ {sigma:g}/{sigma * ratio:g} nm: {len(zyx)} candidates", flush=True)
 
 
 def tune_log(tomo: Tomogram, bright: np.ndarray) -> Iterator[dict]:
@@ -204,6 +206,7 @@ def tune_log(tomo: Tomogram, bright: np.ndarray) -> Iterator[dict]:
         zyx, values = local_maxima(response, min(KS), maxima_half_width(float(sigmas[0])))
         del response
         setting = {"sigma_min_nm": low, "sigma_max_nm": high, "per_scale_z": per_scale_z}
+        print(f"  LoG σ {low:.3g}-{high:.3g} nm, per-scale z {per_scale_z}", flush=True)
         for row in sweep(tomo, zyx, values):
             yield {"method": "log", **setting, **row}
 

@@ -13,12 +13,14 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles.baselines.classical import (
+    EDGE_MODE,
     ClassicalResult,
     Stopwatch,
     bright_volume,
     greedy_suppress,
     local_maxima,
     make_picks,
+    result_info,
     to_robust_z,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
@@ -31,10 +33,10 @@ class BroadbandParams:
     """σ pair of the DoG (nm), threshold ``k`` (robust z of the response), greedy suppression
     radius (nm), particle polarity (``dark``, ``bright`` or ``auto``)."""
 
-    sigma_small_nm: float = 2.0
-    sigma_large_nm: float = 6.0
+    sigma_small_nm: float = 2.5
+    sigma_large_nm: float = 10.0
     k: float = 4.0
-    suppression_nm: float = 15.0
+    suppression_nm: float = 16.0
     polarity: str = "dark"
 
     def __post_init__(self) -> None:
@@ -56,8 +58,8 @@ def maxima_half_width(sigma_voxels: float) -> int:
 
 def dog_zscore(bright: np.ndarray, sigma_small: float, sigma_large: float) -> np.ndarray:
     """Robust z of ``G(sigma_small) − G(sigma_large)`` (voxels) of ``bright``."""
-    response = ndimage.gaussian_filter(bright, sigma_small, mode="nearest")
-    response -= ndimage.gaussian_filter(bright, sigma_large, mode="nearest")
+    response = ndimage.gaussian_filter(bright, sigma_small, mode=EDGE_MODE)
+    response -= ndimage.gaussian_filter(bright, sigma_large, mode=EDGE_MODE)
     return to_robust_z(response)
 
 
@@ -76,6 +78,4 @@ def detect_broadband(
     keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
     clock.lap("peaks")
     picks = make_picks(volume, zyx[keep], values[keep], size)
-    return ClassicalResult(
-        picks, response, clock.laps | {"threshold": params.k, "skewness": skewness}
-    )
+    return ClassicalResult(picks, response, result_info(clock.laps, params.k, skewness))

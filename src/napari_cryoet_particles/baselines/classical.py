@@ -40,6 +40,11 @@ SAMPLE_VOXELS = 2_000_000
 #: Block size (voxels) of the overview the ``auto`` polarity is decided on.
 OVERVIEW_BLOCK = 4
 MAD_TO_SIGMA = 1.4826
+#: How the filters extend the volume beyond its edges: by the background level (0, the median of
+#: the normalised volume). Repeating the edge voxels instead (scipy's ``nearest``) gives one
+#: voxel the weight of a whole Gaussian tail, so the response's noise near the faces is several
+#: times the interior's and its maxima there pass any threshold.
+EDGE_MODE = "constant"
 
 
 @dataclass
@@ -143,6 +148,14 @@ def make_picks(
     table = pd.DataFrame({"score": np.asarray(score, float), "cluster": 0} | features)
     name = volume.path.stem if volume.path else ""
     return Picks(np.asarray(zyx, float).reshape(-1, 3), voxel_size, table, name)
+
+
+def result_info(
+    laps: dict[str, float], k: float, skewness: float, **more: float
+) -> dict[str, float | str]:
+    """A detector's ``info``: seconds per stage, the threshold, the skewness when measured."""
+    measured = {} if np.isnan(skewness) else {"skewness": skewness}
+    return laps | {"threshold": k} | measured | more
 
 
 class Stopwatch:

@@ -22,12 +22,14 @@ from scipy import ndimage
 
 from napari_cryoet_particles.baselines.broadband import dog_zscore, maxima_half_width
 from napari_cryoet_particles.baselines.classical import (
+    EDGE_MODE,
     ClassicalResult,
     Stopwatch,
     bright_volume,
     greedy_suppress,
     local_maxima,
     make_picks,
+    result_info,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.tomogram import Volume
@@ -39,12 +41,12 @@ class HessianParams:
     """The candidates' DoG σ pair (nm), threshold ``k`` (robust z), greedy suppression radius
     (nm), the Hessian's smoothing σ (nm), the least eigenvalue ratio of a blob, polarity."""
 
-    sigma_small_nm: float = 2.0
-    sigma_large_nm: float = 6.0
+    sigma_small_nm: float = 2.5
+    sigma_large_nm: float = 10.0
     k: float = 4.0
-    suppression_nm: float = 15.0
-    hessian_sigma_nm: float = 2.0
-    min_ratio: float = 0.2
+    suppression_nm: float = 16.0
+    hessian_sigma_nm: float = 3.0
+    min_ratio: float = 0.0
     polarity: str = "dark"
 
     def __post_init__(self) -> None:
@@ -104,7 +106,7 @@ def detect_hessian(
     small = nm_to_voxels(params.sigma_small_nm, size)
     response = dog_zscore(bright, small, nm_to_voxels(params.sigma_large_nm, size))
     smooth = ndimage.gaussian_filter(
-        bright, nm_to_voxels(params.hessian_sigma_nm, size), mode="nearest", output=bright
+        bright, nm_to_voxels(params.hessian_sigma_nm, size), mode=EDGE_MODE, output=bright
     )
     clock.lap("filter")
     zyx, values = local_maxima(response, params.k, maxima_half_width(small))
@@ -116,9 +118,5 @@ def detect_hessian(
     keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
     clock.lap("peaks")
     picks = make_picks(volume, zyx[keep], values[keep], size, blobness=ratio[keep])
-    info = clock.laps | {
-        "threshold": params.k,
-        "skewness": skewness,
-        "rejected": int(np.count_nonzero(~blob)),
-    }
+    info = result_info(clock.laps, params.k, skewness, rejected=int(np.count_nonzero(~blob)))
     return ClassicalResult(picks, response, info)

@@ -20,12 +20,14 @@ from scipy import ndimage
 
 from napari_cryoet_particles.baselines.broadband import maxima_half_width
 from napari_cryoet_particles.baselines.classical import (
+    EDGE_MODE,
     ClassicalResult,
     Stopwatch,
     bright_volume,
     greedy_suppress,
     local_maxima,
     make_picks,
+    result_info,
     to_robust_z,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
@@ -41,11 +43,11 @@ class LoGParams:
     """σ range (nm), how scales compare (see the module docstring), threshold ``k`` (robust z),
     greedy suppression radius (nm), particle polarity."""
 
-    sigma_min_nm: float = 1.0
+    sigma_min_nm: float = 2.0
     sigma_max_nm: float = 4.0
     per_scale_z: bool = True
-    k: float = 4.0
-    suppression_nm: float = 12.0
+    k: float = 4.5
+    suppression_nm: float = 16.0
     polarity: str = "dark"
 
     def __post_init__(self) -> None:
@@ -67,7 +69,7 @@ def log_sigmas(sigma_min: float, sigma_max: float, step: float = SCALE_STEP) -> 
 
 def scale_response(bright: np.ndarray, sigma: float, per_scale_z: bool) -> np.ndarray:
     """``−σ²·∇²G(σ)`` of ``bright`` (σ in voxels; high at bright blobs), or its robust z."""
-    response = ndimage.gaussian_laplace(bright, sigma, mode="nearest")
+    response = ndimage.gaussian_laplace(bright, sigma, mode=EDGE_MODE)
     response *= np.float32(-(sigma**2))
     return to_robust_z(response) if per_scale_z else response
 
@@ -108,6 +110,4 @@ def detect_log(
     clock.lap("peaks")
     scale = np.array([voxels_to_nm(s, size) for s in sigmas])[which[tuple(zyx.T)]]
     picks = make_picks(volume, zyx, values, size, scale_nm=scale)
-    return ClassicalResult(
-        picks, response, clock.laps | {"threshold": params.k, "skewness": skewness}
-    )
+    return ClassicalResult(picks, response, result_info(clock.laps, params.k, skewness))

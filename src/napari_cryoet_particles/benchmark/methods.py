@@ -155,20 +155,18 @@ def run_classical(name: str) -> Callable[[Volume, MethodOptions, Done], MethodOu
     def run(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
         entry = BASELINES[name]
         result = entry.run(volume)
-        done(result.picks)
-        radius = nm_to_voxels(DOG_BALL_NM, result.picks.voxel_size)
-        shape = result.response.shape[1:]
+        picks, response, info = result.picks, result.response, result.info
+        del result
+        done(picks)
+        radius = nm_to_voxels(DOG_BALL_NM, picks.voxel_size)
+        shape = response.shape[1:]
         maps = {
-            int(z): (
-                result.response[int(z)],
-                balls_on_slice(result.picks.zyx, int(z), shape, radius),
-            )
+            int(z): (response[int(z)], balls_on_slice(picks.zyx, int(z), shape, radius))
             for z in options.slices
         }
-        del result.response
+        del response
         floor_k = min(DOG_FLOOR_K, float(entry.params.k))
         floor = entry.run(volume, k=floor_k).picks
-        info = result.info
         stages = {k: float(v) for k, v in info.items() if k in ("filter", "hessian", "peaks")}
         report = {
             "stages": stages,
