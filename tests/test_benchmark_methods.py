@@ -49,10 +49,10 @@ def test_the_benchmark_dog_is_detect_dog_with_its_tuned_defaults(monkeypatch) ->
 
 
 def test_every_face_lists_the_registry() -> None:
-    assert list(METHODS) == ["ours", "dog", "slices2d"]
+    assert list(METHODS) == ["ours", "dog", "broadband", "log", "hessian", "slices2d"]
     args = build_parser().parse_args(["benchmark"])
     assert args.methods == list(METHODS)
-    assert METHODS["dog"].label == "DoG, tuned on validation seeds"
+    assert METHODS["dog"].label == "DoG (previous tuning)"
 
 
 def test_child_writes_automatic_and_floor_picks_and_times_only_the_user_part(

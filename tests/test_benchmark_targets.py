@@ -78,7 +78,7 @@ def test_why_has_one_bullet_per_missed_group_with_the_measured_numbers() -> None
     targets = compute_targets(runs, [], training)
     bullets = _why(runs, [], training, targets)
     heads = [b.split("**")[1] for b in bullets]
-    assert heads == ["Over the tuned DoG", "Small particles", "Seed spread", "Memory"]
+    assert heads == ["Over the best classical picker", "Small particles", "Seed spread", "Memory"]
     over, small, seeds, memory = bullets
     assert "0.800 vs 0.740" in over and "0.820 vs 0.760" in over
     assert "3QM1 0.50" in small and "3QM1 0.60" in small and "1S3X" not in small
@@ -130,7 +130,7 @@ def test_the_huge_row_has_its_memory_target_and_section() -> None:
     assert any("2 GB tomogram**: 1700 MB" in b for b in _why(_runs(), [], [], targets, huge))
     text = "\n".join(format_huge(huge))
     assert "1024×1024×500" in text and "--no-huge" in text
-    assert "| DoG, tuned on validation seeds | 20000 | 200.0 |" in text
+    assert "| DoG (previous tuning) | 20000 | 200.0 |" in text
 
 
 def test_the_huge_row_can_be_skipped(monkeypatch, tmp_path) -> None:

@@ -154,7 +154,7 @@ def test_report_states_targets_and_machine() -> None:
         **common,
     )
     text = format_report([run, dog], [], quick=True, shared=Path("x"), model=None, threads=2)
-    assert "cores" in text and "DoG, tuned on validation seeds" in text
+    assert "cores" in text and "DoG (previous tuning)" in text
     lines = text.splitlines()
     (main_row,) = [
         line for line in lines if line.startswith("| shrec2021-layout-seed3 | ours | 10 |")

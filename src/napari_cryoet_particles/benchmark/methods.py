@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from napari_cryoet_particles.baselines import BASELINES
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels
@@ -146,6 +147,37 @@ def run_dog(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
     return MethodOutput(floor, report, maps)
 
 
+def run_classical(name: str) -> Callable[[Volume, MethodOptions, Done], MethodOutput]:
+    """The run of ``BASELINES[name]`` as :func:`run_dog` runs the DoG: its preset's automatic
+    picks handed to ``done``, then the ranking set from a second run whose only change is a lower
+    ``k`` (:data:`DOG_FLOOR_K`, scores being robust z here too)."""
+
+    def run(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
+        entry = BASELINES[name]
+        result = entry.run(volume)
+        picks, response, info = result.picks, result.response, result.info
+        del result
+        done(picks)
+        radius = nm_to_voxels(DOG_BALL_NM, picks.voxel_size)
+        shape = response.shape[1:]
+        maps = {
+            int(z): (response[int(z)], balls_on_slice(picks.zyx, int(z), shape, radius))
+            for z in options.slices
+        }
+        del response
+        floor_k = min(DOG_FLOOR_K, float(entry.params.k))
+        floor = entry.run(volume, k=floor_k).picks
+        stages = {k: float(v) for k, v in info.items() if k in ("filter", "hessian", "peaks")}
+        report = {
+            "stages": stages,
+            "info": _scalars(info) | {"floor_threshold": floor_k},
+            "threshold": float(entry.params.k),
+        }
+        return MethodOutput(floor, report, maps)
+
+    return run
+
+
 def run_slices2d(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput:
     """The shrunk original 2D method; its threshold is fixed inside (k-means score 0.5), so its
     ranking set is its automatic one. It scores its own crops."""
@@ -172,9 +204,14 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "dog",
-            "DoG, tuned on validation seeds",
-            "`baselines.dog.detect_dog` with its defaults, chosen on validation seeds",
+            "DoG (previous tuning)",
+            "`baselines.dog.detect_dog` with its defaults (one 8-nm diameter, σ ratio 1.6), "
+            "chosen on validation seeds",
             run_dog,
+        ),
+        *(
+            Method(name, entry.label, entry.description, run_classical(name))
+            for name, entry in BASELINES.items()
         ),
         Method(
             "slices2d",

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles import __version__
+from napari_cryoet_particles.baselines import BASELINES
 from napari_cryoet_particles.benchmark.curation import (
     CurationRun,
     curation_targets,
@@ -89,6 +90,8 @@ HUGE_METHODS = ("ours", "dog")
 #: One run per method left the ratio per tomogram spread 2.2-2.6× with the same code (other jobs
 #: share the machine's two cores); the median of interleaved runs is steadier.
 TIMED_METHODS = ("ours", "dog")
+#: The classical pickers; the F1 margin target compares ours with the best of them per tomogram.
+CLASSICAL_METHODS = ("dog", *BASELINES)
 TIMING_RUNS = 3
 
 
@@ -838,6 +841,18 @@ def _by(runs: list[Run], method: str) -> dict[str, Run]:
     return {r.tomogram: r for r in runs if r.method == method}
 
 
+def best_classical(runs: list[Run]) -> dict[str, Run]:
+    """Per tomogram, the run of :data:`CLASSICAL_METHODS` with the highest F1 at its automatic
+    threshold: ours is held against the best of them there, which no validation choice flatters."""
+    best: dict[str, Run] = {}
+    for run in runs:
+        if run.method in CLASSICAL_METHODS and (
+            run.tomogram not in best or run.f1 > best[run.tomogram].f1
+        ):
+            best[run.tomogram] = run
+    return best
+
+
 def _random(run: Run) -> bool:
     return not run.layout and bool(np.isclose(run.snr, SNR))
 
@@ -883,12 +898,13 @@ def compute_targets(
             min((r.f1 for r in low), default=nan),
         ),
     ]
-    margins = {name: run.f1 - dog[name].f1 for name, run in ours.items() if name in dog}
+    best = best_classical(runs)
+    margins = {name: run.f1 - best[name].f1 for name, run in ours.items() if name in best}
     worst = min(margins, key=lambda n: margins[n]) if margins else ""
     targets.append(
         Target(
             "f1_over_dog",
-            "F1 above the tuned DoG, every tomogram (worst)",
+            "F1 above the best tuned classical picker, every tomogram (worst)",
             TARGETS["f1_over_dog"],
             margins.get(worst, nan),
             where=worst,
@@ -1034,8 +1050,9 @@ def _why(
             + "."
         )
     over = missed.get("f1_over_dog")
-    if over is not None and over.where in dog:
-        mine, theirs = ours[over.where], dog[over.where]
+    best = best_classical(runs)
+    if over is not None and over.where in best:
+        mine, theirs = ours[over.where], best[over.where]
         ranking = mine.best_f1 - theirs.best_f1
         verdict = (
             "the automatic threshold loses the margin"
@@ -1043,7 +1060,8 @@ def _why(
             else "the ranking itself is short of the margin, not only the threshold"
         )
         notes.append(
-            f"- **Over the tuned DoG** (worst on {over.where}: F1 {_f(mine.f1)} vs "
+            f"- **Over the best classical picker** ({_label(theirs.method)}; worst on "
+            f"{over.where}: F1 {_f(mine.f1)} vs "
             f"{_f(theirs.f1)}): at each method's best threshold {_f(mine.best_f1)} vs "
             f"{_f(theirs.best_f1)} ({ranking:+.3f}), so {verdict}; repeat hits "
             f"{mine.repeat_hits} vs {theirs.repeat_hits}."

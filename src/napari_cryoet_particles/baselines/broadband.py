@@ -1,0 +1,81 @@
+"""Baseline: broadband difference of Gaussians with greedy suppression.
+
+``G(σ_small) − G(σ_large)`` on the protein-positive normalised volume, with a wide σ pair (a
+band-pass covering small and large proteins at once, unlike a DoG matched to one diameter),
+then the shared steps of :mod:`.classical`: robust z of the response, local maxima above ``k``,
+greedy suppression within ``suppression_nm``. Lengths are in nm, so it runs at any voxel size.
+The preset's values and how they were chosen: docs/detection.md, "Classical baselines".
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from napari_cryoet_particles.baselines.classical import (
+    EDGE_MODE,
+    ClassicalResult,
+    Stopwatch,
+    bright_volume,
+    greedy_suppress,
+    local_maxima,
+    make_picks,
+    result_info,
+    to_robust_z,
+)
+from napari_cryoet_particles.io.errors import CryoetInputError
+from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.units import nm_to_voxels
+
+
+@dataclass(frozen=True)
+class BroadbandParams:
+    """σ pair of the DoG (nm), threshold ``k`` (robust z of the response), greedy suppression
+    radius (nm), particle polarity (``dark``, ``bright`` or ``auto``)."""
+
+    sigma_small_nm: float = 2.5
+    sigma_large_nm: float = 10.0
+    k: float = 4.0
+    suppression_nm: float = 16.0
+    polarity: str = "dark"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sigma_small_nm < self.sigma_large_nm:
+            raise CryoetInputError(
+                None,
+                f"DoG needs 0 < sigma_small < sigma_large, got {self.sigma_small_nm:g} and "
+                f"{self.sigma_large_nm:g} nm",
+            )
+        if not self.suppression_nm > 0:
+            raise CryoetInputError(None, "the suppression radius must be positive")
+
+
+def maxima_half_width(sigma_voxels: float) -> int:
+    """Half-width of the local-maximum window: about the narrow σ, so a blob's smooth response
+    gives one maximum (greedy suppression does the rest)."""
+    return max(1, int(round(sigma_voxels)))
+
+
+def dog_zscore(bright: np.ndarray, sigma_small: float, sigma_large: float) -> np.ndarray:
+    """Robust z of ``G(sigma_small) − G(sigma_large)`` (voxels) of ``bright``."""
+    response = ndimage.gaussian_filter(bright, sigma_small, mode=EDGE_MODE)
+    response -= ndimage.gaussian_filter(bright, sigma_large, mode=EDGE_MODE)
+    return to_robust_z(response)
+
+
+def detect_broadband(
+    volume: Volume, params: BroadbandParams | None = None, voxel_size: float | None = None
+) -> ClassicalResult:
+    """Broadband-DoG picks of ``volume`` (score: robust z of the response; threshold ``k``)."""
+    params = params or BroadbandParams()
+    clock = Stopwatch()
+    bright, size, skewness = bright_volume(volume, voxel_size, params.polarity)
+    small = nm_to_voxels(params.sigma_small_nm, size)
+    response = dog_zscore(bright, small, nm_to_voxels(params.sigma_large_nm, size))
+    del bright
+    clock.lap("filter")
+    zyx, values = local_maxima(response, params.k, maxima_half_width(small))
+    keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
+    clock.lap("peaks")
+    picks = make_picks(volume, zyx[keep], values[keep], size)
+    return ClassicalResult(picks, response, result_info(clock.laps, params.k, skewness))
