@@ -352,7 +352,7 @@ def test_ome_zarr_with_changed_metadata_and_chunks(data, metadata: list, chunk) 
             changed = _replace_somewhere(document, data.draw, ZARR_VALUES)
             (path / name).write_text(json.dumps(changed))
         if chunk is not None:
-            (path / "0" / "0.0.0").write_bytes(chunk)
+            (path / "0" / "0" / "0" / "0").write_bytes(chunk)
         try:
             volume = read_tomogram(path)
         except CryoetInputError as error:

@@ -18,7 +18,13 @@ from napari_cryoet_particles.io.formats import (
     read_picks_file,
     write_picks_file,
 )
-from napari_cryoet_particles.io.omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
+from napari_cryoet_particles.io.omezarr import (
+    is_ome_zarr,
+    read_ome_zarr,
+    write_ome_zarr,
+    write_ome_zarr_group,
+    zarr_major,
+)
 from napari_cryoet_particles.io.picks import RELION_ANGLE_COLUMNS, orientations
 
 SHAPE = (40, 60, 80)
@@ -132,6 +138,50 @@ def test_ome_zarr_overwrite_replaces_the_whole_folder(tmp_path: Path) -> None:
     volume = read_tomogram(path)
     assert volume.shape == (10, 12, 14) and volume.voxel_size == 5.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.zarr"]
+
+
+def test_ome_zarr_is_written_as_ngff_04_in_zarr_v2_format(tmp_path: Path) -> None:
+    """What the data portal serves and every copick release reads, with zarr 2 and zarr 3 alike:
+    NGFF 0.4 metadata in ``.zattrs``, zarr v2 arrays whose chunk keys are nested (``0/z/y/x``)."""
+    import json
+
+    path = write_ome_zarr(tmp_path / "t.zarr", np.ones((8, 10, 12), np.float32), 10.0, chunks=4)
+    assert json.loads((path / ".zattrs").read_text())["multiscales"][0]["version"] == "0.4"
+    array = json.loads((path / "0" / ".zarray").read_text())
+    assert array["zarr_format"] == 2 and array["dimension_separator"] == "/"
+    assert array["chunks"] == [4, 4, 4] and (path / "0" / "1" / "2" / "2").is_file()
+    assert not (path / "zarr.json").exists()
+
+
+@pytest.mark.skipif(zarr_major() < 3, reason="NGFF 0.5 is zarr v3 format, which needs zarr 3")
+def test_ome_zarr_ngff_05_in_zarr_v3_format_is_read(tmp_path: Path) -> None:
+    """copick 2 and ome-zarr >= 0.12 write NGFF 0.5: metadata under ``ome`` in ``zarr.json``."""
+    import json
+
+    import zarr
+
+    data = np.arange(8 * 10 * 12, dtype=np.float32).reshape(8, 10, 12)
+    group = zarr.open_group(str(tmp_path / "v3.zarr"), mode="w", zarr_format=3)
+    write_ome_zarr_group(group, data, 10.0, levels=2)
+    metadata = json.loads((tmp_path / "v3.zarr" / "zarr.json").read_text())["attributes"]["ome"]
+    assert metadata["version"] == "0.5" and is_ome_zarr(tmp_path / "v3.zarr")
+    np.testing.assert_array_equal(read_tomogram(tmp_path / "v3.zarr").data[:], data)
+    assert read_tomogram(tmp_path / "v3.zarr", voxel_size=20.0).shape == (4, 5, 6)
+
+
+@pytest.mark.skipif(zarr_major() >= 3, reason="zarr 3 reads NGFF 0.5")
+def test_ome_zarr_ngff_05_with_zarr_2_says_it_needs_zarr_3(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "v3.zarr"
+    path.mkdir()
+    multiscales = [{"axes": [], "datasets": [{"path": "0"}]}]
+    attributes = {"ome": {"version": "0.5", "multiscales": multiscales}}
+    document = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
+    (path / "zarr.json").write_text(json.dumps(document))
+    assert is_ome_zarr(path)
+    with pytest.raises(CryoetInputError, match=r"NGFF 0.5 \(zarr v3 format\), which needs zarr 3"):
+        read_tomogram(path)
 
 
 def test_a_folder_that_is_not_ome_zarr_is_refused(tmp_path: Path) -> None:

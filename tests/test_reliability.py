@@ -481,7 +481,7 @@ def test_multi_line_library_errors_become_one_line(tmp_path: Path) -> None:
 
 def test_damaged_ome_zarr_chunks_and_metadata_are_one_line_errors(tmp_path: Path) -> None:
     store = write_tomogram(tmp_path / "t.zarr", blob_volume(), 10.0)
-    (store / "0" / "0.0.0").write_bytes(b"not blosc")
+    (store / "0" / "0" / "0" / "0").write_bytes(b"not blosc")
     with pytest.raises(CryoetInputError, match="chunks of level '0' cannot be decoded"):
         read_tomogram(store)
     (store / "0" / ".zarray").write_text('{"zarr_format": 2, "shape": [1]}')
@@ -617,7 +617,7 @@ def test_manifest_records_a_folder_store_as_one_input(tmp_path: Path) -> None:
         "picks_sha256": sha256_of(picks),
     }
     assert is_finished(entry, store, picks)
-    chunk = store / "0" / "0.0.0"
+    chunk = store / "0" / "0" / "0" / "0"
     chunk.write_bytes(chunk.read_bytes()[::-1])
     assert InputRecord.of(store).sha256 != record.sha256
     assert not is_finished(entry, store, picks)
