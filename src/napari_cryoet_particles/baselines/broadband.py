@@ -16,8 +16,10 @@ from napari_cryoet_particles.baselines.classical import (
     EDGE_MODE,
     ClassicalResult,
     Stopwatch,
+    blob_radius,
     bright_volume,
     greedy_suppress,
+    inside_faces,
     local_maxima,
     make_picks,
     result_info,
@@ -38,6 +40,7 @@ class BroadbandParams:
     k: float = 4.0
     suppression_nm: float = 16.0
     polarity: str = "dark"
+    keep_edges: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_small_nm < self.sigma_large_nm:
@@ -76,6 +79,8 @@ def detect_broadband(
     clock.lap("filter")
     zyx, values = local_maxima(response, params.k, maxima_half_width(small))
     keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
+    if not params.keep_edges:
+        keep = keep[inside_faces(zyx[keep], blob_radius(small), volume.shape)]
     clock.lap("peaks")
     picks = make_picks(volume, zyx[keep], values[keep], size)
     return ClassicalResult(picks, response, result_info(clock.laps, params.k, skewness))

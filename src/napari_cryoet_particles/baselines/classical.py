@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from napari_cryoet_particles.detect.structure import at_faces
 from napari_cryoet_particles.detect.volume import (
     block_mean,
     check_volume,
@@ -139,6 +140,21 @@ def greedy_suppress(zyx: np.ndarray, radius: float) -> np.ndarray:
         if not dropped[i]:
             dropped[pairs[starts[i] : starts[i + 1], 1]] = True
     return np.flatnonzero(~dropped)
+
+
+def inside_faces(
+    zyx: np.ndarray, radius_voxels: np.ndarray | float, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Which picks' boxes (``radius_voxels`` around each) lie inside the volume: the same rule as
+    our detection's (:func:`~napari_cryoet_particles.detect.structure.at_faces`), so every method
+    is scored on picks a user could extract."""
+    radius = np.broadcast_to(np.asarray(radius_voxels, dtype=float), (len(zyx),))
+    return ~at_faces(zyx, radius, shape)
+
+
+def blob_radius(sigma: np.ndarray | float) -> np.ndarray | float:
+    """The radius of the blob a Gaussian scale ``sigma`` answers most to (``σ = r/√3``)."""
+    return np.asarray(sigma) * np.sqrt(3.0)
 
 
 def make_picks(

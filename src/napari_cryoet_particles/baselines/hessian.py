@@ -25,8 +25,10 @@ from napari_cryoet_particles.baselines.classical import (
     EDGE_MODE,
     ClassicalResult,
     Stopwatch,
+    blob_radius,
     bright_volume,
     greedy_suppress,
+    inside_faces,
     local_maxima,
     make_picks,
     result_info,
@@ -48,6 +50,7 @@ class HessianParams:
     hessian_sigma_nm: float = 3.0
     min_ratio: float = 0.0
     polarity: str = "dark"
+    keep_edges: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_small_nm < self.sigma_large_nm:
@@ -116,6 +119,9 @@ def detect_hessian(
     clock.lap("hessian")
     zyx, values, ratio = zyx[blob], values[blob], ratio[blob]
     keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
+    if not params.keep_edges:
+        small = nm_to_voxels(params.sigma_small_nm, size)
+        keep = keep[inside_faces(zyx[keep], blob_radius(small), volume.shape)]
     clock.lap("peaks")
     picks = make_picks(volume, zyx[keep], values[keep], size, blobness=ratio[keep])
     info = result_info(clock.laps, params.k, skewness, rejected=int(np.count_nonzero(~blob)))

@@ -23,8 +23,10 @@ from napari_cryoet_particles.baselines.classical import (
     EDGE_MODE,
     ClassicalResult,
     Stopwatch,
+    blob_radius,
     bright_volume,
     greedy_suppress,
+    inside_faces,
     local_maxima,
     make_picks,
     result_info,
@@ -49,6 +51,7 @@ class LoGParams:
     k: float = 4.5
     suppression_nm: float = 16.0
     polarity: str = "dark"
+    keep_edges: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min_nm <= self.sigma_max_nm:
@@ -106,6 +109,9 @@ def detect_log(
     clock.lap("filter")
     zyx, values = local_maxima(response, params.k, maxima_half_width(float(sigmas[0])))
     keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
+    if not params.keep_edges:
+        sigma = sigmas[which[tuple(zyx[keep].T)]]
+        keep = keep[inside_faces(zyx[keep], blob_radius(sigma), volume.shape)]
     zyx, values = zyx[keep], values[keep]
     clock.lap("peaks")
     scale = np.array([voxels_to_nm(s, size) for s in sigmas])[which[tuple(zyx.T)]]
