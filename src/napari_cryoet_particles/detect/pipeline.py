@@ -64,9 +64,9 @@ from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.joined import suppress_joined
 from napari_cryoet_particles.detect.structure import (
     AT_FACES,
-    STRUCTURE_BIN,
     StructureTest,
     at_faces,
+    structure_bin,
     structure_labels,
     structure_volume,
 )
@@ -304,12 +304,13 @@ def _unwanted_picks(
     config keeps them."""
     labels = np.full(len(found), "", dtype=object)
     if not config.keep_structures and len(found):
-        binned = block_mean(replace(work, clip=np.inf), STRUCTURE_BIN)  # gold stays gold
+        factor = structure_bin(work.shape)
+        binned = block_mean(replace(work, clip=np.inf), factor)  # unclipped: gold stays gold
         test = StructureTest()
-        structure = structure_volume(binned, work.voxel_size * STRUCTURE_BIN, test.sigma_nm)
+        structure = structure_volume(binned, work.voxel_size * factor, test.sigma_nm)
         del binned
-        points = (found.zyx + 0.5) / STRUCTURE_BIN - 0.5
-        labels = structure_labels(structure, points, found.radius / STRUCTURE_BIN, test, confident)
+        points = (found.zyx + 0.5) / factor - 0.5
+        labels = structure_labels(structure, points, found.radius / factor, test, confident)
     if not config.keep_edges:
         labels[(labels == "") & at_faces(found.zyx, found.radius, work.shape)] = AT_FACES
     names, counts = np.unique(labels[labels != ""].astype(str), return_counts=True)

@@ -16,7 +16,7 @@ Gold is much denser than protein (about ten times): a pick whose low-passed dens
 a typical confident pick's is a bead. A pick whose box crosses the volume's faces is a cut particle, or the
 filter answering on the face itself.
 
-Everything runs on a 2× block mean of the working volume, low-passed (the cues are at the scale of
+Everything runs on a 2× block mean of the working volume (4× beyond 2²⁷ working voxels), low-passed (the cues are at the scale of
 the objects, several nanometres), so it costs one small filtered copy and a few interpolations per
 pick. docs/detection.md has what the thresholds measured.
 """
@@ -28,8 +28,12 @@ from scipy import ndimage
 
 from napari_cryoet_particles.io.units import nm_to_voxels
 
-#: The structure volume is a block mean of this many working voxels per side.
+#: The structure volume is a block mean of this many working voxels per side ...
 STRUCTURE_BIN = 2
+#: ... or of twice as many beyond this many working voxels, so its two float32 copies stay under
+#: 1/16 of the working volume's size: on a 1024×1024×500 tomogram a 2× block mean and its
+#: low-pass would take 0.5 GB, more than the detection's whole budget allows.
+STRUCTURE_BIN_VOXELS = 2**27
 #: Distances (in pick radii) at which the density beyond a pick is read.
 REACH = (1.5, 2.0, 2.5, 3.0)
 #: Directions (and their opposites) along which it is read.
@@ -67,11 +71,19 @@ class StructureMeasures:
     density: np.ndarray
 
 
+def structure_bin(shape: tuple[int, ...]) -> int:
+    """Working voxels per side of a structure-volume voxel for a working volume of ``shape``."""
+    return (
+        STRUCTURE_BIN if np.prod(shape, dtype=float) <= STRUCTURE_BIN_VOXELS else 2 * STRUCTURE_BIN
+    )
+
+
 def structure_volume(binned: np.ndarray, voxel_size: float, sigma_nm: float) -> np.ndarray:
     """The binned working volume (particles dark) made particle-positive and low-passed by
-    ``sigma_nm``; ``voxel_size`` is the binned volume's (Å)."""
+    ``sigma_nm``; ``voxel_size`` is the binned volume's (Å). ``binned`` (float32) is overwritten."""
     sigma = max(0.5, nm_to_voxels(sigma_nm, voxel_size))
-    return ndimage.gaussian_filter(-binned.astype(np.float32), sigma, mode="nearest")
+    binned = np.negative(binned, out=binned if binned.dtype == np.float32 else None)
+    return ndimage.gaussian_filter(binned.astype(np.float32, copy=False), sigma, mode="nearest")
 
 
 def _sample(volume: np.ndarray, points: np.ndarray) -> np.ndarray:
