@@ -11,6 +11,7 @@ from napari_cryoet_particles.detect.structure import (
     StructureTest,
     antipodal_directions,
     at_faces,
+    structure_bin,
     structure_labels,
     structure_volume,
 )
@@ -81,6 +82,12 @@ def test_faces():
         (20, 20, 20),
     )
     assert list(inside) == [False, True, True]
+
+
+def test_the_structure_volume_stays_small_on_huge_tomograms():
+    assert structure_bin((200, 512, 512)) == 2
+    assert structure_bin((512, 512, 512)) == 2
+    assert structure_bin((500, 1024, 1024)) == 4
 
 
 def test_coarse_tomograms_are_not_upsampled():
