@@ -62,6 +62,9 @@ class FamilyRun:
     at_faces: int = 0
     seconds: float = float("nan")
     clutter_kinds: dict[str, int] = field(default_factory=dict)
+    false_sites: dict[str, float] = field(default_factory=dict)
+    """Where the false picks land: site (a clutter kind, ``faces``, ``background``, …) → share
+    of all picks."""
 
 
 @dataclass
@@ -144,6 +147,11 @@ def score_family(
             k: int(v) for k, v in landing["on_clutter"].get("by_kind", {}).items() if v
         }
         run.at_faces = int(landing["near_faces"]["count"])
+        run.false_sites = {
+            site: float(value["fraction_of_picks"])
+            for site, value in landing["false_sites"].items()
+            if value["count"]
+        }
     ranked = evaluate_data(truth, floor, skip=SHREC2021_SKIP, clutter=True)
     ranked_main = ranked.clutter or ranked.result
     if len(floor):
@@ -341,6 +349,7 @@ def format_generalisation(
             f"{_f(r.f1)} | {_f(r.shrec_f1)} | {_f(r.best_f1)} | {r.repeat_hits} | {_f(r.on_clutter)} | "
             f"{r.at_faces} | {_f(r.seconds, 1)} |"
         )
+    lines += landing_table(runs)
     found = margins(runs)
     lines += [
         "",
@@ -406,6 +415,29 @@ def format_generalisation(
                 f"| {r.volume} | {_label(r.method)} | {r.n_picks} | {_f(r.seconds, 1)} | {r.at_faces} | {r.centres_hit or '–'} |"
             )
     return lines
+
+
+def landing_table(runs: list[FamilyRun]) -> list[str]:
+    """Where each method's false picks land on each family, as shares of all its picks."""
+    sites = sorted({site for r in runs for site in r.false_sites}, key=_site_order)
+    if not sites:
+        return []
+    lines = [
+        "",
+        "Where the false picks land (share of all picks; a pick on clutter counts under its kind, "
+        "*background* is nothing at all):",
+        "",
+        "| family | method | " + " | ".join(sites) + " |",
+        "| --- | --- |" + " ---: |" * len(sites),
+    ]
+    for r in runs:
+        cells = " | ".join(_f(r.false_sites.get(site, 0.0)) for site in sites)
+        lines.append(f"| {r.family} | {_label(r.method)} | {cells} |")
+    return lines
+
+
+def _site_order(site: str) -> tuple[int, str]:
+    return ({"background": 0, "faces": 1}.get(site, 2), site)
 
 
 def splice_generalisation(text: str, section: list[str]) -> str:
