@@ -38,7 +38,7 @@ def test_report_section_says_what_is_held_out_and_splices_in_place() -> None:
     runs = _runs()
     runs[0].false_sites = {"background": 0.1, "membrane": 0.05}
     runs[1].false_sites = {"faces": 0.02}
-    real = [RealRun("13pf", "ours", 2, 4.0), RealRun("hiv", "ours", 8, 3.0, 0, "0 of 9")]
+    real = [RealRun("13pf_MT", "ours", 2, 4.0), RealRun("hiv", "ours", 8, 3.0, 0, "0 of 9")]
     seeds = [SeedRun("low-snr", seed, 1.5, f1, f1) for seed, f1 in enumerate((0.70, 0.66, 0.72))]
     section = format_generalisation(runs, real, seeds=seeds)
     text = "\n".join(section)
@@ -47,6 +47,8 @@ def test_report_section_says_what_is_held_out_and_splices_in_place() -> None:
     assert "| tuning | no |" in text
     assert "margin mean -0.050" in text and "ours ahead on 0 of 1" in text
     assert "| hiv | ours | 8 | 3.0 | 0 | 0 of 9 |" in text
+    assert "| real microtubule volumes: picks | ≤ 5 each | at most 2 | met |" in text
+    assert "| seed spread, low-snr | ≤ 0.03 | 0.060 | **missed** |" in text
     assert "| family | method | background | faces | membrane |" in text
     assert "| tuning | ours | 0.100 | 0.000 | 0.050 |" in text
     assert "Seed spread (best − worst F1): low-snr 0.060 (target ≤ 0.03)" in text

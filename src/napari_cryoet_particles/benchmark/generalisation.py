@@ -377,6 +377,7 @@ def format_generalisation(
             f"{values.max():+.3f}; ours ahead on {int((values > 0).sum())} of {len(values)} "
             f"(target: ≥ +0.05 on every one, met on {int((values >= 0.05).sum())}).",
         ]
+    lines += generalisation_targets(runs, real, seeds or [])
     if seeds:
         lines += [
             "",
@@ -415,6 +416,83 @@ def format_generalisation(
                 f"| {r.volume} | {_label(r.method)} | {r.n_picks} | {_f(r.seconds, 1)} | {r.at_faces} | {r.centres_hit or '–'} |"
             )
     return lines
+
+
+def _target(what: str, goal: str, value: str, met: bool | None, why: str = "") -> str:
+    state = "–" if met is None else ("met" if met else "**missed**")
+    return f"| {what} | {goal} | {value} | {state} | {why} |"
+
+
+def generalisation_targets(
+    runs: list[FamilyRun], real: list[RealRun], seeds: list[SeedRun]
+) -> list[str]:
+    """The accuracy issue's targets on the families and real volumes: met or missed, by how much."""
+    rows = []
+    held = {f: m for f, m in margins(runs).items() if f not in TUNED_ON and "no-protein" not in f}
+    if held:
+        worst = min(held.values())[0]
+        rows.append(
+            _target(
+                "margin over the strongest classical picker, every held-out family",
+                "≥ +0.05",
+                f"worst {worst:+.3f}, mean {np.mean([m[0] for m in held.values()]):+.3f}",
+                worst >= 0.05,
+                "the learned term re-ranks little and moves the threshold (docs/detection.md)",
+            )
+        )
+    cellular = next((r for r in runs if r.family == "cellular" and r.method == "ours"), None)
+    if cellular is not None:
+        rows.append(
+            _target(
+                "cellular scene: picks on membranes, vesicles, filaments, gold",
+                "≤ 5 %",
+                f"{100 * cellular.on_clutter:.1f} %",
+                cellular.on_clutter <= 0.05,
+                "thin actin and picks beside membranes pass the continuation test",
+            )
+        )
+        rows.append(_target("cellular scene: F1", "≥ 0.75", _f(cellular.f1), cellular.f1 >= 0.75))
+    ours = [r for r in runs if r.method == "ours" and r.n_picks]
+    if ours:
+        worst_repeat = max(ours, key=lambda r: r.repeat_hits / r.n_picks)
+        share = worst_repeat.repeat_hits / worst_repeat.n_picks
+        rows.append(
+            _target(
+                "repeat hits, every family",
+                "≤ 5 % of picks",
+                f"worst {100 * share:.1f} % ({worst_repeat.family})",
+                share <= 0.05,
+            )
+        )
+    microtubules = [r for r in real if r.method == "ours" and "MT" in r.volume]
+    if microtubules:
+        most = max(r.n_picks for r in microtubules)
+        rows.append(
+            _target("real microtubule volumes: picks", "≤ 5 each", f"at most {most}", most <= 5)
+        )
+    hiv = next((r for r in real if r.method == "ours" and "HIV" in r.volume), None)
+    if hiv is not None:
+        rows.append(
+            _target(
+                "real HIV-1 VLPs at 80-120 nm: picks at the faces, seconds",
+                "0, ≤ 15 s",
+                f"{hiv.at_faces}, {hiv.seconds:.1f} s",
+                hiv.at_faces == 0 and hiv.seconds <= 15,
+            )
+        )
+    for family in dict.fromkeys(r.family for r in seeds):
+        spread = float(np.ptp([r.f1 for r in seeds if r.family == family]))
+        rows.append(_target(f"seed spread, {family}", "≤ 0.03", f"{spread:.3f}", spread <= 0.03))
+    if not rows:
+        return []
+    return [
+        "",
+        "Targets of the accuracy issue on these tomograms:",
+        "",
+        "| target | goal | measured | | why, when missed |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+    ]
 
 
 def landing_table(runs: list[FamilyRun]) -> list[str]:
