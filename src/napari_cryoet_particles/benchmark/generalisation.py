@@ -152,6 +152,11 @@ def score_family(
             for site, value in landing["false_sites"].items()
             if value["count"]
         }
+    if report.clutter is None and truth.clutter:
+        # a protein-free control: nothing to find, every pick is false (its F1s would count
+        # hits on clutter as if it were particles)
+        run.precision = run.recall = run.f1 = run.shrec_f1 = float("nan")
+        return run
     ranked = evaluate_data(truth, floor, skip=SHREC2021_SKIP, clutter=True)
     ranked_main = ranked.clutter or ranked.result
     if len(floor):
