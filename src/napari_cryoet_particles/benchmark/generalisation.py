@@ -457,7 +457,7 @@ def generalisation_targets(
             )
         )
         rows.append(_target("cellular scene: F1", "≥ 0.75", _f(cellular.f1), cellular.f1 >= 0.75))
-    ours = [r for r in runs if r.method == "ours" and r.n_picks]
+    ours = [r for r in runs if r.method == "ours" and r.n_picks and np.isfinite(r.f1)]
     if ours:
         worst_repeat = max(ours, key=lambda r: r.repeat_hits / r.n_picks)
         share = worst_repeat.repeat_hits / worst_repeat.n_picks
