@@ -18,11 +18,10 @@ from napari_cryoet_particles.baselines.classical import (
     Stopwatch,
     blob_radius,
     bright_volume,
-    greedy_suppress,
-    inside_faces,
     local_maxima,
     make_picks,
     result_info,
+    suppressed_inside,
     to_robust_z,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
@@ -78,9 +77,13 @@ def detect_broadband(
     del bright
     clock.lap("filter")
     zyx, values = local_maxima(response, params.k, maxima_half_width(small))
-    keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
-    if not params.keep_edges:
-        keep = keep[inside_faces(zyx[keep], blob_radius(small), volume.shape)]
+    keep = suppressed_inside(
+        zyx,
+        nm_to_voxels(params.suppression_nm, size),
+        blob_radius(small),
+        volume.shape,
+        params.keep_edges,
+    )
     clock.lap("peaks")
     picks = make_picks(volume, zyx[keep], values[keep], size)
     return ClassicalResult(picks, response, result_info(clock.laps, params.k, skewness))

@@ -142,14 +142,22 @@ def greedy_suppress(zyx: np.ndarray, radius: float) -> np.ndarray:
     return np.flatnonzero(~dropped)
 
 
-def inside_faces(
-    zyx: np.ndarray, radius_voxels: np.ndarray | float, shape: tuple[int, ...]
+def suppressed_inside(
+    zyx: np.ndarray,
+    suppression_voxels: float,
+    radius_voxels: np.ndarray | float,
+    shape: tuple[int, ...],
+    keep_edges: bool,
 ) -> np.ndarray:
-    """Which picks' boxes (``radius_voxels`` around each) lie inside the volume: the same rule as
-    our detection's (:func:`~napari_cryoet_particles.detect.structure.at_faces`), so every method
-    is scored on picks a user could extract."""
+    """Indices of ``zyx`` (strongest first) kept by :func:`greedy_suppress`, then, unless
+    ``keep_edges``, only those whose box (``radius_voxels`` around each) lies inside the volume:
+    the face rule of our detection (:func:`~napari_cryoet_particles.detect.structure.at_faces`),
+    so every method is scored on picks a user could extract."""
+    keep = greedy_suppress(zyx, suppression_voxels)
+    if keep_edges:
+        return keep
     radius = np.broadcast_to(np.asarray(radius_voxels, dtype=float), (len(zyx),))
-    return ~at_faces(zyx, radius, shape)
+    return keep[~at_faces(zyx[keep], radius[keep], shape)]
 
 
 def blob_radius(sigma: np.ndarray | float) -> np.ndarray | float:

@@ -27,11 +27,10 @@ from napari_cryoet_particles.baselines.classical import (
     Stopwatch,
     blob_radius,
     bright_volume,
-    greedy_suppress,
-    inside_faces,
     local_maxima,
     make_picks,
     result_info,
+    suppressed_inside,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.tomogram import Volume
@@ -118,10 +117,13 @@ def detect_hessian(
     blob = blob_mask(ratio, params.min_ratio)
     clock.lap("hessian")
     zyx, values, ratio = zyx[blob], values[blob], ratio[blob]
-    keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
-    if not params.keep_edges:
-        small = nm_to_voxels(params.sigma_small_nm, size)
-        keep = keep[inside_faces(zyx[keep], blob_radius(small), volume.shape)]
+    keep = suppressed_inside(
+        zyx,
+        nm_to_voxels(params.suppression_nm, size),
+        blob_radius(nm_to_voxels(params.sigma_small_nm, size)),
+        volume.shape,
+        params.keep_edges,
+    )
     clock.lap("peaks")
     picks = make_picks(volume, zyx[keep], values[keep], size, blobness=ratio[keep])
     info = result_info(clock.laps, params.k, skewness, rejected=int(np.count_nonzero(~blob)))

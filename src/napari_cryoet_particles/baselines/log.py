@@ -25,11 +25,10 @@ from napari_cryoet_particles.baselines.classical import (
     Stopwatch,
     blob_radius,
     bright_volume,
-    greedy_suppress,
-    inside_faces,
     local_maxima,
     make_picks,
     result_info,
+    suppressed_inside,
     to_robust_z,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
@@ -108,10 +107,13 @@ def detect_log(
     del bright
     clock.lap("filter")
     zyx, values = local_maxima(response, params.k, maxima_half_width(float(sigmas[0])))
-    keep = greedy_suppress(zyx, nm_to_voxels(params.suppression_nm, size))
-    if not params.keep_edges:
-        sigma = sigmas[which[tuple(zyx[keep].T)]]
-        keep = keep[inside_faces(zyx[keep], blob_radius(sigma), volume.shape)]
+    keep = suppressed_inside(
+        zyx,
+        nm_to_voxels(params.suppression_nm, size),
+        blob_radius(sigmas[which[tuple(zyx.T)]]),
+        volume.shape,
+        params.keep_edges,
+    )
     zyx, values = zyx[keep], values[keep]
     clock.lap("peaks")
     scale = np.array([voxels_to_nm(s, size) for s in sigmas])[which[tuple(zyx.T)]]

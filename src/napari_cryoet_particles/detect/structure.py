@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from napari_cryoet_particles.io.coords import face_distance
 from napari_cryoet_particles.io.units import nm_to_voxels
 
 #: The structure volume is a block mean of this many working voxels per side ...
@@ -62,12 +63,11 @@ class StructureTest:
 
 @dataclass(frozen=True)
 class StructureMeasures:
-    """Per pick: ``along`` the largest continuation over the directions, ``across`` the largest
-    over the directions at least 60° from that one (both fractions of the density at the pick),
-    ``density`` the low-passed density at the pick (robust z units of the working volume)."""
+    """Per pick: ``along`` the largest continuation over the directions (a fraction of the density
+    at the pick), ``density`` the low-passed density at the pick (robust z units of the working
+    volume)."""
 
     along: np.ndarray
-    across: np.ndarray
     density: np.ndarray
 
 
@@ -113,16 +113,14 @@ def structure_measures(
 
     For each direction ``u`` of :func:`antipodal_directions`, the density is read at ``reach``
     radii from the pick along ``+u`` and along ``-u``; the weakest reading is that direction's
-    continuation. ``along`` is the largest continuation over the directions (a
-    tube's axis, any direction within a sheet), ``across`` the largest over the directions at
-    least 60° from that one (a sheet goes on there too, a tube does not); both are fractions of
-    the density at the pick.
+    continuation. ``along`` is the largest continuation over the directions (a tube's axis, any
+    direction within a sheet), as a fraction of the density at the pick.
     """
     points = np.asarray(points, dtype=float).reshape(-1, 3)
     units = antipodal_directions(directions)
     if len(points) == 0:
         empty = np.zeros(0)
-        return StructureMeasures(empty, empty, empty)
+        return StructureMeasures(empty, empty)
     centre = _sample(volume, points)
     step = np.maximum(1.0, np.asarray(radius, dtype=float))
     sides = np.empty((len(points), len(units)))
@@ -132,22 +130,13 @@ def structure_measures(
             offset = (distance * step)[:, None] * unit
             weakest = np.minimum(weakest, _sample(volume, points + offset))
         sides[:, k] = weakest
-    scale = np.maximum(centre, 1e-6)[:, None]
-    continuation = sides / scale
-    best = np.argmax(continuation, axis=1)
-    far = np.abs(units @ units.T) <= np.cos(np.deg2rad(60.0))
-    across = np.where(far[best], continuation, -np.inf).max(axis=1)
-    return StructureMeasures(
-        along=continuation[np.arange(len(points)), best], across=across, density=centre
-    )
+    along = sides.max(axis=1) / np.maximum(centre, 1e-6)
+    return StructureMeasures(along=along, density=centre)
 
 
 def at_faces(zyx: np.ndarray, radius: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Whether each pick's box (``radius`` voxels around ``zyx``) crosses the volume's faces."""
-    zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
-    reach = np.asarray(radius, dtype=float).reshape(-1, 1)
-    last = np.asarray(shape, dtype=float) - 1
-    return np.any((zyx - reach < 0) | (zyx + reach > last), axis=1)
+    return face_distance(zyx, shape) < np.asarray(radius, dtype=float).reshape(-1)
 
 
 def structure_labels(

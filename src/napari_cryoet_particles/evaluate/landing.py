@@ -22,6 +22,7 @@ import numpy as np
 
 from napari_cryoet_particles.evaluate.localization import clutter_classes
 from napari_cryoet_particles.evaluate.radii import class_key
+from napari_cryoet_particles.io.coords import face_distance
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, nm_to_voxels, resolve_voxel_size
 
@@ -35,13 +36,6 @@ DEFAULT_BOX_RADIUS_NM = 5.0
 FACE_MARGIN = 3.0
 #: A voxel and its six face neighbours.
 _CROSS = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
-
-
-def face_distance(zyx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Per position, the distance in voxels to the nearest face voxel plane (index 0 or n - 1)."""
-    zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
-    last = np.asarray(shape[:3], dtype=float) - 1
-    return np.minimum(zyx, last - zyx).min(axis=1) if len(zyx) else np.zeros(0)
 
 
 def outside_volume(zyx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -106,3 +106,12 @@ def matrices_to_shrec_angles(matrices: np.ndarray) -> np.ndarray:
     if len(matrices) == 0:
         return np.zeros((0, 3))
     return Rotation.from_matrix(matrices).as_euler("ZXZ", degrees=True)
+
+
+def face_distance(zyx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per position (zyx voxels), the distance in voxels to the nearest face voxel plane (index 0
+    or n - 1) of a volume of ``shape``: the one rule detection, the baselines and the scorer
+    share for what lies at the faces."""
+    zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
+    last = np.asarray(shape[:3], dtype=float) - 1
+    return np.minimum(zyx, last - zyx).min(axis=1) if len(zyx) else np.zeros(0)
