@@ -24,7 +24,7 @@ KNOWN_CYCLES = {
     frozenset({"detect.pipeline", "detect.refine"}),
     # formats imports the Picks readers and writers; picks imports formats' registry inside
     # functions (read_picks / write_picks dispatch on the file name).
-    frozenset({"io.picks", "io.formats"}),
+    frozenset({"io.picks.model", "io.picks.formats"}),
     # omezarr builds a Volume; tomogram's read/write dispatch to omezarr inside functions.
     frozenset({"io.tomogram", "io.omezarr"}),
 }

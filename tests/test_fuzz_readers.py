@@ -31,7 +31,7 @@ from napari_cryoet_particles.io import (
     read_star,
     read_tomogram,
 )
-from napari_cryoet_particles.io.formats import picks_suffixes, read_picks_by_tomogram
+from napari_cryoet_particles.io.picks import picks_suffixes, read_picks_by_tomogram
 
 #: Changed header bytes often make the voxel size anisotropic: a legitimate warning, not an error.
 pytestmark = pytest.mark.filterwarnings("ignore:.*anisotropic voxel size")

@@ -11,13 +11,6 @@ import starfile
 
 from napari_cryoet_particles.cli import EXIT_USAGE, main
 from napari_cryoet_particles.io import CryoetInputError, Picks, read_tomogram, write_tomogram
-from napari_cryoet_particles.io.formats import (
-    PICKS_FORMATS,
-    format_for,
-    picks_suffixes,
-    read_picks_file,
-    write_picks_file,
-)
 from napari_cryoet_particles.io.omezarr import (
     is_ome_zarr,
     read_ome_zarr,
@@ -25,7 +18,15 @@ from napari_cryoet_particles.io.omezarr import (
     write_ome_zarr_group,
     zarr_major,
 )
-from napari_cryoet_particles.io.picks import RELION_ANGLE_COLUMNS, orientations
+from napari_cryoet_particles.io.picks import (
+    PICKS_FORMATS,
+    RELION_ANGLE_COLUMNS,
+    format_for,
+    orientations,
+    picks_suffixes,
+    read_picks_file,
+    write_picks_file,
+)
 
 SHAPE = (40, 60, 80)
 

@@ -13,7 +13,7 @@ from napari_cryoet_particles import _reader
 from napari_cryoet_particles._sample_data import make_sample_data
 from napari_cryoet_particles._writer import write_points
 from napari_cryoet_particles.io import read_csv, read_shrec_locations, read_star, write_tomogram
-from napari_cryoet_particles.io.formats import picks_suffixes
+from napari_cryoet_particles.io.picks import picks_suffixes
 from napari_cryoet_particles.io.units import voxels_to_nm
 
 REPO = Path(__file__).resolve().parents[1]

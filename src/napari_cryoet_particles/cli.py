@@ -462,8 +462,8 @@ def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io import write_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.copick_project import write_run_picks
-    from napari_cryoet_particles.io.formats import picks_suffixes, write_picks_file
     from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX
+    from napari_cryoet_particles.io.picks import picks_suffixes, write_picks_file
     from napari_cryoet_particles.io.tomogram import TOMOGRAM_SUFFIXES
     from napari_cryoet_particles.jobs import run_job_with_bar
 
@@ -583,8 +583,12 @@ def run_refine(args: argparse.Namespace) -> int:
     )
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
-    from napari_cryoet_particles.io.formats import picks_suffixes, read_picks_file, write_picks_file
-    from napari_cryoet_particles.io.picks import PICK_STATUSES
+    from napari_cryoet_particles.io.picks import (
+        PICK_STATUSES,
+        picks_suffixes,
+        read_picks_file,
+        write_picks_file,
+    )
     from napari_cryoet_particles.jobs import run_job_with_bar
 
     check_output_file(args.out, args.overwrite, picks_suffixes(), "picks")
@@ -904,8 +908,12 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.atomic import check_output_file
-    from napari_cryoet_particles.io.formats import format_for, read_picks_file, write_picks_file
-    from napari_cryoet_particles.io.picks import carried_features
+    from napari_cryoet_particles.io.picks import (
+        carried_features,
+        format_for,
+        read_picks_file,
+        write_picks_file,
+    )
     from napari_cryoet_particles.io.units import voxel_size_text
 
     target = format_for(args.output, args.format)
@@ -1044,7 +1052,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 def add_batch(sub: argparse._SubParsersAction) -> None:
     from napari_cryoet_particles.detect.batch import LOCAL_WORKERS, THREADS_PER_WORKER
-    from napari_cryoet_particles.io.formats import picks_suffixes
+    from napari_cryoet_particles.io.picks import picks_suffixes
 
     parser = sub.add_parser(
         "batch",
@@ -1135,7 +1143,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
     from napari_cryoet_particles.detect.manifest import MANIFEST_NAME, read_manifest
     from napari_cryoet_particles.io.copick_project import write_run_picks
-    from napari_cryoet_particles.io.formats import read_picks_file
+    from napari_cryoet_particles.io.picks import read_picks_file
     from napari_cryoet_particles.jobs import run_job_with_bar
 
     tomograms, names, root = _batch_inputs(args)

@@ -27,7 +27,7 @@ from napari_cryoet_particles._widgets._common import (
 )
 from napari_cryoet_particles._widgets._layers import is_points, picks_from_layer
 from napari_cryoet_particles.io import CryoetInputError
-from napari_cryoet_particles.io.formats import PICKS_FORMATS, PicksFormat, write_picks_file
+from napari_cryoet_particles.io.picks import PICKS_FORMATS, PicksFormat, write_picks_file
 from napari_cryoet_particles.io.units import voxel_size_text
 
 #: Display name -> picks format (the registry's, in its order).

@@ -38,7 +38,7 @@ from napari_cryoet_particles._widgets._layers import (
     truth_layer_data,
     voxel_size_of,
 )
-from napari_cryoet_particles.io.formats import picks_suffixes
+from napari_cryoet_particles.io.picks import picks_suffixes
 from napari_cryoet_particles.io.units import voxels_to_nm
 
 PLUGIN = "napari-cryoet-particles"
@@ -301,7 +301,7 @@ class TomogramWidget(QWidget):
 
     def open_picks(self, path: str | Path) -> Any:
         """Open a picks file on the selected tomogram (its voxel size and shape)."""
-        from napari_cryoet_particles.io.formats import read_picks_file
+        from napari_cryoet_particles.io.picks import read_picks_file
 
         layer = self.selector.layer()
         if layer is None:

@@ -38,7 +38,7 @@ from napari_cryoet_particles.detect.manifest import (
 )
 from napari_cryoet_particles.io.atomic import atomic_write, check_output_folder, stale_parts
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.formats import picks_suffixes
+from napari_cryoet_particles.io.picks import picks_suffixes
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress
 
 SUMMARY_NAME = "batch_summary.csv"

@@ -17,8 +17,7 @@ from napari_cryoet_particles.io.copick_project import (
     run_voxel_size,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError, reader
-from napari_cryoet_particles.io.formats import read_picks_by_tomogram
-from napari_cryoet_particles.io.picks import Picks, wanted_tomogram
+from napari_cryoet_particles.io.picks import Picks, read_picks_by_tomogram, wanted_tomogram
 from napari_cryoet_particles.io.shrec import is_shrec_folder, read_shrec_folder
 
 
@@ -56,7 +55,7 @@ def read_picks_source(
     path: str | Path, copick: CopickQuery = CopickQuery(), **options: object
 ) -> dict[str, Picks]:
     """Picks per tomogram from a copick project (those ``copick`` asks for), a SHREC folder or a
-    picks file (``options``: :class:`~napari_cryoet_particles.io.formats.ReadOptions`;
+    picks file (``options``: :class:`~napari_cryoet_particles.io.picks.ReadOptions`;
     ``tomogram`` keeps just that one)."""
     path = Path(path)
     if not path.exists():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.picks import (
+from napari_cryoet_particles.io.picks.model import (
     Picks,
     one_tomogram,
     read_copick_json,

@@ -759,7 +759,7 @@ def write_shrec_locations(path: str | Path, picks: Picks, overwrite: bool = Fals
 def read_picks(path: str | Path, voxel_size: float | None = None, **options: object) -> Picks:
     """Read picks from any supported format, chosen by the file name (see
     :func:`napari_cryoet_particles.io.formats.read_picks_file` for ``options``)."""
-    from napari_cryoet_particles.io.formats import read_picks_file
+    from napari_cryoet_particles.io.picks.formats import read_picks_file
 
     return read_picks_file(path, voxel_size=voxel_size, **options)
 
@@ -772,7 +772,7 @@ def write_picks(
     relion_version: int = 4,
 ) -> Path:
     """Write picks in the format the file name says (see :mod:`napari_cryoet_particles.io.formats`)."""
-    from napari_cryoet_particles.io.formats import write_picks_file
+    from napari_cryoet_particles.io.picks.formats import write_picks_file
 
     fmt = "star5" if relion_version == 5 and Path(path).suffix.lower() == ".star" else None
     return write_picks_file(path, picks, fmt, overwrite=overwrite, shape_zyx=shape_zyx)
