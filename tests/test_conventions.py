@@ -22,9 +22,6 @@ KNOWN_CYCLES = {
     # refine imports pipeline (detect_particles_job, AUTO_THRESHOLD); pipeline imports refine's
     # head (PickHead, apply_head, candidate_table) inside a function to rescore from curation.
     frozenset({"detect.pipeline", "detect.refine"}),
-    # formats imports the Picks readers and writers; picks imports formats' registry inside
-    # functions (read_picks / write_picks dispatch on the file name).
-    frozenset({"io.picks.model", "io.picks.formats"}),
     # omezarr builds a Volume; tomogram's read/write dispatch to omezarr inside functions.
     frozenset({"io.tomogram", "io.omezarr"}),
 }

@@ -24,8 +24,8 @@ from napari_cryoet_particles.io.picks import (
     format_for,
     orientations,
     picks_suffixes,
-    read_picks_file,
-    write_picks_file,
+    read_picks,
+    write_picks,
 )
 
 SHAPE = (40, 60, 80)
@@ -63,18 +63,18 @@ def test_registry_is_one_entry_per_format() -> None:
 
 def test_relion5_needs_the_shape(tmp_path: Path, rich_picks: Picks) -> None:
     with pytest.raises(CryoetInputError, match="need the tomogram's shape"):
-        write_picks_file(tmp_path / "p.star", rich_picks, "star5")
-    path = write_picks_file(tmp_path / "p.star", rich_picks, "star5", shape_zyx=SHAPE)
-    back = read_picks_file(path, shape_zyx=SHAPE)
+        write_picks(tmp_path / "p.star", rich_picks, "star5")
+    path = write_picks(tmp_path / "p.star", rich_picks, "star5", shape_zyx=SHAPE)
+    back = read_picks(path, shape_zyx=SHAPE)
     np.testing.assert_allclose(back.zyx, rich_picks.zyx, atol=1e-4)
 
 
 def test_star_keeps_angles_and_names(tmp_path: Path, rich_picks: Picks) -> None:
-    path = write_picks_file(tmp_path / "p.star", rich_picks)
+    path = write_picks(tmp_path / "p.star", rich_picks)
     table = starfile.read(path)
     assert set(RELION_ANGLE_COLUMNS) <= set(table.columns)
     assert table["rlnParticleName"].tolist() == ["ribosome"] * 3
-    back = read_picks_file(path)
+    back = read_picks(path)
     np.testing.assert_allclose(
         back.features[list(RELION_ANGLE_COLUMNS)], rich_picks.features[list(RELION_ANGLE_COLUMNS)]
     )
@@ -104,7 +104,7 @@ def test_star_pixel_size_from_the_optics_block(tmp_path: Path) -> None:
         },
         path,
     )
-    picks = read_picks_file(path, voxel_size=10.0)
+    picks = read_picks(path, voxel_size=10.0)
     np.testing.assert_allclose(picks.zyx, [[25.0, 50.0, 100.0]])
 
 
@@ -199,7 +199,7 @@ def star_pair(tmp_path: Path) -> tuple[Path, Path]:
     """A truth CSV of one tomogram (10 Å) and a STAR of two tomograms without a pixel size,
     whose tomo_b picks are the truth in 2.5 Å tilt-series pixels."""
     truth = Picks(np.array([[5.0, 10.0, 20.0], [15.0, 30.0, 40.0]]), 10.0, tomogram="tomo_b")
-    truth_csv = write_picks_file(tmp_path / "truth.csv", truth)
+    truth_csv = write_picks(tmp_path / "truth.csv", truth)
     xyz = truth.zyx[:, ::-1] * 4.0
     table = pd.DataFrame(
         {
@@ -245,13 +245,13 @@ KEEPS = {f.name: set(f.keeps) for f in PICKS_FORMATS}
 def test_convert_round_trips_between_every_pair_of_formats(
     tmp_path: Path, rich_picks: Picks, source: str, target: str, capsys
 ) -> None:
-    first = write_picks_file(tmp_path / f"in{SUFFIX[source]}", rich_picks, source, shape_zyx=SHAPE)
+    first = write_picks(tmp_path / f"in{SUFFIX[source]}", rich_picks, source, shape_zyx=SHAPE)
     out = tmp_path / f"out{SUFFIX[target]}"
     shape = ["--shape", *map(str, SHAPE)]
     voxel = ["--voxel-size", "10"]
     assert main(["convert", str(first), str(out), "--format", target, *shape, *voxel]) == 0
     kept = KEEPS[source] & KEEPS[target]
-    back = read_picks_file(out, voxel_size=10.0, shape_zyx=SHAPE)
+    back = read_picks(out, voxel_size=10.0, shape_zyx=SHAPE)
     np.testing.assert_allclose(back.zyx, rich_picks.zyx, atol=1e-3)
     if "score" in kept:
         np.testing.assert_allclose(back.scores, rich_picks.scores, atol=1e-5)
@@ -271,7 +271,7 @@ def test_convert_round_trips_between_every_pair_of_formats(
 def test_convert_refuses_to_overwrite_and_unknown_formats(
     tmp_path: Path, rich_picks: Picks, capsys
 ) -> None:
-    source = write_picks_file(tmp_path / "in.csv", rich_picks)
+    source = write_picks(tmp_path / "in.csv", rich_picks)
     assert main(["convert", str(source), str(source)]) == EXIT_USAGE
     assert "exists already" in capsys.readouterr().err
     assert main(["convert", str(source), str(tmp_path / "o.xyz")]) == EXIT_USAGE

@@ -135,7 +135,7 @@ def test_every_command_checks_its_output_before_working(
     monkeypatch.setattr(jobs, "run_job_with_bar", never_run)
     monkeypatch.setattr(train, "Trainer", never_run)
     monkeypatch.setattr(batch, "_client", never_run)
-    monkeypatch.setattr(picks, "read_picks_file", never_run)
+    monkeypatch.setattr(picks, "read_picks", never_run)
     filled = [a.format(ro=unwritable, tomo=blobs) for a in argv]
     code = main(filled)
     one_line_error(capsys, code, str(unwritable))

@@ -2,7 +2,7 @@
 JSON, SHREC txt), chosen by the file's suffix.
 
 napari's File > Save Layers dialog has already asked before overwriting, so the file is replaced
-(atomically, through :func:`napari_cryoet_particles.io.picks.write_picks_file`). The points
+(atomically, through :func:`napari_cryoet_particles.io.picks.write_picks`). The points
 written are the ones the layer shows (picks below the score threshold are left out); coordinates
 are the layer data (zyx voxels), the voxel size comes from the layer's metadata or scale.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from napari_cryoet_particles._widgets._layers import picks_from_points
 from napari_cryoet_particles.io import CryoetInputError
-from napari_cryoet_particles.io.picks import picks_suffixes, write_picks_file
+from napari_cryoet_particles.io.picks import picks_suffixes, write_picks
 
 WRITABLE_SUFFIXES = picks_suffixes()
 
@@ -30,7 +30,7 @@ def write_points(path: str, data: Any, attributes: dict) -> list[str]:
         picks.tomogram = str(attributes.get("name") or "")
     shape = metadata.get("tomogram_shape")
     try:
-        written = write_picks_file(
+        written = write_picks(
             path,
             picks,
             overwrite=True,

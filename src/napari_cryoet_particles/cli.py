@@ -463,7 +463,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.copick_project import write_run_picks
     from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX
-    from napari_cryoet_particles.io.picks import picks_suffixes, write_picks_file
+    from napari_cryoet_particles.io.picks import picks_suffixes, write_picks
     from napari_cryoet_particles.io.tomogram import TOMOGRAM_SUFFIXES
     from napari_cryoet_particles.jobs import run_job_with_bar
 
@@ -486,7 +486,7 @@ def run_detect(args: argparse.Namespace) -> int:
         result.picks.tomogram = args.copick_run
     where = []
     if args.out:
-        write_picks_file(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
+        write_picks(args.out, result.picks, overwrite=args.overwrite, shape_zyx=volume.shape)
         where.append(str(args.out))
     if root is not None and args.to_copick:
         where.append(
@@ -586,8 +586,8 @@ def run_refine(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.picks import (
         PICK_STATUSES,
         picks_suffixes,
-        read_picks_file,
-        write_picks_file,
+        read_picks,
+        write_picks,
     )
     from napari_cryoet_particles.jobs import run_job_with_bar
 
@@ -595,7 +595,7 @@ def run_refine(args: argparse.Namespace) -> int:
     if args.save_model:
         check_output_file(args.save_model, args.overwrite, CHECKPOINT_SUFFIXES, "checkpoint")
     volume = read_tomogram(args.tomogram, voxel_size=args.voxel_size)
-    curated = read_picks_file(
+    curated = read_picks(
         args.picks,
         voxel_size=volume.voxel_size,
         star_pixel_size=args.star_pixel_size,
@@ -611,7 +611,7 @@ def run_refine(args: argparse.Namespace) -> int:
         refine_job(volume, curated, args.model, config), "refine", disable=args.quiet
     )
     picks = outcome.picks
-    write_picks_file(args.out, picks, overwrite=args.overwrite, shape_zyx=volume.shape)
+    write_picks(args.out, picks, overwrite=args.overwrite, shape_zyx=volume.shape)
     where = [str(args.out)]
     if args.save_model:
         where.append(
@@ -911,15 +911,15 @@ def run_convert(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.io.picks import (
         carried_features,
         format_for,
-        read_picks_file,
-        write_picks_file,
+        read_picks,
+        write_picks,
     )
     from napari_cryoet_particles.io.units import voxel_size_text
 
     target = format_for(args.output, args.format)
     check_output_file(args.output, args.overwrite, what="picks")
     shape = None if args.shape is None else tuple(args.shape)
-    picks = read_picks_file(
+    picks = read_picks(
         args.input,
         voxel_size=args.voxel_size,
         star_pixel_size=args.star_pixel_size,
@@ -927,7 +927,7 @@ def run_convert(args: argparse.Namespace) -> int:
         shape_zyx=shape,
         order=args.order,
     )
-    written = write_picks_file(
+    written = write_picks(
         args.output,
         picks,
         target.name,
@@ -1143,7 +1143,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
     from napari_cryoet_particles.detect.manifest import MANIFEST_NAME, read_manifest
     from napari_cryoet_particles.io.copick_project import write_run_picks
-    from napari_cryoet_particles.io.picks import read_picks_file
+    from napari_cryoet_particles.io.picks import read_picks
     from napari_cryoet_particles.jobs import run_job_with_bar
 
     tomograms, names, root = _batch_inputs(args)
@@ -1176,7 +1176,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if root is not None and args.to_copick:
         for name, item in zip(names, items, strict=True):
             if not item.error:
-                picks = read_picks_file(item.picks_file)
+                picks = read_picks(item.picks_file)
                 picks.tomogram = name
                 write_run_picks(
                     root,

@@ -27,7 +27,7 @@ from napari_cryoet_particles._widgets._common import (
 )
 from napari_cryoet_particles._widgets._layers import is_points, picks_from_layer
 from napari_cryoet_particles.io import CryoetInputError
-from napari_cryoet_particles.io.picks import PICKS_FORMATS, PicksFormat, write_picks_file
+from napari_cryoet_particles.io.picks import PICKS_FORMATS, PicksFormat, write_picks
 from napari_cryoet_particles.io.units import voxel_size_text
 
 #: Display name -> picks format (the registry's, in its order).
@@ -243,7 +243,7 @@ class ExportWidget(QWidget):
             overwrite = True
         picks = self.selected_picks()
         try:
-            written = write_picks_file(
+            written = write_picks(
                 path,
                 picks,
                 fmt.name,

@@ -301,7 +301,7 @@ class TomogramWidget(QWidget):
 
     def open_picks(self, path: str | Path) -> Any:
         """Open a picks file on the selected tomogram (its voxel size and shape)."""
-        from napari_cryoet_particles.io.picks import read_picks_file
+        from napari_cryoet_particles.io.picks import read_picks
 
         layer = self.selector.layer()
         if layer is None:
@@ -311,7 +311,7 @@ class TomogramWidget(QWidget):
         voxel = voxel_size_of(layer)
         shape = tuple(int(n) for n in layer.data.shape)
         try:
-            picks = read_picks_file(
+            picks = read_picks(
                 path,
                 voxel_size=voxel,
                 star_pixel_size=self.star_pixel_size.value() or None,

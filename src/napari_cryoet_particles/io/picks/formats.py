@@ -14,18 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.picks.model import (
-    Picks,
-    one_tomogram,
-    read_copick_json,
-    read_csv,
-    read_shrec_locations,
-    read_star_by_tomogram,
-    write_copick_json,
-    write_csv,
-    write_shrec_locations,
-    write_star,
-)
+from napari_cryoet_particles.io.picks.copick import read_copick_json, write_copick_json
+from napari_cryoet_particles.io.picks.csv import csv_states_unit, read_csv, write_csv
+from napari_cryoet_particles.io.picks.model import Picks, one_tomogram
+from napari_cryoet_particles.io.picks.shrec import read_shrec_locations, write_shrec_locations
+from napari_cryoet_particles.io.picks.star import read_star_by_tomogram, write_star
 
 
 @dataclass(frozen=True)
@@ -86,20 +79,9 @@ def _one(picks: Picks) -> dict[str, Picks]:
 
 
 def _read_csv(path: Path, options: ReadOptions) -> dict[str, Picks]:
-    if _csv_states_unit(path):
+    if csv_states_unit(path):
         return _one(read_csv(path).in_voxels_of(options.voxel_size))
     return _one(read_csv(path, options.voxel_size))
-
-
-def _csv_states_unit(path: Path) -> bool:
-    """Whether a CSV's header has a column that says the unit of its voxels (a missing file or a
-    folder says nothing: :func:`read_csv` names the problem)."""
-    if not path.is_file():
-        return False
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
-    columns = {c.strip() for c in header.split(",")}
-    return "voxel_size_angstrom" in columns or "x_angstrom" in columns
 
 
 def _read_star(path: Path, options: ReadOptions) -> dict[str, Picks]:
@@ -215,25 +197,24 @@ def format_for(path: str | Path, name: str | None = None) -> PicksFormat:
 def read_picks_by_tomogram(
     path: str | Path, fmt: str | None = None, **options: object
 ) -> dict[str, Picks]:
-    """Every tomogram's picks in a file (one entry for single-tomogram formats), by name."""
+    """Every tomogram's picks in a file, by name (one entry for single-tomogram formats): what
+    :func:`read_picks` chooses from."""
     path = Path(path)
     return format_for(path, fmt).read(path, ReadOptions(**options))  # type: ignore[arg-type]
 
 
-def read_picks_file(path: str | Path, fmt: str | None = None, **options: object) -> Picks:
-    """The picks of one tomogram from a file of any format (``options``: :class:`ReadOptions`).
+def read_picks(path: str | Path, fmt: str | None = None, **options: object) -> Picks:
+    """The picks of one tomogram from a file of any format: ``fmt`` by name, else the one the
+    file's suffix says (``options``: :class:`ReadOptions`).
 
     A file with several tomograms needs ``tomogram`` to say which one.
     """
-    path = Path(path)
-    read = ReadOptions(**options)  # type: ignore[arg-type]
-    return one_tomogram(format_for(path, fmt).read(path, read), read.tomogram, path)
+    by_tomogram = read_picks_by_tomogram(path, fmt, **options)
+    return one_tomogram(by_tomogram, options.get("tomogram"), path)  # type: ignore[arg-type]
 
 
-def write_picks_file(
-    path: str | Path, picks: Picks, fmt: str | None = None, **options: object
-) -> Path:
-    """Write picks in a format (by ``fmt`` name, else the file's suffix; ``options``:
-    :class:`WriteOptions`)."""
+def write_picks(path: str | Path, picks: Picks, fmt: str | None = None, **options: object) -> Path:
+    """Write picks in a format: ``fmt`` by name, else the one the file's suffix says
+    (``options``: :class:`WriteOptions`)."""
     path = Path(path)
     return format_for(path, fmt).write(path, picks, WriteOptions(**options))  # type: ignore[arg-type]
