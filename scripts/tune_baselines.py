@@ -66,8 +66,8 @@ from napari_cryoet_particles.evaluate import SHREC2021_SKIP, score_shrec
 from napari_cryoet_particles.evaluate.localization import dilate_ids
 from napari_cryoet_particles.io import read_shrec_folder
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels
+from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.jobs import run_job
 from napari_cryoet_particles.simulate import SHREC2021_LAYOUT, SimulationConfig
 from napari_cryoet_particles.simulate.simulator import simulate_dataset_job

@@ -22,8 +22,6 @@ KNOWN_CYCLES = {
     # refine imports pipeline (detect_particles_job, AUTO_THRESHOLD); pipeline imports refine's
     # head (PickHead, apply_head, candidate_table) inside a function to rescore from curation.
     frozenset({"detect.pipeline", "detect.refine"}),
-    # omezarr builds a Volume; tomogram's read/write dispatch to omezarr inside functions.
-    frozenset({"io.tomogram", "io.omezarr"}),
 }
 
 #: Who may import Qt, napari and their kin.

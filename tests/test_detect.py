@@ -528,7 +528,7 @@ def test_groups_separate_two_particle_sizes() -> None:
 
 
 def test_released_pages_of_a_memory_map_read_back_the_same(tmp_path: Path) -> None:
-    from napari_cryoet_particles.detect.volume import release_pages
+    from napari_cryoet_particles.io.volume import release_pages
 
     data = np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32)
     volume = read_tomogram(write_tomogram(tmp_path / "t.mrc", data, 10.0))

@@ -15,7 +15,7 @@ from napari_cryoet_particles.detect.structure import (
     structure_labels,
     structure_volume,
 )
-from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.volume import Volume
 
 SHAPE = (48, 96, 96)
 BLOBS = np.array([[24, 20, 20], [24, 20, 76], [24, 76, 76], [12, 76, 22], [36, 50, 50]])

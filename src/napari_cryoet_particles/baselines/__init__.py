@@ -17,7 +17,7 @@ from napari_cryoet_particles.baselines.classical import ClassicalResult
 from napari_cryoet_particles.baselines.dog import detect_dog
 from napari_cryoet_particles.baselines.hessian import HessianParams, detect_hessian
 from napari_cryoet_particles.baselines.log import LoGParams, detect_log
-from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.volume import Volume
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from napari_cryoet_particles.detect.volume import (
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.volume import Volume
 
 #: ``dark``: particles darker than the background (cryo-ET's usual contrast); ``bright``: the
 #: opposite; ``auto``: decided from the skewness of a low-passed overview, as detection does.

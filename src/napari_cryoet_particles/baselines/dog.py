@@ -23,8 +23,8 @@ from scipy import ndimage
 from napari_cryoet_particles.detect.peaks import pick_peaks
 from napari_cryoet_particles.detect.volume import check_volume
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels, radius_voxels
+from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
 #: Threshold in robust standard deviations of the DoG response above its median.

@@ -33,8 +33,8 @@ from napari_cryoet_particles.baselines.classical import (
     suppressed_inside,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels
+from napari_cryoet_particles.io.volume import Volume
 
 
 @dataclass(frozen=True)

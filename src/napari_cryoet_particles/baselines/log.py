@@ -32,8 +32,8 @@ from napari_cryoet_particles.baselines.classical import (
     to_robust_z,
 )
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels, voxels_to_nm
+from napari_cryoet_particles.io.volume import Volume
 
 #: Ratio between successive σ.
 SCALE_STEP = float(np.sqrt(2.0))

@@ -44,8 +44,8 @@ from napari_cryoet_particles.detect.config import DEFAULT_DIAMETER_NM
 from napari_cryoet_particles.detect.peaks import pick_peaks
 from napari_cryoet_particles.detect.volume import check_volume
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import radius_voxels
+from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 from napari_cryoet_particles.model.normalize import normalize, robust_stats
 

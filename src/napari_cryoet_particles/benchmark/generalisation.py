@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.volume import Volume
 
 #: Test tomograms of the families: (z, y, x) voxels at 10 Å before any resampling, and the seed.
 SIZE = (200, 320, 320)

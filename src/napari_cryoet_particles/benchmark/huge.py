@@ -32,8 +32,8 @@ def mirror_tile(
 
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import atomic_write
-    from napari_cryoet_particles.io.tomogram import release_pages
     from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
+    from napari_cryoet_particles.io.volume import release_pages
 
     volume = read_tomogram(source)
     index = [mirrored_index(n, m) for n, m in zip(shape, volume.shape, strict=True)]

@@ -15,8 +15,8 @@ import numpy as np
 
 from napari_cryoet_particles.baselines import BASELINES
 from napari_cryoet_particles.io.picks import Picks
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels
+from napari_cryoet_particles.io.volume import Volume
 
 #: Our pick scores are 0-1 with the automatic threshold at 0.5; the ranking set goes down to this.
 OURS_FLOOR = 0.05

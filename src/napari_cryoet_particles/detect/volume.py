@@ -16,8 +16,8 @@ from skimage.filters import threshold_otsu
 
 from napari_cryoet_particles.detect.config import SUPPORTED_VOXEL_SIZE
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.tomogram import Volume, release_pages
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
+from napari_cryoet_particles.io.volume import Volume, release_pages
 from napari_cryoet_particles.model.normalize import DEFAULT_CLIP, NormStats, normalize, robust_stats
 
 #: Input voxels per working voxel closer than this to 1 are not resampled at all.

@@ -30,7 +30,8 @@ from napari_cryoet_particles.io.picks import (
     write_star,
 )
 from napari_cryoet_particles.io.shrec import ShrecDataset, is_shrec_folder, read_shrec_folder
-from napari_cryoet_particles.io.tomogram import Volume, read_tomogram, write_tomogram
+from napari_cryoet_particles.io.tomogram import read_tomogram, write_tomogram
+from napari_cryoet_particles.io.volume import Volume
 
 __all__ = [
     "PICK_STATUSES",

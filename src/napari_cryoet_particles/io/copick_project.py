@@ -23,8 +23,8 @@ from napari_cryoet_particles.io.picks import (
     default_features,
     picks_from_copick_points,
 )
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE
+from napari_cryoet_particles.io.volume import Volume
 
 #: The copick ``user_id`` of picks written by this package.
 USER_ID = "cryoet-particles"

@@ -21,8 +21,8 @@ import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_directory
 from napari_cryoet_particles.io.errors import CryoetInputError, one_line, reader
-from napari_cryoet_particles.io.tomogram import Volume, count_non_finite
 from napari_cryoet_particles.io.units import check_plausible
+from napari_cryoet_particles.io.volume import Volume, count_non_finite
 
 OME_ZARR_SUFFIX = ".zarr"
 #: A scale level matches a wanted voxel size when they differ by less than this fraction.

@@ -7,8 +7,9 @@ import numpy as np
 
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import SHREC_VOXEL_SIZE, Picks, read_shrec_locations
-from napari_cryoet_particles.io.tomogram import Volume, read_tomogram
+from napari_cryoet_particles.io.tomogram import read_tomogram
 from napari_cryoet_particles.io.units import resolve_voxel_size
+from napari_cryoet_particles.io.volume import Volume
 
 RECONSTRUCTION = "reconstruction.mrc"
 LOCATIONS = "particle_locations.txt"

@@ -1,9 +1,8 @@
 """Tomogram files: MRC / REC / MAP through mrcfile, memory-mapped; OME-Zarr folders (lazy) through
-:mod:`napari_cryoet_particles.io.omezarr`."""
+:mod:`napari_cryoet_particles.io.omezarr`. :func:`read_tomogram` and :func:`write_tomogram` choose
+between them by the path; both fill a :class:`~napari_cryoet_particles.io.volume.Volume`."""
 
-import mmap
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import mrcfile
@@ -11,28 +10,16 @@ import numpy as np
 
 from napari_cryoet_particles.io.atomic import atomic_write
 from napari_cryoet_particles.io.errors import CryoetInputError, reader
+from napari_cryoet_particles.io.omezarr import (
+    OME_ZARR_SUFFIX,
+    is_ome_zarr,
+    read_ome_zarr,
+    write_ome_zarr,
+)
 from napari_cryoet_particles.io.units import PLAUSIBLE_VOXEL_SIZE, resolve_voxel_size
+from napari_cryoet_particles.io.volume import Volume, count_non_finite
 
 TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st")
-#: Voxels scanned for NaN/Inf at a time when a tomogram is opened (the whole volume is scanned).
-SCAN_VOXELS = 16 * 1024 * 1024
-
-
-@dataclass
-class Volume:
-    """A tomogram: a (z, y, x) array, possibly memory-mapped, and its voxel size in Å.
-
-    ``voxel_size`` is ``None`` when the file's header gives none (0 in the header); the step
-    that needs a number decides what to assume (see :mod:`napari_cryoet_particles.io.units`).
-    """
-
-    data: np.ndarray
-    voxel_size: float | None
-    path: Path | None = None
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
 
 
 def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None:
@@ -54,36 +41,6 @@ def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> float | None
     return size
 
 
-def release_pages(data: np.ndarray) -> None:
-    """Let the kernel drop the pages of a memory-mapped file that were read so far.
-
-    Pages of a read-only file mapping count in the process's resident memory until the kernel
-    needs them back; dropping them after a pass keeps the resident size of a detection run to
-    what it really holds (the file stays in the page cache, so reading it again is cheap).
-    Does nothing for arrays that are not memory-mapped.
-    """
-    base = data
-    while base is not None:
-        handle = getattr(base, "_mmap", None)
-        if isinstance(handle, mmap.mmap):
-            if hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                handle.madvise(mmap.MADV_DONTNEED)
-            return
-        base = getattr(base, "base", None)
-
-
-def count_non_finite(data: np.ndarray) -> int:
-    """Count NaN/Inf voxels, a slab at a time so a memory map is never loaded whole."""
-    if not np.issubdtype(data.dtype, np.floating):
-        return 0
-    step = max(1, SCAN_VOXELS // max(1, int(np.prod(data.shape[1:]))))
-    bad = 0
-    for i in range(0, data.shape[0], step):
-        bad += int(np.count_nonzero(~np.isfinite(data[i : i + step])))
-        release_pages(data)
-    return bad
-
-
 @reader("an MRC tomogram")
 def read_tomogram(
     path: str | Path, voxel_size: float | None = None, check_finite: bool = True
@@ -94,8 +51,6 @@ def read_tomogram(
     Raises :class:`CryoetInputError` with a one-line reason for files that are not MRC, are
     truncated, are not 3D or hold NaN/Inf values.
     """
-    from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX, is_ome_zarr, read_ome_zarr
-
     path = Path(path)
     if not path.exists():
         raise CryoetInputError(path, "no such file")
@@ -159,8 +114,6 @@ def write_tomogram(
     The header gets the fixed ``label`` instead of mrcfile's dated one, so the same data gives
     byte-identical files.
     """
-    from napari_cryoet_particles.io.omezarr import OME_ZARR_SUFFIX, write_ome_zarr
-
     if Path(path).suffix.lower() == OME_ZARR_SUFFIX:
         return write_ome_zarr(path, data, voxel_size, overwrite=overwrite)
     data = np.asarray(data)

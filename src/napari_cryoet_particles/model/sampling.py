@@ -18,8 +18,8 @@ import torch
 from scipy import ndimage
 
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
+from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.model.normalize import NormStats, normalize, robust_stats
 
 #: Content-map cell size in working voxels.

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from napari_cryoet_particles.io.errors import CryoetInputError
-from napari_cryoet_particles.io.tomogram import Volume
+from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.jobs import CancelToken, Job, JobCancelled, Progress
 from napari_cryoet_particles.model.augment import AugmentConfig, make_views
 from napari_cryoet_particles.model.checkpoint import (
