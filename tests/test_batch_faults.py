@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from napari_cryoet_particles.batch.manifest import MANIFEST_NAME
+from napari_cryoet_particles.batch.run import SUMMARY_NAME, batch_detect_job, detect_file
 from napari_cryoet_particles.cli import main
 from napari_cryoet_particles.detect import DetectionConfig
-from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job, detect_file
-from napari_cryoet_particles.detect.manifest import MANIFEST_NAME
 from napari_cryoet_particles.io import CryoetInputError, write_tomogram
 from napari_cryoet_particles.jobs import run_job
 

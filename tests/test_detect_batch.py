@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from napari_cryoet_particles.batch.run import SUMMARY_NAME, batch_detect_job
 from napari_cryoet_particles.cli import main
 from napari_cryoet_particles.detect import DetectionConfig
-from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
 from napari_cryoet_particles.io import CryoetInputError, read_csv, write_tomogram
 from napari_cryoet_particles.jobs import run_job
 from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConfig, save_checkpoint

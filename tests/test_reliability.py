@@ -128,7 +128,7 @@ def test_evaluate_json_into_an_unwritable_folder_fails_before_scoring(
 def test_every_command_checks_its_output_before_working(
     argv, blobs, unwritable, capsys, monkeypatch
 ) -> None:
-    from napari_cryoet_particles.detect import batch
+    from napari_cryoet_particles.batch import run as batch
     from napari_cryoet_particles.io import picks
     from napari_cryoet_particles.model import train
 
@@ -161,7 +161,7 @@ def test_copick_write_back_is_checked_before_working(
 ) -> None:
     """A run whose Picks folder cannot be written (root ignores modes: the check is patched to
     answer as a read-only mount would, for the project's overlay only)."""
-    from napari_cryoet_particles.detect import batch
+    from napari_cryoet_particles.batch import run as batch
     from napari_cryoet_particles.io import atomic
 
     overlay = copick_project.parent / "overlay"
@@ -406,7 +406,7 @@ def test_trust_limit_follows_the_noise_spread_and_a_floor() -> None:
 def test_batch_summary_names_no_picks_file_for_a_failed_tomogram(blobs, tiny_model, tmp_path):
     import pandas as pd
 
-    from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
+    from napari_cryoet_particles.batch.run import SUMMARY_NAME, batch_detect_job
 
     broken = tmp_path / "broken.mrc"
     broken.write_text("not a tomogram" * 50)
@@ -586,7 +586,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(
 def test_ctrl_c_in_batch_keeps_the_finished_tomograms_for_resume(
     blobs, tiny_model, tmp_path, capsys, monkeypatch
 ) -> None:
-    from napari_cryoet_particles.detect import batch
+    from napari_cryoet_particles.batch import run as batch
 
     second = write_tomogram(tmp_path / "second.mrc", blob_volume(1), 10.0)
     real_client = batch._client
@@ -604,7 +604,7 @@ def test_ctrl_c_in_batch_keeps_the_finished_tomograms_for_resume(
 
 def test_manifest_records_a_folder_store_as_one_input(tmp_path: Path) -> None:
     """OME-Zarr tomograms (copick runs) are folders: size, time and checksum cover every file."""
-    from napari_cryoet_particles.detect.manifest import InputRecord, is_finished, sha256_of
+    from napari_cryoet_particles.batch.manifest import InputRecord, is_finished, sha256_of
 
     store = write_tomogram(tmp_path / "wbp.zarr", blob_volume(), 10.0)
     picks = tmp_path / "TS_1_picks.csv"

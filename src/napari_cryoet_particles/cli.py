@@ -1051,7 +1051,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_batch(sub: argparse._SubParsersAction) -> None:
-    from napari_cryoet_particles.detect.batch import LOCAL_WORKERS, THREADS_PER_WORKER
+    from napari_cryoet_particles.batch.run import LOCAL_WORKERS, THREADS_PER_WORKER
     from napari_cryoet_particles.io.picks import picks_suffixes
 
     parser = sub.add_parser(
@@ -1140,8 +1140,12 @@ def _batch_inputs(args: argparse.Namespace):
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from napari_cryoet_particles.detect.batch import SUMMARY_NAME, batch_detect_job
-    from napari_cryoet_particles.detect.manifest import MANIFEST_NAME, read_manifest
+    from napari_cryoet_particles.batch import (
+        MANIFEST_NAME,
+        SUMMARY_NAME,
+        batch_detect_job,
+        read_manifest,
+    )
     from napari_cryoet_particles.io.copick_project import write_run_picks
     from napari_cryoet_particles.io.picks import read_picks
     from napari_cryoet_particles.jobs import run_job_with_bar

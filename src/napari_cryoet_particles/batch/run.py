@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from napari_cryoet_particles.detect.config import DetectionConfig
-from napari_cryoet_particles.detect.manifest import (
+from napari_cryoet_particles.batch.manifest import (
     MANIFEST_NAME,
     InputRecord,
     finished_entry,
@@ -36,6 +35,7 @@ from napari_cryoet_particles.detect.manifest import (
     sha256_of,
     write_manifest,
 )
+from napari_cryoet_particles.detect.config import DetectionConfig
 from napari_cryoet_particles.io.atomic import atomic_write, check_output_folder, stale_parts
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import picks_suffixes
