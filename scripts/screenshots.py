@@ -74,7 +74,7 @@ def mark_near_threshold(picks, truth, n: int = 3, reach: float = 5.0) -> None:
     accepted and ``n`` on none rejected (told by the truth, ``reach`` voxels); the rest auto."""
     from scipy.spatial import cKDTree
 
-    from napari_cryoet_particles._widgets._layers import set_status
+    from napari_cryoet_particles._layers import set_status
 
     scores = picks.features["score"].to_numpy(dtype=float)
     threshold = picks.metadata.get("score_threshold") or 0.5
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from napari._qt import qt_main_window
     from qtpy.QtWidgets import QApplication, QScrollArea
 
-    from napari_cryoet_particles._widgets._layers import centre_on
+    from napari_cryoet_particles._layers import centre_on
     from napari_cryoet_particles._widgets.detect import MODEL_DEFAULT, MODEL_FILE, MODEL_TRAINED
     from napari_cryoet_particles.model import default_model_path
 

@@ -24,8 +24,8 @@ KNOWN_CYCLES = {
     frozenset({"detect.pipeline", "detect.refine"}),
 }
 
-#: Who may import Qt, napari and their kin.
-GUI_MODULES = ("_widgets", "_reader", "_writer", "_sample_data")
+#: Who may import Qt, napari and their kin (``_layers``: napari, never Qt).
+GUI_MODULES = ("_widgets", "_layers", "_reader", "_writer", "_sample_data")
 GUI_LIBRARIES = {
     "qtpy",
     "PyQt5",
@@ -39,6 +39,7 @@ GUI_LIBRARIES = {
     "vispy",
     "app_model",
 }
+QT_LIBRARIES = GUI_LIBRARIES - {"napari", "npe2", "vispy", "app_model"}
 FOLDERS = (
     "io",
     "jobs",
@@ -55,7 +56,7 @@ FOLDERS = (
 NOT_GUI = tuple(f for f in FOLDERS if f not in GUI_MODULES)
 #: docs/design.md's "may import" column, for the package's own folders (a folder may always
 #: import itself, and every module the package's ``__version__``). An entry is a folder or one
-#: module (``_widgets._layers``).
+#: module (``detect.config``).
 MAY_IMPORT = {
     "io": (),
     "jobs": (),
@@ -68,9 +69,10 @@ MAY_IMPORT = {
     "evaluate": ("io",),
     "cli": NOT_GUI,
     "_widgets": FOLDERS,
-    "_reader": ("io", "simulate", "jobs", "_widgets._layers"),
-    "_writer": ("io", "simulate", "jobs", "_widgets._layers"),
-    "_sample_data": ("io", "simulate", "jobs", "_widgets._layers"),
+    "_layers": ("io", "detect.config"),
+    "_reader": ("io", "simulate", "jobs", "_layers"),
+    "_writer": ("io", "simulate", "jobs", "_layers"),
+    "_sample_data": ("io", "simulate", "jobs", "_layers"),
 }
 #: The same column's libraries, for the rows that name them (the standard library is always
 #: allowed; folders not listed here may use any dependency of the package).
@@ -267,6 +269,18 @@ def test_qt_and_napari_only_in_the_gui_modules():
         if folder(name) not in GUI_MODULES
         for imp in imports(name)
         if imp.module.split(".")[0] in GUI_LIBRARIES
+    ]
+    assert not wrong, wrong
+
+
+def test_layers_do_without_qt():
+    """``_layers`` serves the npe2 adapters as much as the docks: napari's layers, no widgets."""
+    wrong = [
+        f"{where(name, imp.line)} imports {imp.module}"
+        for name in modules()
+        if folder(name) == "_layers"
+        for imp in imports(name)
+        if imp.module.split(".")[0] in QT_LIBRARIES
     ]
     assert not wrong, wrong
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.xvfb
 
 def write_sample_folder(folder: Path, image, truth_layer) -> Path:
     """The sample as a SHREC folder, to score it with ``cryoet-particles evaluate``'s function."""
-    from napari_cryoet_particles._widgets._layers import picks_from_layer
+    from napari_cryoet_particles._layers import picks_from_layer
     from napari_cryoet_particles.io import write_shrec_locations, write_tomogram
 
     folder.mkdir()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cryoet_particles._widgets._layers import (
+from napari_cryoet_particles._layers import (
     camera,
     navigation_order,
     picks_layer_data,
@@ -111,7 +111,7 @@ def test_tomogram_widget_opens_shrec_folder_and_sample(
 def test_tomogram_without_voxel_size_stays_unknown_until_set(qtbot, viewer, tmp_path: Path) -> None:
     import mrcfile
 
-    from napari_cryoet_particles._widgets._layers import volume_of, voxel_size_of
+    from napari_cryoet_particles._layers import volume_of, voxel_size_of
     from napari_cryoet_particles._widgets.tomogram import TomogramWidget
 
     path = tmp_path / "nosize.mrc"
@@ -173,7 +173,7 @@ def test_tomogram_widget_reports_bad_file(qtbot, viewer, tmp_path: Path, monkeyp
 
 
 def test_export_csv_and_star_respect_threshold_and_status(qtbot, viewer, tmp_path: Path) -> None:
-    from napari_cryoet_particles._widgets._layers import set_status
+    from napari_cryoet_particles._layers import set_status
     from napari_cryoet_particles._widgets.export import ExportWidget
 
     layer = add_picks(viewer)
@@ -347,7 +347,7 @@ def test_the_held_model_is_per_viewer(qtbot) -> None:
 def test_picks_changes_reach_the_docks_showing_that_layer_only(qtbot, viewer) -> None:
     from napari.components import ViewerModel
 
-    from napari_cryoet_particles._widgets._layers import set_status
+    from napari_cryoet_particles._layers import set_status
     from napari_cryoet_particles._widgets.export import ExportWidget
 
     first = add_picks(viewer)
@@ -376,7 +376,7 @@ def test_picks_changes_reach_the_docks_showing_that_layer_only(qtbot, viewer) ->
 def test_metrics_match_evaluate_and_follow_curation(
     qtbot, viewer, shrec_folder: Path, tmp_path: Path
 ) -> None:
-    from napari_cryoet_particles._widgets._layers import set_status
+    from napari_cryoet_particles._layers import set_status
     from napari_cryoet_particles._widgets.metrics import MetricsWidget
     from napari_cryoet_particles._writer import write_points
     from napari_cryoet_particles.evaluate.report import evaluate_files

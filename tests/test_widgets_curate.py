@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from napari_cryoet_particles._widgets._layers import (
+from napari_cryoet_particles._layers import (
     picks_layer_data,
     set_status,
     tomogram_layer_data,

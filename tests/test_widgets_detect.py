@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cryoet_particles._widgets._layers import tomogram_layer_data
+from napari_cryoet_particles._layers import tomogram_layer_data
 from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 
 
@@ -86,7 +86,7 @@ def test_detect_adds_picks_and_threshold_filters_instantly(qtbot, viewer, tiny_m
 def test_a_tomogram_without_voxel_size_is_detected_at_10_angstrom_as_in_the_cli(
     qtbot, viewer, tiny_model: Path
 ) -> None:
-    from napari_cryoet_particles._widgets._layers import picks_from_layer, voxel_size_of
+    from napari_cryoet_particles._layers import picks_from_layer, voxel_size_of
 
     widget, image = make_widget(qtbot, viewer, tiny_model)
     viewer.layers.remove(image)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cryoet_particles._widgets._layers import tomogram_layer_data
+from napari_cryoet_particles._layers import tomogram_layer_data
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari_cryoet_particles._widgets._layers import (
+from napari_cryoet_particles._layers import (
     truth_diameter_angstrom,
     truth_layer_data,
     volume_layer_data,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_cryoet_particles._widgets._layers import (
+from napari_cryoet_particles._layers import (
     tomogram_layer_data,
     truth_diameter_angstrom,
     truth_layer_data,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cryoet_particles._widgets._layers import picks_from_points
+from napari_cryoet_particles._layers import picks_from_points
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.picks import picks_suffixes, write_picks
 

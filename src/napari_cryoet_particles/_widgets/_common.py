@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cryoet_particles._widgets._layers import picks_events
+from napari_cryoet_particles._layers import picks_events
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.jobs import CancelToken, JobCancelled, Progress
 
@@ -246,7 +246,7 @@ class LayerSelector(QComboBox):
     A newly inserted matching layer becomes the selection; ``layerChanged(layer or None)`` is
     emitted whenever the selected layer changes, ``picksChanged(layer)`` whenever the statuses,
     threshold or status filter of the selected layer change (see
-    :func:`~._layers.picks_events`).
+    :func:`~napari_cryoet_particles._layers.picks_events`).
     """
 
     layerChanged = Signal(object)

@@ -18,6 +18,23 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cryoet_particles._layers import (
+    REVIEW_ORDERS,
+    centre_on,
+    is_image,
+    is_picks_layer,
+    navigation_order,
+    normalise_features,
+    picks_events,
+    picks_from_layer,
+    picks_layer_data,
+    set_status,
+    set_status_filter,
+    show_slab,
+    status_counts,
+    volume_of,
+    watch_additions,
+)
 from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
@@ -34,23 +51,6 @@ from napari_cryoet_particles._widgets._common import (
     report_error,
     set_enabled,
     show_info,
-)
-from napari_cryoet_particles._widgets._layers import (
-    REVIEW_ORDERS,
-    centre_on,
-    is_image,
-    is_picks_layer,
-    navigation_order,
-    normalise_features,
-    picks_events,
-    picks_from_layer,
-    picks_layer_data,
-    set_status,
-    set_status_filter,
-    show_slab,
-    status_counts,
-    volume_of,
-    watch_additions,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
 from napari_cryoet_particles.detect.config import DEFAULT_MAX_DIAMETER_NM, DEFAULT_MIN_DIAMETER_NM

@@ -21,6 +21,17 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from napari_cryoet_particles._layers import (
+    COLOR_MODES,
+    is_image,
+    picks_layer_data,
+    set_color_mode,
+    set_threshold,
+    show_slab,
+    volume_of,
+    voxel_size_of,
+    watch_additions,
+)
 from napari_cryoet_particles._widgets._common import (
     DeviceBox,
     JobOutcome,
@@ -34,17 +45,6 @@ from napari_cryoet_particles._widgets._common import (
     remember,
     show_info,
     show_warning,
-)
-from napari_cryoet_particles._widgets._layers import (
-    COLOR_MODES,
-    is_image,
-    picks_layer_data,
-    set_color_mode,
-    set_threshold,
-    show_slab,
-    volume_of,
-    voxel_size_of,
-    watch_additions,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
 from napari_cryoet_particles.detect.config import (

@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cryoet_particles._layers import is_points, picks_from_layer
 from napari_cryoet_particles._widgets._common import (
     LayerSelector,
     ask_to_replace,
@@ -25,7 +26,6 @@ from napari_cryoet_particles._widgets._common import (
     report_error,
     show_info,
 )
-from napari_cryoet_particles._widgets._layers import is_points, picks_from_layer
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.picks import PICKS_FORMATS, PicksFormat, write_picks
 from napari_cryoet_particles.io.units import voxel_size_text

@@ -25,12 +25,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cryoet_particles._widgets._common import LayerSelector, heading, persist, real_viewer
-from napari_cryoet_particles._widgets._layers import (
+from napari_cryoet_particles._layers import (
     is_picks_layer,
     is_truth_layer,
     picks_from_layer,
 )
+from napari_cryoet_particles._widgets._common import LayerSelector, heading, persist, real_viewer
 from napari_cryoet_particles.evaluate.czii import CZII_PARTICLES
 from napari_cryoet_particles.io import CryoetInputError
 

@@ -17,6 +17,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cryoet_particles._layers import (
+    copick_run_layers,
+    display_voxel_size,
+    is_image,
+    picks_layer_data,
+    sample_for_contrast,
+    truth_layer_data,
+    voxel_size_of,
+)
 from napari_cryoet_particles._widgets._common import (
     JobOutcome,
     JobRow,
@@ -28,15 +37,6 @@ from napari_cryoet_particles._widgets._common import (
     remember,
     report_error,
     show_info,
-)
-from napari_cryoet_particles._widgets._layers import (
-    copick_run_layers,
-    display_voxel_size,
-    is_image,
-    picks_layer_data,
-    sample_for_contrast,
-    truth_layer_data,
-    voxel_size_of,
 )
 from napari_cryoet_particles.io.picks import picks_suffixes
 from napari_cryoet_particles.io.units import voxels_to_nm

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cryoet_particles._layers import is_image, volume_of
 from napari_cryoet_particles._widgets._common import (
     DeviceBox,
     JobOutcome,
@@ -44,7 +45,6 @@ from napari_cryoet_particles._widgets._common import (
     report_error,
     show_info,
 )
-from napari_cryoet_particles._widgets._layers import is_image, volume_of
 from napari_cryoet_particles._widgets._state import viewer_state
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.atomic import atomic_write
