@@ -608,6 +608,14 @@ def refine_job(
     detected with a low threshold (the Detect dock) refine in well under a second.
     """
     config = config or RefineConfig()
+    if result is not None:
+        shape, size = result.input_shape, _voxel_size_of(result.picks)
+    else:
+        shape, size = (
+            volume.shape,
+            resolve_voxel_size(volume.voxel_size, config.detection.voxel_size),
+        )
+    check_curated(curated.in_voxels_of(size), shape, need_positive=config.like_accepted)
     if uses_examples(curated, config.like_accepted):
         return (yield from example_refine_job(volume, curated, config, cancel))
     if result is None or result.embeddings is None or result.profiles is None:
