@@ -111,3 +111,12 @@ def test_supervised_references_reach_the_top_on_separable_classes() -> None:
     assert supervised_ari(values, classes) > 0.95
     noise = rng.normal(size=(180, 2))
     assert supervised_ari(noise, classes) < 0.2
+
+
+def test_the_real_vlp_case_finds_the_centres_from_three_added_points(real_tomograms) -> None:
+    from napari_cryoet_particles.benchmark.curation import format_vlp_curation, run_vlp_curation
+
+    runs = run_vlp_curation(real_tomograms["hiv"].parents[1], threads=1)
+    assert all(run.hits_marks_alone == 3 and run.hits >= 8 and run.n_picks <= 30 for run in runs)
+    lines = format_vlp_curation(runs)
+    assert len(lines) == 4 + len(runs) and "more like these" in lines[2]

@@ -279,3 +279,42 @@ def test_refining_a_detect_run_ignores_the_docks_size_range(
     run(qtbot, widget, widget.refine)
     [(_, result)] = configs
     assert result is scene.result
+
+
+def shells_and_added_points(qtbot, viewer):
+    """The toy hollow shells of test_examples, with three points added at three shell centres."""
+    from napari_cryoet_particles.io import Picks
+    from test_examples import SHELLS, _shell_scene
+
+    volume = _shell_scene()
+    data, kwargs, _ = tomogram_layer_data(volume, 10.0, "shells")
+    viewer.add_image(data, **kwargs)
+    picks = Picks(SHELLS[:3], 10.0, None, "shells")
+    picks.features["status"] = "added"
+    data, kwargs, _ = picks_layer_data(picks, "my points", tomogram_shape=volume.shape)
+    layer = viewer.add_points(data, **kwargs)
+    widget = curate_dock(qtbot, viewer)
+    widget.size_range.largest.setValue(16.0)
+    return widget, layer, SHELLS
+
+
+def test_more_like_added_points_finds_objects_the_detector_does_not_propose(qtbot, viewer) -> None:
+    widget, layer, shells = shells_and_added_points(qtbot, viewer)
+    layer.selected_data = {0, 1, 2}
+    outcome = run(qtbot, widget, widget.find_like)
+    assert outcome.error is None and outcome.result.info["kind"] == "reference"
+    like = viewer.layers["my points like"]
+    assert len(positions(like, "added")) == 3  # the examples stay, as added points
+    distance, _ = cKDTree(np.asarray(like.data)).query(shells)
+    assert np.all(distance <= REACH)
+    assert not widget.save_model_button.isEnabled()  # nothing learned to save
+
+
+def test_cancel_stops_more_like_added_points(qtbot, viewer) -> None:
+    widget, layer, _ = shells_and_added_points(qtbot, viewer)
+    with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
+        assert widget.find_like()
+        widget.job.cancel()
+    assert blocker.args[0].cancelled
+    assert [layer.name for layer in viewer.layers] == ["shells", "my points"]
+    assert widget.like_button.isEnabled()

@@ -551,7 +551,9 @@ def add_refine(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--like-accepted",
         action="store_true",
-        help="keep only particles like the accepted (and added) picks, with a score of likeness",
+        help="keep only particles like the accepted (and added) picks, with a score of likeness; "
+        "with added points, their average is searched for over the whole tomogram (objects the "
+        "detector does not propose, e.g. the centres of hollow VLPs)",
     )
     parser.add_argument(
         "--save-model",
@@ -580,6 +582,7 @@ def run_refine(args: argparse.Namespace) -> int:
         refine_job,
         save_refined_model,
         unlike_examples_warning,
+        uses_examples,
     )
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
@@ -603,6 +606,8 @@ def run_refine(args: argparse.Namespace) -> int:
         shape_zyx=volume.shape,
     )
     check_curated(curated, volume.shape, need_positive=args.like_accepted)
+    if args.save_model and uses_examples(curated, args.like_accepted):
+        save_refined_model(args.save_model, None)  # refuses: a reference search learns no head
     config = RefineConfig(
         detection=detection_config(args, device=args.device, threads=args.threads),
         like_accepted=args.like_accepted,
@@ -624,6 +629,11 @@ def run_refine(args: argparse.Namespace) -> int:
     info = outcome.info
     learned = (
         f"picks like {info['n_positive']} accepted ones"
+        + (
+            f", by reference ({info['radius_nm']:.0f} nm radius)"
+            if info["kind"] == "reference"
+            else ""
+        )
         if args.like_accepted
         else f"learned from {info['n_positive']} positive and {info['n_negative']} negative marks"
     )

@@ -85,14 +85,17 @@ NO_EXAMPLES = (
 
 
 def like_query(picks: Picks, selected: list[int]) -> Picks:
-    """The picks as "more like these" sees them: the ``selected`` ones are the accepted examples
-    and other accepted or added picks go back to auto (they may be of another kind); rejected
-    picks stay rejected. Without a selection the accepted and added picks are the examples."""
+    """The picks as "more like these" sees them: the ``selected`` ones are the examples (accepted;
+    points the user added stay added, which makes the search a reference search over the whole
+    tomogram) and other accepted or added picks go back to auto (they may be of another kind);
+    rejected picks stay rejected. Without a selection the accepted and added picks are the
+    examples."""
     if not selected:
         return picks
     status = picks.features["status"].astype(str).to_numpy().copy()
+    chosen = np.where(status[selected] == "added", "added", "accepted")
     status[np.isin(status, ("accepted", "added"))] = "auto"
-    status[selected] = "accepted"
+    status[selected] = chosen
     query = picks.subset(np.arange(len(picks)))
     query.features["status"] = status
     return query
@@ -209,8 +212,9 @@ class CurateWidget(QWidget):
         self.like_button = button(
             "Find more like the selected picks",
             self.find_like,
-            "The selected picks (else the accepted ones) are examples of one kind: a new layer "
-            "holds every pick like them",
+            "The selected picks (else the accepted and added ones) are examples of one kind: a "
+            "new layer holds every pick like them. Points you added (I) where nothing was picked "
+            "are searched for over the whole tomogram, at their own size",
         )
         self.save_model_button = button(
             "Save refined model…",
@@ -430,9 +434,10 @@ class CurateWidget(QWidget):
                 RefineConfig,
                 check_curated,
                 refine_job,
+                uses_examples,
             )
 
-            result, volume = self._candidates(layer)
+            result, volume = self._candidates(layer, needs_volume=uses_examples(curated, like))
             shape = result.input_shape if result is not None else volume.shape
             check_curated(curated, shape, need_positive=like)
             detection = self._detection_config(layer, detects_again=result is None)
@@ -447,10 +452,13 @@ class CurateWidget(QWidget):
         set_enabled([self.refine_button, self.like_button], not started)
         return started
 
-    def _candidates(self, layer: Any) -> tuple[Any, Any]:
+    def _candidates(self, layer: Any, needs_volume: bool = False) -> tuple[Any, Any]:
         """(the Detect dock's result for ``layer``, None) when there is one, else (None, the
-        volume of the tomogram the picks are on) to detect in again."""
+        volume of the tomogram the picks are on) to detect in again; ``needs_volume``: (None,
+        the volume) always (more like added points searches the tomogram itself)."""
         result = viewer_state(self.viewer).detections.get(layer)
+        if needs_volume:
+            result = None
         if result is not None and result.embeddings is not None and result.profiles is not None:
             return result, None
         image = self._tomogram_of(layer)
@@ -496,7 +504,7 @@ class CurateWidget(QWidget):
             return
         layer = self.add_refined_layer(outcome.result, source, like)
         self.last_head = outcome.result.head
-        self.save_model_button.setEnabled(True)
+        self.save_model_button.setEnabled(self.last_head is not None)
         counts = status_counts(normalise_features(layer.features, len(layer.data)))
         kept = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "auto")
         message = f"{len(layer.data)} picks in {layer.name!r} ({kept} kept): curate them again"
@@ -541,7 +549,8 @@ class CurateWidget(QWidget):
             f"{source.name} {kind}",
             diameter_angstrom=metadata.get("diameter_angstrom"),
             color_by=metadata.get("color_by", "score"),
-            tomogram_shape=metadata.get("tomogram_shape") or outcome.detection.input_shape,
+            tomogram_shape=metadata.get("tomogram_shape")
+            or (outcome.detection.input_shape if outcome.detection is not None else None),
             extra_metadata={"source": kind, "refine": dict(outcome.info)},
         )
         kwargs["scale"] = tuple(source.scale)
@@ -550,7 +559,8 @@ class CurateWidget(QWidget):
             if key in metadata:
                 kwargs["metadata"][key] = metadata[key]
         layer = self.viewer.add_points(data, **kwargs)
-        viewer_state(self.viewer).detections.set(layer, outcome.detection)
+        if outcome.detection is not None:
+            viewer_state(self.viewer).detections.set(layer, outcome.detection)
         watch_additions(layer)
         return layer
 

@@ -196,12 +196,15 @@ class RefineConfig:
 
 @dataclass
 class RefineOutcome:
-    """The refined picks (marks kept), the learned head and what was learned from."""
+    """The refined picks (marks kept), the learned head and what was learned from.
+
+    A search by reference (:func:`example_refine_job`) learns no head and detects nothing:
+    ``head`` and ``detection`` are then None."""
 
     picks: Picks
-    head: PickHead
+    head: PickHead | None
     info: dict[str, object]
-    detection: DetectionResult
+    detection: DetectionResult | None
 
 
 def _optional_array(values) -> np.ndarray | None:
@@ -564,15 +567,7 @@ def refined_picks(
     kept_marks = marks.subset(np.arange(len(marks)))
     mark_score = np.where(matched, score[np.maximum(on, 0)], np.where(positive_rows, 1.0, 0.0))
     kept_marks.features["score"] = mark_score
-    features = pd.concat([kept_marks.features, auto.features], ignore_index=True)
-    picks = Picks(
-        np.concatenate([kept_marks.zyx, auto.zyx]),
-        size,
-        features,
-        candidates.tomogram or curated.tomogram,
-    )
-    order = np.argsort(-picks.scores, kind="stable")
-    picks = picks.subset(order)
+    picks = _marks_and_picks(kept_marks, auto, size, candidates.tomogram or curated.tomogram)
     info = {
         "kind": head.kind,
         "n_marks": int(len(marks)),
@@ -613,6 +608,16 @@ def refine_job(
     detected with a low threshold (the Detect dock) refine in well under a second.
     """
     config = config or RefineConfig()
+    if result is not None:
+        shape, size = result.input_shape, _voxel_size_of(result.picks)
+    else:
+        shape, size = (
+            volume.shape,
+            resolve_voxel_size(volume.voxel_size, config.detection.voxel_size),
+        )
+    check_curated(curated.in_voxels_of(size), shape, need_positive=config.like_accepted)
+    if uses_examples(curated, config.like_accepted):
+        return (yield from example_refine_job(volume, curated, config, cancel))
     if result is None or result.embeddings is None or result.profiles is None:
         detection = replace(
             config.detection,
@@ -630,14 +635,97 @@ def refine_job(
             yield Progress(report.step, report.total + 1, f"detecting: {report.message}")
     if cancel is not None:
         cancel.check()
+    if config.like_accepted and volume is not None and not examples_on_candidates(result, curated):
+        return (yield from example_refine_job(volume, curated, config, cancel))
     outcome = refined_picks(result, curated, config)
     yield Progress(1, 1, "refined")
     return outcome
 
 
-def save_refined_model(path, head: PickHead, model=None, overwrite: bool = False):
+def uses_examples(curated: Picks, like_accepted: bool) -> bool:
+    """Whether "more like these" searches by reference (:mod:`.examples`): when any example is a
+    point the user added. Accepted picks are the detector's own, so their shape is compared among
+    its candidates (the like head); an added point marks an object the detector did not propose."""
+    status = curated.features["status"].astype(str)
+    return bool(like_accepted and (status == "added").any())
+
+
+def examples_on_candidates(result: DetectionResult, curated: Picks) -> bool:
+    """Whether any accepted or added pick lies on one of the detection run's candidates."""
+    curated = curated.in_voxels_of(_voxel_size_of(result.picks))
+    positive = curated.subset(curated.features["status"].astype(str).isin(POSITIVE).to_numpy())
+    return bool((match_marks(result.picks, positive) >= 0).any())
+
+
+def example_refine_job(
+    volume, curated: Picks, config: RefineConfig | None = None, cancel: CancelToken | None = None
+) -> Job[RefineOutcome]:
+    """More like these by reference: the accepted and added picks are the examples of
+    :func:`.examples.example_search_job`, searched over the whole volume; the marks keep their
+    status and place, and no match within the examples' radius of a mark is added (a rejected
+    object stays out). Yields :class:`Progress`; returns a :class:`RefineOutcome` without head."""
+    from napari_cryoet_particles.detect.examples import example_search_job
+    from napari_cryoet_particles.detect.volume import check_volume
+
+    config = config or RefineConfig()
+    if volume is None:
+        raise CryoetInputError(
+            None, "more like added points searches the tomogram itself: open (or give) it"
+        )
+    size = check_volume(volume, config.detection.voxel_size)
+    curated = curated.in_voxels_of(size)
+    check_curated(curated, volume.shape, need_positive=True)
+    status = curated.features["status"].astype(str).to_numpy()
+    marks = curated.subset(np.flatnonzero(np.isin(status, MARKED)))
+    positive = np.isin(marks.features["status"].astype(str).to_numpy(), POSITIVE)
+    matches = yield from example_search_job(
+        volume, marks.zyx[positive], config.detection.max_diameter_nm, size, cancel
+    )
+    radius = nm_to_voxels(matches.radius_nm, size)
+    distance = cKDTree(marks.zyx).query(matches.zyx)[0] if len(matches.zyx) else np.zeros(0)
+    new = distance > radius
+    # the pick score's convention: 0.5 at the threshold, 1 at twice it (about the examples')
+    score = np.clip(0.5 * matches.score[new] / max(matches.threshold, 1e-6), 0.0, 1.0)
+    auto = Picks(
+        matches.zyx[new],
+        size,
+        pd.DataFrame({"score": score, "radius_nm": matches.radius_nm, "status": "auto"}),
+        curated.tomogram,
+    )
+    kept = marks.subset(np.arange(len(marks)))
+    kept.features["score"] = np.where(positive, 1.0, 0.0)
+    picks = _marks_and_picks(kept, auto, size, curated.tomogram)
+    info = {
+        "kind": "reference",
+        "n_marks": int(len(marks)),
+        "n_marks_on_candidates": 0,
+        "n_positive": int(positive.sum()),
+        "n_negative": int((~positive).sum()),
+        "n_picks": int(len(picks)),
+        "threshold": AUTO_THRESHOLD,
+        "radius_nm": matches.radius_nm,
+        "example_scores": [float(v) for v in matches.example_scores],
+        **matches.info,
+    }
+    return RefineOutcome(picks, None, info, None)
+
+
+def _marks_and_picks(marks: Picks, auto: Picks, size: float, tomogram: str | None) -> Picks:
+    """The marks, then the new picks, ordered by score (highest first)."""
+    features = pd.concat([marks.features, auto.features], ignore_index=True)
+    picks = Picks(np.concatenate([marks.zyx, auto.zyx]), size, features, tomogram)
+    return picks.subset(np.argsort(-picks.scores, kind="stable"))
+
+
+def save_refined_model(path, head: PickHead | None, model=None, overwrite: bool = False):
     """Write the encoder of ``model`` (default: the shipped one) with ``head``: a model file that
     ``detect --model`` scores picks with. Atomic; refuses to replace a file unless ``overwrite``."""
+    if head is None:
+        raise CryoetInputError(
+            None,
+            "more like added points searches by reference and learns no head: there is no "
+            "refined model to save (save the picks instead)",
+        )
     from napari_cryoet_particles.model.checkpoint import (
         LoadedModel,
         load_checkpoint,
