@@ -15,7 +15,8 @@ from napari_cryoet_particles.benchmark.curation import (
     supervised_ari,
     supervised_class_f1,
 )
-from napari_cryoet_particles.benchmark.run import Target, format_report
+from napari_cryoet_particles.benchmark.report import format_report
+from napari_cryoet_particles.benchmark.targets import Target
 from napari_cryoet_particles.io import Picks
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 
 from napari_cryoet_particles.baselines import dog
+from napari_cryoet_particles.benchmark.child import main as _child
+from napari_cryoet_particles.benchmark.child import sibling
 from napari_cryoet_particles.benchmark.methods import METHODS, MethodOptions
-from napari_cryoet_particles.benchmark.run import _child, sibling
+from napari_cryoet_particles.benchmark.testset import Run
 from napari_cryoet_particles.cli import build_parser
 from napari_cryoet_particles.io import Volume, read_picks, write_tomogram
 
@@ -85,7 +87,7 @@ def test_a_timing_only_child_stops_once_its_picks_are_written(tmp_path: Path) ->
 
 
 def test_repeated_timings_interleave_the_methods_and_take_the_median(monkeypatch) -> None:
-    from napari_cryoet_particles.benchmark import run as bench
+    from napari_cryoet_particles.benchmark import timing
 
     calls: list[str] = []
     walls = {"ours": iter([30.0, 20.0]), "dog": iter([9.0, 50.0])}
@@ -95,10 +97,10 @@ def test_repeated_timings_interleave_the_methods_and_take_the_median(monkeypatch
         calls.append(method)
         return next(walls[method]), {}
 
-    monkeypatch.setattr(bench, "_run_child", child)
-    ours = bench.Run("t", "ours", wall=24.0, walls=[24.0])
-    dogs = bench.Run("t", "dog", wall=10.0, walls=[10.0])
-    bench._timed_again([ours, dogs], Path("t.mrc"), Path("scratch"), None, None, 2, lambda _: None)
+    monkeypatch.setattr(timing, "run_child", child)
+    ours = Run("t", "ours", wall=24.0, walls=[24.0])
+    dogs = Run("t", "dog", wall=10.0, walls=[10.0])
+    timing.timed_again([ours, dogs], Path("t.mrc"), Path("scratch"), None, None, 2, lambda _: None)
     assert calls == ["dog", "ours", "ours", "dog"]  # the order reversed every other round
     assert ours.walls == [24.0, 30.0, 20.0] and ours.wall == 24.0
     assert dogs.walls == [10.0, 9.0, 50.0] and dogs.wall == 10.0

@@ -2,14 +2,12 @@
 
 import pytest
 
-from napari_cryoet_particles.benchmark.run import (
-    FULL_SIZE,
-    LOW_SNR,
-    Run,
-    _why,
+from napari_cryoet_particles.benchmark.targets import (
     compute_targets,
     where_f1_goes,
 )
+from napari_cryoet_particles.benchmark.targets import why_missed as _why
+from napari_cryoet_particles.benchmark.testset import FULL_SIZE, LOW_SNR, Run
 from napari_cryoet_particles.benchmark.training import TrainingRun
 
 
@@ -114,7 +112,7 @@ def test_the_huge_tomogram_is_the_source_mirrored_along_each_axis(tmp_path) -> N
 
 def test_the_huge_row_has_its_memory_target_and_section() -> None:
     from napari_cryoet_particles.benchmark.huge import HUGE_SIZE
-    from napari_cryoet_particles.benchmark.run import format_huge
+    from napari_cryoet_particles.benchmark.report import format_huge
 
     huge = [
         Run("huge", "ours", size=HUGE_SIZE, n_picks=30000, wall=300.0, rss_mb=1400.0),

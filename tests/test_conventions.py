@@ -1,5 +1,6 @@
 """The design's rules (docs/design.md) as a test: import cycles, where Qt and napari may be
-imported, which folder may import which, and lengths converted only in io/units.py.
+imported, which folder may import which, lengths converted only in io/units.py, and files and
+functions short enough to read (at most 700 and 100 lines).
 
 It reads the package's source with :mod:`ast` and imports none of it (well under a second).
 Imports inside functions count as much as those at the top: a function-level import hides a cycle
@@ -401,3 +402,73 @@ def test_lengths_are_converted_only_in_io_units():
         if hand_conversion(node)
     ]
     assert not wrong, "convert with io/units.py's functions: " + "; ".join(wrong)
+
+
+#: The longest a module may be, in lines, and a function, from its ``def`` to its last line.
+MAX_MODULE_LINES = 700
+MAX_FUNCTION_LINES = 100
+#: What is still longer (paths relative to the package; a function as ``path::Class.name``). Each
+#: must still be too long: delete it here when you split it. detect/ is restructured with the
+#: accuracy issue; io/picks.py becomes the io/picks/ package (issue 23, item 1).
+LONG_MODULES = {"detect/pipeline.py", "detect/refine.py"}
+LONG_FUNCTIONS: set[str] = set()
+
+
+def _path(name: str) -> str:
+    return modules()[name].relative_to(PACKAGE_DIR).as_posix()
+
+
+def function_lengths(module: ast.Module, prefix: str = "") -> dict[str, int]:
+    """Qualified name (``Class.method``, ``outer.inner``) -> lines, of every function in
+    ``module`` at any depth."""
+    lengths = {}
+    for node in ast.iter_child_nodes(module):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            name = prefix + node.name
+            if not isinstance(node, ast.ClassDef):
+                lengths[name] = node.end_lineno - node.lineno + 1
+            lengths.update(function_lengths(node, name + "."))
+        else:
+            lengths.update(function_lengths(node, prefix))
+    return lengths
+
+
+def long_modules() -> set[str]:
+    return {_path(name) for name in modules() if len(source(name).splitlines()) > MAX_MODULE_LINES}
+
+
+def long_functions() -> set[str]:
+    return {
+        f"{_path(name)}::{function}"
+        for name in modules()
+        for function, lines in function_lengths(tree(name)).items()
+        if lines > MAX_FUNCTION_LINES
+    }
+
+
+def test_function_lengths_on_a_toy_module():
+    code = (
+        "def f():\n    pass\n\n"
+        "class A:\n    def m(self):\n        def inner():\n            return 1\n"
+        "        return inner\n\n"
+        "if True:\n    def g(): return 2\n"
+    )
+    assert function_lengths(ast.parse(code)) == {"f": 2, "A.m": 4, "A.m.inner": 2, "g": 1}
+
+
+def test_no_module_over_700_lines_outside_the_known_ones():
+    new = sorted(long_modules() - LONG_MODULES)
+    assert not new, f"split these modules (at most {MAX_MODULE_LINES} lines): {new}"
+
+
+def test_no_function_over_100_lines_outside_the_known_ones():
+    new = sorted(long_functions() - LONG_FUNCTIONS)
+    assert not new, (
+        f"split these functions (at most {MAX_FUNCTION_LINES} lines; a dock's __init__ builds "
+        f"its rows in small methods): {new}"
+    )
+
+
+def test_every_known_long_module_and_function_is_still_long():
+    gone = (LONG_MODULES - long_modules()) | (LONG_FUNCTIONS - long_functions())
+    assert not gone, f"no longer too long, remove them from LONG_MODULES / LONG_FUNCTIONS: {gone}"

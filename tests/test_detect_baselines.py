@@ -16,13 +16,9 @@ from napari_cryoet_particles.baselines.slices2d import (
     detect_slices2d,
     nt_xent,
 )
-from napari_cryoet_particles.benchmark.run import (
-    FULL_SIZE,
-    Run,
-    find_shared,
-    format_report,
-    window_means,
-)
+from napari_cryoet_particles.benchmark.crops import window_means
+from napari_cryoet_particles.benchmark.report import format_report
+from napari_cryoet_particles.benchmark.testset import FULL_SIZE, Run, find_shared
 from napari_cryoet_particles.io import CryoetInputError, Volume
 from napari_cryoet_particles.simulate import SHREC2021_LAYOUT
 

@@ -83,9 +83,33 @@ class TomogramWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = real_viewer(napari_viewer)
+        self.sample_layers: list[Any] = []
+        self._copick_root: Any = None
+        self._copick_config: Path | None = None
+        self._tomogram_choices: list[Any] = []
         layout = QVBoxLayout(self)
-
         layout.addWidget(heading("Open"))
+        self._add_open_buttons(layout)
+        self.job = JobRow()
+        self.job.setVisible(False)  # shown once the sample is simulated
+        layout.addWidget(self.job)
+        self._add_copick_panel(layout)
+        self._add_picks_options(layout)
+        self._add_binning_row(layout)
+        layout.addWidget(heading("Tomogram"))
+        self.selector = LayerSelector(self.viewer, is_image)
+        layout.addWidget(self.selector)
+        self._add_tomogram_info(layout)
+        self._add_voxel_size_row(layout)
+        layout.addStretch(1)
+
+        persist("tomogram", {"binning": self.binning, "picks_role": self.picks_role})
+        self.selector.layerChanged.connect(self.show_layer)
+        self.viewer.layers.selection.events.active.connect(self._follow_active)
+        self.show_layer(self.selector.layer())
+
+    def _add_open_buttons(self, layout: QVBoxLayout) -> None:
+        """File, SHREC folder, sample; OME-Zarr, copick project, picks file."""
         buttons = QHBoxLayout()
         buttons.addWidget(button("File…", self._browse_file, "Open an MRC / REC / MAP tomogram"))
         buttons.addWidget(
@@ -114,10 +138,9 @@ class TomogramWidget(QWidget):
             )
         )
         layout.addLayout(more)
-        self.job = JobRow()
-        self.job.setVisible(False)  # shown once the sample is simulated
-        layout.addWidget(self.job)
-        self.sample_layers: list[Any] = []
+
+    def _add_copick_panel(self, layout: QVBoxLayout) -> None:
+        """The run and tomogram of an opened copick project (hidden until one is)."""
         self.copick_panel = QWidget()
         copick_form = QFormLayout(self.copick_panel)
         copick_form.setContentsMargins(0, 0, 0, 0)
@@ -132,6 +155,9 @@ class TomogramWidget(QWidget):
         copick_form.addRow(button("Open run", self.open_copick_run, "Its tomogram and picks"))
         self.copick_panel.setVisible(False)
         layout.addWidget(self.copick_panel)
+
+    def _add_picks_options(self, layout: QVBoxLayout) -> None:
+        """How a picks file is opened: as truth or as picks, and how to read a STAR file."""
         picks_form = QFormLayout()
         self.picks_role = QComboBox()
         self.picks_role.addItems(list(PICKS_ROLES))
@@ -149,9 +175,8 @@ class TomogramWidget(QWidget):
         )
         picks_form.addRow("STAR pixel size", self.star_pixel_size)
         layout.addLayout(picks_form)
-        self._copick_root: Any = None
-        self._copick_config: Path | None = None
-        self._tomogram_choices: list[Any] = []
+
+    def _add_binning_row(self, layout: QVBoxLayout) -> None:
         binning_row = QHBoxLayout()
         self.binning = QComboBox()
         self.binning.addItems(BINNINGS)
@@ -166,9 +191,8 @@ class TomogramWidget(QWidget):
         )
         layout.addLayout(binning_row)
 
-        layout.addWidget(heading("Tomogram"))
-        self.selector = LayerSelector(self.viewer, is_image)
-        layout.addWidget(self.selector)
+    def _add_tomogram_info(self, layout: QVBoxLayout) -> None:
+        """What the selected tomogram is: shape, voxel size, values, storage, file."""
         form = QFormLayout()
         self.labels = {
             key: QLabel("—")
@@ -187,6 +211,8 @@ class TomogramWidget(QWidget):
             self.labels[key].setWordWrap(True)
             form.addRow(text, self.labels[key])
         layout.addLayout(form)
+
+    def _add_voxel_size_row(self, layout: QVBoxLayout) -> None:
         voxel_row = QHBoxLayout()
         self.voxel_size = QDoubleSpinBox()
         self.voxel_size.setRange(0.1, 1000.0)
@@ -199,12 +225,6 @@ class TomogramWidget(QWidget):
         voxel_row.addWidget(self.voxel_size)
         voxel_row.addWidget(button("Apply", self.apply_voxel_size))
         layout.addLayout(voxel_row)
-        layout.addStretch(1)
-
-        persist("tomogram", {"binning": self.binning, "picks_role": self.picks_role})
-        self.selector.layerChanged.connect(self.show_layer)
-        self.viewer.layers.selection.events.active.connect(self._follow_active)
-        self.show_layer(self.selector.layer())
 
     # -- opening --------------------------------------------------------------------------------
 

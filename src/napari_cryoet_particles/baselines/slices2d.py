@@ -206,6 +206,40 @@ def _crops_at(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, crop: int) -> n
     return windows[np.ix_(ys - crop // 2, xs - crop // 2)].reshape(-1, crop, crop)
 
 
+def _embedded(network: SmallResNet, crops: np.ndarray) -> np.ndarray:
+    """The network's embedding of each crop, standardised per dimension."""
+    with torch.inference_mode():
+        features = torch.cat(
+            [
+                network.embed(torch.from_numpy(np.ascontiguousarray(c))[:, None])
+                for c in np.array_split(crops, max(1, len(crops) // 512))
+            ]
+        ).numpy()
+    return (features - features.mean(0)) / (features.std(0) + 1e-6)
+
+
+def _particle_cluster(
+    features: np.ndarray, crops: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-means (k = 2) of one slice's crops: (in the particle cluster, soft particle score). The
+    particle cluster is the one whose typical crops are darker in their middle."""
+    half = crops.shape[1] // 2
+    middle = crops[:, half - 4 : half + 4, half - 4 : half + 4].mean(axis=(1, 2))
+    typical = ~extreme_density(middle) & ~extreme_density(np.linalg.norm(features, axis=1))
+    fit_rows = features[typical] if typical.sum() >= 8 else features
+    kmeans = KMeans(n_clusters=2, n_init=4, random_state=seed).fit(fit_rows)
+    labels = kmeans.predict(features)
+    darkness = [
+        middle[typical & (labels == k)].mean() if np.any(typical & (labels == k)) else np.inf
+        for k in range(2)
+    ]
+    particle = int(np.argmin(darkness))
+    d = kmeans.transform(features) ** 2
+    temperature = float(np.median(np.abs(d[:, 0] - d[:, 1]))) or 1.0
+    logits = -(d - d.min(1, keepdims=True)) / temperature
+    return labels == particle, np.exp(logits[:, particle]) / np.exp(logits).sum(1)
+
+
 def slices2d_job(
     volume: Volume, config: Slices2DConfig | None = None, cancel: CancelToken | None = None
 ) -> Job[Slices2DResult]:
@@ -269,31 +303,10 @@ def slices2d_job(
     for i, (z, image) in enumerate(zip(slices, images, strict=True)):
         ys, xs = _grid_centres(image.shape, config.crop, config.grid_step)
         crops = _crops_at(image, ys, xs, config.crop)
-        with torch.inference_mode():
-            features = torch.cat(
-                [
-                    network.embed(torch.from_numpy(np.ascontiguousarray(c))[:, None])
-                    for c in np.array_split(crops, max(1, len(crops) // 512))
-                ]
-            ).numpy()
-        features = (features - features.mean(0)) / (features.std(0) + 1e-6)
-        middle = crops[:, half - 4 : half + 4, half - 4 : half + 4].mean(axis=(1, 2))
-        typical = ~extreme_density(middle) & ~extreme_density(np.linalg.norm(features, axis=1))
-        fit_rows = features[typical] if typical.sum() >= 8 else features
-        kmeans = KMeans(n_clusters=2, n_init=4, random_state=config.seed).fit(fit_rows)
-        labels = kmeans.predict(features)
-        darkness = [
-            middle[typical & (labels == k)].mean() if np.any(typical & (labels == k)) else np.inf
-            for k in range(2)
-        ]
-        particle = int(np.argmin(darkness))
-        d = kmeans.transform(features) ** 2
-        temperature = float(np.median(np.abs(d[:, 0] - d[:, 1]))) or 1.0
-        logits = -(d - d.min(1, keepdims=True)) / temperature
-        soft = np.exp(logits[:, particle]) / np.exp(logits).sum(1)
+        is_particle, soft = _particle_cluster(_embedded(network, crops), crops, config.seed)
         grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
         centres.append(np.column_stack([np.full(grid_y.size, z), grid_y.ravel(), grid_x.ravel()]))
-        assignment.append(labels == particle)
+        assignment.append(is_particle)
         score.append(soft)
         peaks, values = pick_peaks(
             soft.reshape(len(ys), len(xs))[None], max(1, int(round(radius / config.grid_step))), 0.5

@@ -28,20 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_cryoet_particles.benchmark.goals import CURATION_TARGETS
+from napari_cryoet_particles.benchmark.text import fmt
+
 #: Marks the simulated user makes, and the classes "more like these" is started on.
 MARK_COUNTS = (20, 50)
 LIKE_CLASSES = ("4CR2", "1U6G", "3GL1")
 LIKE_SEEDS = 3
 LIKE_REPEATS = 3
-CURATION_TARGETS = {
-    "gain_20": 0.05,
-    "gain_50": 0.08,
-    "f1_high": 0.90,
-    "like_large": 0.7,
-    "like_small": 0.5,
-    "ari": 0.3,
-    "refine_seconds": 30.0,
-}
 
 
 @dataclass
@@ -276,10 +270,6 @@ def format_vlp_curation(runs: list[VlpCurationRun]) -> list[str]:
     return lines
 
 
-def _f(value: float, digits: int = 3) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-
 def format_curation(runs: list[CurationRun]) -> list[str]:
     """The report's curation section (Markdown lines)."""
     if not runs:
@@ -306,18 +296,18 @@ def format_curation(runs: list[CurationRun]) -> list[str]:
         "| --- |" + " ---: |" * (len(header) - 1),
     ]
     for run in runs:
-        cells = [run.tomogram, _f(run.f1_before), str(run.repeat_before)]
+        cells = [run.tomogram, fmt(run.f1_before), str(run.repeat_before)]
         for count in counts:
             accepted, rejected = run.marks.get(count, (0, 0))
             gain = run.f1_after.get(count, float("nan")) - run.f1_before
             cells += [
-                f"{_f(run.f1_after.get(count, float('nan')))} ({gain:+.3f}; {accepted}/{rejected})",
+                f"{fmt(run.f1_after.get(count, float('nan')))} ({gain:+.3f}; {accepted}/{rejected})",
                 str(run.repeat_after.get(count, "–")),
             ]
         for wanted in LIKE_CLASSES:
             f1, precision, recall = run.like.get(wanted, (float("nan"),) * 3)
-            cells.append(f"{_f(f1, 2)} ({_f(precision, 2)}/{_f(recall, 2)})")
-        cells += [_f(run.ari), _f(run.fit_seconds, 2), _f(run.detect_seconds, 1)]
+            cells.append(f"{fmt(f1, 2)} ({fmt(precision, 2)}/{fmt(recall, 2)})")
+        cells += [fmt(run.ari), fmt(run.fit_seconds, 2), fmt(run.detect_seconds, 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""] + _reference_table(runs, counts)
 
@@ -339,9 +329,9 @@ def _reference_table(runs: list[CurationRun], counts: list[int]) -> list[str]:
         cells = [run.tomogram]
         for count in counts:
             alone = run.f1_marks_alone.get(count, float("nan"))
-            cells.append(f"{_f(alone)} ({alone - run.f1_before:+.3f})")
-        cells += [_f(run.like_supervised.get(c, float("nan")), 2) for c in LIKE_CLASSES]
-        cells.append(_f(run.ari_supervised))
+            cells.append(f"{fmt(alone)} ({alone - run.f1_before:+.3f})")
+        cells += [fmt(run.like_supervised.get(c, float("nan")), 2) for c in LIKE_CLASSES]
+        cells.append(fmt(run.ari_supervised))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -444,13 +434,13 @@ def curation_why(runs: list[CurationRun], missed: set[str]) -> list[str]:
     like = [k for k in missed if k.startswith("like:")]
     if like:
         values = "; ".join(
-            f"{k[5:]} " + ", ".join(f"{_f(r.like[k[5:]][0], 2)}" for r in runs if k[5:] in r.like)
+            f"{k[5:]} " + ", ".join(f"{fmt(r.like[k[5:]][0], 2)}" for r in runs if k[5:] in r.like)
             for k in like
         )
         ceiling = "; ".join(
             f"{k[5:]} "
             + ", ".join(
-                _f(r.like_supervised.get(k[5:], float("nan")), 2) for r in runs if k[5:] in r.like
+                fmt(r.like_supervised.get(k[5:], float("nan")), 2) for r in runs if k[5:] in r.like
             )
             for k in like
         )
@@ -465,7 +455,7 @@ def curation_why(runs: list[CurationRun], missed: set[str]) -> list[str]:
             "similar-sized species apart."
         )
     if "ari" in missed:
-        supervised = ", ".join(_f(r.ari_supervised) for r in runs)
+        supervised = ", ".join(fmt(r.ari_supervised) for r in runs)
         notes.append(
             "- **Groups**: k-means (8 groups) on the shape descriptor follows the species about "
             "twice as well as on the radial profile, still short of the goal: sizes and shapes "

@@ -12,8 +12,6 @@ import numpy as np
 
 #: The huge tomogram's shape (z, y, x): 500 × 1024 × 1024 float32 voxels, 2 GB.
 HUGE_SIZE = (500, 1024, 1024)
-#: The peak resident memory (MB) detection must stay under on it.
-HUGE_RSS_MB = 1536.0
 #: Output z-planes written at a time.
 WRITE_SLAB = 16
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_cryoet_particles.benchmark.text import fmt
+
 SCRATCH = "from scratch"
 
 
@@ -102,11 +104,6 @@ def run_training(
     return seconds, int(match.group(1)), float(match.group(2))
 
 
-def _f(value: float, digits: int = 3) -> str:
-    """A table cell: ``value`` with ``digits`` decimals, a dash when missing or not finite."""
-    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-
 def format_training(runs: list[TrainingRun]) -> list[str]:
     """The report's "Training on the user's tomogram" section."""
     if not runs:
@@ -126,8 +123,8 @@ def format_training(runs: list[TrainingRun]) -> list[str]:
     ]
     for run in runs:
         lines.append(
-            f"| {run.tomogram} | {run.name} | {run.seed} | {run.threads} | {run.steps} | {_f(run.minutes, 2)} | "
-            f"{_f(run.crops_per_second, 0)} | {_f(run.precision)} | {_f(run.recall)} | {_f(run.f1)} | "
+            f"| {run.tomogram} | {run.name} | {run.seed} | {run.threads} | {run.steps} | {fmt(run.minutes, 2)} | "
+            f"{fmt(run.crops_per_second, 0)} | {fmt(run.precision)} | {fmt(run.recall)} | {fmt(run.f1)} | "
             f"{run.f1_gap:+.3f} |"
         )
     lines.append("")

@@ -363,6 +363,29 @@ def _random_order(
     )
 
 
+def _largest_first(kinds: list[str]) -> list[str]:
+    """Vesicles, then fiducials, then proteins largest first (the order they are placed in)."""
+    structures = load_structures()
+    first = {VESICLE: -2e3, FIDUCIAL: -1e3}
+    size_order = np.argsort([first.get(k) or -structures[k].radius for k in kinds], kind="stable")
+    return [kinds[i] for i in size_order]
+
+
+def _random_pose(
+    kind: str, rng: np.random.Generator, options: LayoutOptions
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """(angles, radius, sub-voxel offset) of an object of a random layout."""
+    structures = load_structures()
+    angles = random_angles(rng) if kind in structures else np.full(3, np.nan)
+    if kind == VESICLE:
+        radius = float(rng.uniform(*options.vesicle_radius))
+    elif kind == FIDUCIAL:
+        radius = float(options.fiducial_radius * rng.uniform(0.9, 1.1))
+    else:
+        radius = structures[kind].radius
+    return angles, radius, rng.uniform(-0.5, 0.5, 3)
+
+
 def phantom_job(
     shape: tuple[int, int, int],
     rng: np.random.Generator,
@@ -399,13 +422,7 @@ def phantom_job(
         kinds = list(layout.features["class"])
         fixed = layout.zyx
     else:
-        kinds = _random_order(options, options.counts(shape), rng)
-        first = {VESICLE: -2e3, FIDUCIAL: -1e3}
-        size_order = np.argsort(
-            [first.get(k) or -structures[k].radius for k in kinds], kind="stable"
-        )
-        kinds = [kinds[i] for i in size_order]
-        fixed = None
+        kinds, fixed = _largest_first(_random_order(options, options.counts(shape), rng)), None
     canvas = _Canvas(
         shape, n_clutter + len(kinds), reference=n_clutter > 0 or options.remove_proteins
     )
@@ -434,14 +451,7 @@ def phantom_job(
             target = np.round(fixed[i])
             frac = fixed[i] - target
         else:
-            angles = random_angles(rng) if kind in structures else np.full(3, np.nan)
-            if kind == VESICLE:
-                radius = float(rng.uniform(*options.vesicle_radius))
-            elif kind == FIDUCIAL:
-                radius = float(options.fiducial_radius * rng.uniform(0.9, 1.1))
-            else:
-                radius = structures[kind].radius
-            frac = rng.uniform(-0.5, 0.5, 3)
+            angles, radius, frac = _random_pose(kind, rng, options)
         stamp = _stamp_for(kind, angles, radius, frac)
         if fixed is None:
             room = _find_room(canvas, stamp, frac, rng, options, structure)

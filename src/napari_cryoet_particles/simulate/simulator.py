@@ -1,8 +1,9 @@
 """Simulated tomograms with exact truth: phantom -> tilt series -> CTF and noise -> weighted back-projection.
 
-:func:`simulate_job` is the generator (phases ``phantom``, ``projections``, ``reconstruction``)
-that the CLI and the GUI drive; :func:`simulate` runs it to the end; :func:`write_dataset` writes a
-SHREC-2021-style folder; :func:`simulate_dataset` does both, reproducibly from a seed.
+What is simulated is a :class:`~.config.SimulationConfig`. :func:`simulate_job` is the generator
+(phases ``phantom``, ``projections``, ``reconstruction``) that the CLI and the GUI drive;
+:func:`simulate` runs it to the end; :func:`write_dataset` writes a SHREC-2021-style folder;
+:func:`simulate_dataset` does both, reproducibly from a seed.
 """
 
 import json
@@ -31,16 +32,14 @@ from napari_cryoet_particles.io.tomogram import write_tomogram
 from napari_cryoet_particles.io.units import nm_to_angstrom, rescale_voxels
 from napari_cryoet_particles.jobs import CancelToken, Progress, run_job
 from napari_cryoet_particles.simulate import imaging
+from napari_cryoet_particles.simulate.config import SimulationConfig
 from napari_cryoet_particles.simulate.phantom import (
-    LayoutOptions,
     Phantom,
     phantom_job,
     read_layout,
 )
 from napari_cryoet_particles.simulate.structures import (
-    PROTEIN_CLASSES,
     VOXEL_SIZE,
-    canonical_class,
     class_names_text,
 )
 
@@ -54,167 +53,6 @@ PARAMETERS = "simulation.json"
 GAUSSIAN_COUNTS = 1e9
 #: Detector defocus is sampled this finely (Å) across a tilted image (defocus gradient).
 DEFOCUS_SAMPLING = 2000.0
-NOISE_COLOURS = ("white", "coloured")
-#: Voxel sizes (Å) the 10 Å simulation may be resampled to.
-VOXEL_SIZE_RANGE = (5.0, 20.0)
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Every parameter of a simulation; the defaults give a realistic, hard tomogram.
-
-    Lengths are voxels (1 voxel = 10 Å) unless the name says otherwise; ``defocus`` is µm of
-    underfocus, ``ice_free_path`` nm. ``snr`` is the per-projection signal-to-noise ratio at 0°
-    tilt (variance of the noise-free image over variance of the noise); the shot noise grows at
-    higher tilt with the path through the ice. ``snr=None`` (or infinite) gives noise-free
-    images. ``dose`` (e/Å² over the whole series, dose-symmetric order) sets the radiation
-    damage and, with ``physical_noise=True``, the shot noise itself instead of ``snr``.
-
-    Clutter (``n_membranes``, ``n_actin``, ``n_microtubules``, ``n_ice``, ``carbon_edge``; see
-    ``clutter.py``) does not count in the signal ``snr`` refers to, so adding it leaves the
-    noise as it was. ``remove_proteins`` draws the scene with its proteins and takes them out
-    after (the noise level included): a protein-free control of the same scene. ``crowding``
-    multiplies the default number of proteins.
-
-    Held-out conditions: ``reconstruction`` picks a weighting of
-    :data:`~.imaging.RECONSTRUCTION_FILTERS` (``sirt_iterations`` for ``sirt-like``);
-    ``noise_colour="coloured"`` shapes each image's noise (same variance, see
-    :func:`~.imaging.colour_noise`); ``voxel_size`` (Å) resamples the 10 Å result (truth and
-    masks too); ``invert`` writes protein brighter than the solvent.
-    """
-
-    shape: tuple[int, int, int] = (200, 512, 512)
-    seed: int = 0
-    classes: tuple[str, ...] = PROTEIN_CLASSES
-    n_particles: int | None = None
-    n_vesicles: int | None = None
-    n_fiducials: int | None = None
-    vesicle_radius: tuple[float, float] = (12.0, 25.0)
-    fiducial_radius: float = 5.0
-    tilt_range: tuple[float, float] = (-60.0, 60.0)
-    tilt_step: float = 2.0
-    defocus: float = 3.0
-    defocus_gradient: bool = True
-    voltage: float = 300.0
-    spherical_aberration: float = 2.7
-    amplitude_contrast: float = 0.07
-    snr: float | None = 0.1
-    dose: float = 120.0
-    physical_noise: bool = False
-    radiation_damage: bool = True
-    ice_free_path: float = 350.0
-    misalignment: float = 0.5
-    tilt_error: float = 0.2
-    wbp_cutoff: float = 0.35
-    wbp_falloff: float = 0.035
-    threads: int | None = None
-    crowding: float = 1.0
-    n_membranes: int = 0
-    n_actin: int = 0
-    n_microtubules: int = 0
-    n_ice: int = 0
-    carbon_edge: bool = False
-    remove_proteins: bool = False
-    reconstruction: str = "wbp"
-    sirt_iterations: int = 20
-    noise_colour: str = "white"
-    voxel_size: float = VOXEL_SIZE
-    invert: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
-        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        object.__setattr__(self, "tilt_range", tuple(float(a) for a in self.tilt_range))
-        object.__setattr__(self, "vesicle_radius", tuple(float(r) for r in self.vesicle_radius))
-        self._check()
-
-    def _check(self) -> None:
-        problems = []
-        if len(self.shape) != 3 or min(self.shape) < 8:
-            problems.append(
-                f"size must be three numbers (z y x) of at least 8 voxels, got {self.shape}"
-            )
-        low, high = self.tilt_range
-        if not -90 < low < high < 90:
-            problems.append(
-                f"tilt range must satisfy -90 < min < max < 90 degrees, got {low:g}..{high:g}"
-            )
-        elif not 0 < self.tilt_step <= high - low:
-            problems.append(
-                f"tilt step must be positive and at most the tilt range, got {self.tilt_step:g}"
-            )
-        if self.snr is not None and not self.snr > 0:
-            problems.append(f"snr must be positive (or None for no noise), got {self.snr:g}")
-        if not self.dose > 0:
-            problems.append(f"dose must be positive (e/Å²), got {self.dose:g}")
-        if not 0 <= self.amplitude_contrast < 1:
-            problems.append(
-                f"amplitude contrast must be in [0, 1), got {self.amplitude_contrast:g}"
-            )
-        if self.voltage <= 0 or self.ice_free_path <= 0:
-            problems.append("voltage and ice free path must be positive")
-        if self.misalignment < 0 or self.tilt_error < 0:
-            problems.append("misalignment and tilt error must be >= 0")
-        if not 0 < self.vesicle_radius[0] <= self.vesicle_radius[1]:
-            problems.append(
-                f"vesicle radius range must be positive and ordered, got {self.vesicle_radius}"
-            )
-        if any(
-            n is not None and n < 0 for n in (self.n_particles, self.n_vesicles, self.n_fiducials)
-        ):
-            problems.append("particle, vesicle and fiducial counts must be >= 0")
-        if min(self.n_membranes, self.n_actin, self.n_microtubules, self.n_ice) < 0:
-            problems.append("membrane, actin, microtubule and ice counts must be >= 0")
-        if not self.crowding >= 0:
-            problems.append(f"crowding must be >= 0, got {self.crowding:g}")
-        if self.reconstruction not in imaging.RECONSTRUCTION_FILTERS:
-            known = ", ".join(imaging.RECONSTRUCTION_FILTERS)
-            problems.append(f"reconstruction must be one of {known}, got {self.reconstruction!r}")
-        if self.sirt_iterations < 1:
-            problems.append(f"sirt iterations must be >= 1, got {self.sirt_iterations}")
-        if self.noise_colour not in NOISE_COLOURS:
-            problems.append(
-                f"noise colour must be one of {', '.join(NOISE_COLOURS)}, got {self.noise_colour!r}"
-            )
-        low, high = VOXEL_SIZE_RANGE
-        if not low <= self.voxel_size <= high:
-            problems.append(f"voxel size must be {low:g}-{high:g} Å, got {self.voxel_size:g}")
-        if problems:
-            raise CryoetInputError(None, "; ".join(problems))
-        if not self.classes or not set(map(canonical_class, self.classes)) <= set(PROTEIN_CLASSES):
-            raise CryoetInputError(
-                None,
-                f"classes must be one or more of {', '.join(PROTEIN_CLASSES)}, got {self.classes}",
-            )
-
-    @property
-    def layout_options(self) -> LayoutOptions:
-        return LayoutOptions(
-            classes=self.classes,
-            n_particles=self.n_particles,
-            n_vesicles=self.n_vesicles,
-            n_fiducials=self.n_fiducials,
-            vesicle_radius=self.vesicle_radius,
-            fiducial_radius=self.fiducial_radius,
-            crowding=self.crowding,
-            n_membranes=self.n_membranes,
-            n_actin=self.n_actin,
-            n_microtubules=self.n_microtubules,
-            n_ice=self.n_ice,
-            carbon_edge=self.carbon_edge,
-            remove_proteins=self.remove_proteins,
-        )
-
-    @property
-    def angles(self) -> np.ndarray:
-        return imaging.tilt_angles(self.tilt_range, self.tilt_step)
-
-    def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass
@@ -359,6 +197,90 @@ def _count_objects(config: SimulationConfig, layout: Picks | None) -> int:
     return sum(options.counts(config.shape).values()) + sum(options.clutter_counts().values())
 
 
+def _add_noise(
+    projections: np.ndarray,
+    phantom: Phantom,
+    true_angles: np.ndarray,
+    shifts: np.ndarray,
+    exposure: list,
+    config: SimulationConfig,
+    chunks: list[slice],
+    noise_rng: np.random.Generator,
+) -> dict[str, float]:
+    """Add the shot noise (white or coloured) to ``projections`` in place; return what it came to
+    at zero tilt (nothing when the config asks for no noise)."""
+    info: dict[str, float] = {}
+    workers = _workers(config)
+    nominal = config.angles
+    zero = int(np.argmin(np.abs(nominal)))
+    signal_variance = float(projections[zero].var())
+    if phantom.reference is not None:
+        scene_variance = signal_variance
+        signal_variance = _reference_variance(
+            phantom.reference, true_angles[zero], shifts[zero], exposure[zero], config, chunks
+        )
+    counts = _mean_counts(config, true_angles, signal_variance)
+    if counts is None:
+        return info
+    clean_zero = projections[zero].copy()
+    for i in range(len(nominal)):
+        if config.noise_colour == "white":
+            projections[i] = _shot_noise(projections[i], counts[i], noise_rng)
+        else:
+            noise = _shot_noise(projections[i], counts[i], noise_rng) - projections[i]
+            projections[i] += imaging.colour_noise(noise, workers)
+    noise_variance = float((projections[zero] - clean_zero).var())
+    info["snr_at_zero_tilt"] = signal_variance / max(noise_variance, 1e-30)
+    info["electrons_per_pixel_at_zero_tilt"] = float(counts[zero])
+    if phantom.reference is not None:
+        info["scene_snr_at_zero_tilt"] = scene_variance / max(noise_variance, 1e-30)
+    return info
+
+
+def _reconstruction_job(
+    projections: np.ndarray,
+    phantom: Phantom,
+    config: SimulationConfig,
+    chunks: list[slice],
+    cancel: CancelToken,
+    done: int,
+    total: int,
+) -> Generator[Progress, None, tuple[np.ndarray, Phantom]]:
+    """Weight, back-project, invert and resample (as the config says) the noisy projections;
+    yields ``reconstruction`` progress from step ``done`` on; returns the reconstruction and the
+    phantom (resampled with it)."""
+    nz, _, nx = config.shape
+    nominal = config.angles
+    weighted = imaging.weight_projections(
+        projections,
+        config.wbp_cutoff,
+        config.wbp_falloff,
+        _workers(config),
+        config.reconstruction,
+        config.sirt_iterations,
+    )
+    done += len(nominal)
+    yield Progress(done, total, "reconstruction")
+    backward = imaging.backprojection_matrix(nz, nx, nx, nominal)
+    step = np.deg2rad(config.tilt_step)
+    reconstruction = np.empty(config.shape, dtype=np.float32)
+    for chunk in chunks:
+        cancel.check()
+        reconstruction[:, chunk, :] = (
+            imaging.apply_xz_operator(backward, weighted, chunk, nz) * step
+        )
+        done += 1
+        yield Progress(done, total, "reconstruction")
+    if config.invert:
+        np.negative(reconstruction, out=reconstruction)
+    if config.voxel_size != VOXEL_SIZE:
+        cancel.check()
+        reconstruction, phantom = _resampled(reconstruction, phantom, config.voxel_size)
+        done += 1
+        yield Progress(done, total, "reconstruction")
+    return reconstruction, phantom
+
+
 def simulate_job(
     config: SimulationConfig | None = None,
     layout: Picks | None = None,
@@ -427,57 +349,15 @@ def simulate_job(
         )
         done += 1
         yield Progress(done, total, "projections")
-    zero = int(np.argmin(np.abs(nominal)))
-    signal_variance = float(projections[zero].var())
-    if phantom.reference is not None:
-        scene_variance = signal_variance
-        signal_variance = _reference_variance(
-            phantom.reference, true_angles[zero], shifts[zero], exposure[zero], config, chunks
-        )
-    counts = _mean_counts(config, true_angles, signal_variance)
-    if counts is not None:
-        clean_zero = projections[zero].copy()
-        for i in range(n_tilts):
-            if config.noise_colour == "white":
-                projections[i] = _shot_noise(projections[i], counts[i], noise_rng)
-            else:
-                noise = _shot_noise(projections[i], counts[i], noise_rng) - projections[i]
-                projections[i] += imaging.colour_noise(noise, workers)
-        noise_variance = float((projections[zero] - clean_zero).var())
-        info["snr_at_zero_tilt"] = signal_variance / max(noise_variance, 1e-30)
-        info["electrons_per_pixel_at_zero_tilt"] = float(counts[zero])
-        if phantom.reference is not None:
-            info["scene_snr_at_zero_tilt"] = scene_variance / max(noise_variance, 1e-30)
+    info.update(
+        _add_noise(projections, phantom, true_angles, shifts, exposure, config, chunks, noise_rng)
+    )
     info["seconds_projections"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    weighted = imaging.weight_projections(
-        projections,
-        config.wbp_cutoff,
-        config.wbp_falloff,
-        workers,
-        config.reconstruction,
-        config.sirt_iterations,
+    reconstruction, phantom = yield from _reconstruction_job(
+        projections, phantom, config, chunks, cancel, done, total
     )
-    done += n_tilts
-    yield Progress(done, total, "reconstruction")
-    backward = imaging.backprojection_matrix(nz, nx, nx, nominal)
-    step = np.deg2rad(config.tilt_step)
-    reconstruction = np.empty(config.shape, dtype=np.float32)
-    for chunk in chunks:
-        cancel.check()
-        reconstruction[:, chunk, :] = (
-            imaging.apply_xz_operator(backward, weighted, chunk, nz) * step
-        )
-        done += 1
-        yield Progress(done, total, "reconstruction")
-    if config.invert:
-        np.negative(reconstruction, out=reconstruction)
-    if resample:
-        cancel.check()
-        reconstruction, phantom = _resampled(reconstruction, phantom, config.voxel_size)
-        done += 1
-        yield Progress(done, total, "reconstruction")
     info["seconds_reconstruction"] = time.perf_counter() - start
     return SimulationResult(
         reconstruction,
