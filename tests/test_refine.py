@@ -8,16 +8,14 @@ import pytest
 from scipy.spatial import cKDTree
 
 from napari_cryoet_particles.detect import DetectionConfig, detect_particles
+from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 from napari_cryoet_particles.detect.describe import radial_profiles, shape_columns, shell_matrix
+from napari_cryoet_particles.detect.head import PickHead, apply_head, neighbour_features
 from napari_cryoet_particles.detect.refine import (
-    CANDIDATE_FLOOR,
     REFINE_BAND_LOGIT,
-    PickHead,
     RefineConfig,
-    apply_head,
     descriptor_table,
     fit_like_head,
-    neighbour_features,
     refine_job,
     refined_picks,
     save_refined_model,

@@ -114,7 +114,7 @@ def test_save_refined_model_holds_what_refine_learned(
     qtbot, viewer, scene: Scene, tiny_model, tmp_path
 ) -> None:
     from napari_cryoet_particles._widgets._state import viewer_state
-    from napari_cryoet_particles.detect.refine import PickHead
+    from napari_cryoet_particles.detect.head import PickHead
     from napari_cryoet_particles.model.checkpoint import load_checkpoint
 
     _, layer = detected(qtbot, viewer, scene)

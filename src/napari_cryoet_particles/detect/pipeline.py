@@ -61,6 +61,7 @@ from napari_cryoet_particles.detect.describe import (
 )
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
+from napari_cryoet_particles.detect.head import PickHead, apply_head, candidate_table
 from napari_cryoet_particles.detect.joined import suppress_joined
 from napari_cryoet_particles.detect.structure import (
     AT_FACES,
@@ -273,8 +274,6 @@ def _apply_pick_head(
     candidates kept, their new scores, their radial profiles, which the picks reuse); candidates
     below the refine floor are dropped first
     (no head moves them to a pick)."""
-    from napari_cryoet_particles.detect.refine import PickHead, apply_head, candidate_table
-
     head = PickHead.from_payload(head_payload)
     keep = np.flatnonzero(values >= CANDIDATE_FLOOR)
     kept = found.take(keep)

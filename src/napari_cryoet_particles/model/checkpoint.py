@@ -13,7 +13,7 @@ The file is a plain dict (tensors, numbers, strings, lists, dicts only) so it lo
 ``complete`` is False in the checkpoints a training run writes before its last step (periodic,
 cancelled, interrupted); files without the key are complete unless their training state stopped
 short of the configured steps. ``pick_head`` (optional) is a pick-scoring head learned from a
-user's curation (:class:`~napari_cryoet_particles.detect.refine.PickHead` as plain lists), which
+user's curation (:class:`~napari_cryoet_particles.detect.head.PickHead` as plain lists), which
 detection applies on top of the encoder's score.
 """
 
