@@ -104,7 +104,9 @@ def shrec_folder(tmp_path: Path) -> Path:
     return folder
 
 
-REAL_TOMOGRAMS = Path(__file__).resolve().parent / "data" / "real_tomograms"
+#: The test data (``tests/data/README.md``), for test modules in any folder below ``tests/``.
+DATA = Path(__file__).resolve().parent / "data"
+REAL_TOMOGRAMS = DATA / "real_tomograms"
 
 
 @pytest.fixture(scope="session")

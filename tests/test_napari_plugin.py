@@ -104,7 +104,7 @@ def test_reader_opens_shrec_folder_with_truth(shrec_folder: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".star", ".json"])
 def test_writer_round_trip(tmp_path: Path, suffix: str) -> None:
-    """(SHREC txt keeps no scores: its round trip is in tests/test_io_formats.py.)"""
+    """(SHREC txt keeps no scores: its round trip is in tests/io/test_formats.py.)"""
     data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
     features = pd.DataFrame(
         {

@@ -4,7 +4,7 @@ The radius of a class is the radius of the sphere, centred on the particle's pos
 encloses the class's shape mask **dilated by one voxel** (6-connected, as SHREC 2021 dilates its
 particle-id map by one voxel before looking predictions up in it). With these radii the distance
 rule reproduces the official SHREC 2019 evaluation of DeepFinder on model 9 (TP 1914 against the
-official 1916, FP 278 against 270; see tests/test_evaluate_validation.py).
+official 1916, FP 278 against 270; see tests/evaluate/test_validation.py).
 
 The tables below are derived (by :func:`derive_radius_table`) from the reference data in
 ``tests/data`` (see its README for origins and licences):

@@ -45,7 +45,7 @@ def reader(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate a file reader whose first argument is the path: whatever malformed content makes
     a parser raise becomes a one-line :class:`CryoetInputError` naming the file and ``what`` it
     was read as. The readers' own checks give the better messages; this is the net under them
-    (found necessary by fuzzing, tests/test_fuzz_readers.py)."""
+    (found necessary by fuzzing, tests/reliability/test_fuzz_readers.py)."""
 
     def wrap(read: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(read)

@@ -25,7 +25,7 @@ from napari_cryoet_particles.io import CryoetInputError, Volume
 from napari_cryoet_particles.jobs import run_job
 from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConfig, save_checkpoint
 from napari_cryoet_particles.model.checkpoint import load_checkpoint
-from test_detect import BlobEncoder, blob_scene
+from tests.detect.test_pipeline import BlobEncoder, blob_scene
 
 #: The toy scenes are small: their misses to reject lie mostly near the faces, which are kept.
 CONFIG = DetectionConfig(

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import COPICK_SHAPE, COPICK_TRUTH_USER, make_copick_project
+from tests.conftest import COPICK_SHAPE, COPICK_TRUTH_USER, make_copick_project
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from napari_cryoet_particles.simulate.imaging import (
     tilt_angles,
 )
 from napari_cryoet_particles.simulate.phantom import phantom_job, protein_stamp
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 TINY = (32, 64, 64)
 
 

@@ -8,10 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import COPICK_RUNS as RUNS
-from conftest import COPICK_SHAPE as SHAPE
-from conftest import COPICK_TRUTH_USER as TRUTH_USER
-from conftest import make_copick_project
 from napari_cryoet_particles.cli import EXIT_USAGE, main
 from napari_cryoet_particles.io import CryoetInputError, read_csv
 from napari_cryoet_particles.io.copick_project import (
@@ -23,6 +19,10 @@ from napari_cryoet_particles.io.copick_project import (
     read_run_tomogram,
     write_run_picks,
 )
+from tests.conftest import COPICK_RUNS as RUNS
+from tests.conftest import COPICK_SHAPE as SHAPE
+from tests.conftest import COPICK_TRUTH_USER as TRUTH_USER
+from tests.conftest import make_copick_project
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def test_every_command_checks_its_output_before_working(
 
 @pytest.fixture(scope="module")
 def copick_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import make_copick_project
+    from tests.conftest import make_copick_project
 
     return make_copick_project(tmp_path_factory.mktemp("copick"))
 

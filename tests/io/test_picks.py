@@ -30,8 +30,8 @@ from napari_cryoet_particles.io import (
     zyx_to_xyz,
 )
 from napari_cryoet_particles.simulate import SHREC2021_LAYOUT
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 CHLAMY_STAR = DATA / "real_files" / "chlamy_ps2_particles.star"
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from napari_cryoet_particles.cli import EXIT_USAGE, main
 from napari_cryoet_particles.io import Picks, write_csv, write_shrec_locations, write_tomogram
+from tests.conftest import DATA
 
 SHAPE = (16, 24, 40)
-DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from napari_cryoet_particles._layers import (
     tomogram_layer_data,
 )
 from napari_cryoet_particles._widgets._state import viewer_state
-from test_refine_cli import SHAPE, blob_tomogram
+from tests.cli.test_refine import SHAPE, blob_tomogram
 
 REACH = 3.0
 
@@ -284,7 +284,7 @@ def test_refining_a_detect_run_ignores_the_docks_size_range(
 def shells_and_added_points(qtbot, viewer):
     """The toy hollow shells of test_examples, with three points added at three shell centres."""
     from napari_cryoet_particles.io import Picks
-    from test_examples import SHELLS, _shell_scene
+    from tests.detect.test_examples import SHELLS, _shell_scene
 
     volume = _shell_scene()
     data, kwargs, _ = tomogram_layer_data(volume, 10.0, "shells")

@@ -7,7 +7,6 @@ land within TP 1905-1925 and FP 270-290, and miss about as many particles of eac
 """
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +20,8 @@ from napari_cryoet_particles.evaluate import (
 )
 from napari_cryoet_particles.evaluate.radii import SHREC2021_MASK_FRACTION
 from napari_cryoet_particles.io import read_shrec_locations
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 TRUTH = DATA / "layouts" / "shrec2019_model_9_particle_locations.txt"
 PREDICTIONS = DATA / "peer_results" / "shrec2019_model_9_deepfinder_predictions.txt"
 OFFICIAL_LOG = DATA / "peer_results" / "shrec2019_model_9_deepfinder_evaluation_log.txt"
