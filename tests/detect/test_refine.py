@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 
 from napari_cryoet_particles.detect import DetectionConfig, detect_particles
 from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
-from napari_cryoet_particles.detect.describe import radial_profiles, shape_columns, shell_matrix
+from napari_cryoet_particles.detect.describe import shape_columns
 from napari_cryoet_particles.detect.head import PickHead, apply_head, neighbour_features
 from napari_cryoet_particles.detect.refine import (
     REFINE_BAND_LOGIT,
@@ -72,72 +72,6 @@ def _oracle_marks(scene, result, n: int):
     marks = result.picks.subset(nearest)
     marks.features["status"] = np.where(first[nearest], "accepted", "rejected")
     return marks
-
-
-def test_radial_profile_of_a_dark_sphere_peaks_at_its_centre() -> None:
-    half, matrix = shell_matrix(10.0, 6.0, 1.0)
-    assert half == 6 and matrix.shape == (13**3, 6)
-    assert np.allclose(matrix.sum(0), 1.0)
-    volume = np.zeros((32, 32, 32), dtype=np.float32)
-    grid = np.indices(volume.shape)
-    volume[((grid - 16) ** 2).sum(0) <= 9] = -1.0  # dark, radius 3 voxels = 3 nm
-
-    def read(box):
-        return volume[box].copy()
-
-    profile = radial_profiles(read, volume.shape, np.array([[16, 16, 16], [2, 2, 2]]), 10.0, 6.0)
-    assert profile.shape == (2, 6)
-    assert profile[0, 0] == pytest.approx(1.0) and profile[0, 1] == pytest.approx(1.0)
-    assert profile[0, 4] == pytest.approx(0.0)
-    assert np.allclose(profile[1], 0.0)  # background everywhere (edge-padded corner)
-
-
-def test_radial_profiles_cut_slab_by_slab_equal_whole_volume_crops(monkeypatch) -> None:
-    """Points in many slabs, at every border: each profile is its crop of the edge-padded whole
-    volume times the shell matrix, minus the outermost shell."""
-    from napari_cryoet_particles.detect import describe
-
-    rng = np.random.default_rng(5)
-    monkeypatch.setattr(describe, "SLAB_ROWS", 8)  # blocks along y too
-    volume = rng.normal(size=(2 * describe.SLAB_PLANES + 9, 21, 17)).astype(np.float32)
-    points = np.vstack(
-        [rng.integers(0, volume.shape, size=(40, 3)), [[0, 0, 0], np.array(volume.shape) - 1]]
-    )
-    profiles = radial_profiles(lambda box: volume[box].copy(), volume.shape, points, 10.0, 5.0)
-    half, matrix = shell_matrix(10.0, 5.0, 1.0)
-    padded = np.pad(volume, half, mode="edge")
-    side = 2 * half + 1
-    crops = np.stack([padded[z : z + side, y : y + side, x : x + side] for z, y, x in points])
-    expected = -(crops.reshape(len(points), -1) @ matrix)
-    np.testing.assert_allclose(profiles, expected - expected[:, -1:], atol=1e-5)
-
-
-def test_shape_descriptors_tell_size_and_elongation_whatever_the_orientation() -> None:
-    """Dark objects on a flat background: a rod along z and the same rod along x get the same
-    descriptor; the rod is more elongated than a ball; a larger ball has longer axes."""
-    from napari_cryoet_particles.detect.describe import shape_columns, shape_descriptors
-
-    grid = np.indices((64, 64, 160), dtype=np.float32)
-
-    def blob(centre, sigmas):
-        d2 = sum(((grid[a] - centre[a]) / sigmas[a]) ** 2 for a in range(3))
-        return np.exp(-d2 / 2)
-
-    volume = -(
-        blob((32, 32, 20), (6, 2, 2))  # rod along z
-        + blob((32, 32, 60), (2, 2, 6))  # rod along x
-        + blob((32, 32, 100), (2, 2, 2))  # small ball
-        + blob((32, 32, 140), (4, 4, 4))  # large ball
-    ).astype(np.float32)
-    points = np.array([[32, 32, 20], [32, 32, 60], [32, 32, 100], [32, 32, 140]])
-    shapes = shape_descriptors(lambda box: volume[box], volume.shape, points, 10.0)
-    columns = list(shape_columns())
-    assert shapes.shape == (4, len(columns)) and np.isfinite(shapes).all()
-    np.testing.assert_allclose(shapes[0], shapes[1], rtol=1e-3, atol=1e-3)
-    elongation = shapes[:, columns.index("shape_elongation_9nm")]
-    assert elongation[0] > 1.5 and elongation[2] < 1.1
-    long_axis = shapes[:, columns.index("shape_axis_long_9nm")]
-    assert long_axis[3] > 1.3 * long_axis[2]
 
 
 def test_a_second_hit_two_radii_from_a_stronger_pick_knows_it() -> None:
@@ -306,13 +240,3 @@ def test_refined_model_file_carries_its_head_into_detection(noisy, tmp_path: Pat
     assert np.all(distance < 0.5)  # what refine found, the refined model finds again
     with pytest.raises(CryoetInputError, match="exists"):
         save_refined_model(refined, outcome.head, base)
-
-
-def test_crops_low_passed_by_matrices_equal_scipy_gaussian() -> None:
-    from scipy import ndimage
-
-    from napari_cryoet_particles.detect.describe import _low_passed, gaussian_matrix
-
-    crops = np.random.default_rng(2).normal(size=(3, 11, 11, 11)).astype(np.float32)
-    expected = ndimage.gaussian_filter(crops, (0, 1.5, 1.5, 1.5), mode="nearest", truncate=3.0)
-    np.testing.assert_allclose(_low_passed(crops, gaussian_matrix(11, 1.5)), expected, atol=1e-5)

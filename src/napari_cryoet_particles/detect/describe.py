@@ -173,7 +173,8 @@ def shape_descriptors(
     size and elongation), their ratio long / short, the log mean density above background and
     the distance of its centre of mass from the pick (nm). On validation simulations these tell
     species apart far better than the radial profile or the embedding (docs/detection.md,
-    groups and "more like these").
+    groups and "more like these"). A crop holding NaN or Inf voxels gets NaN descriptors (the
+    detection pipeline refuses such volumes before; the like head leaves NaN rows undescribed).
     """
     voxel_nm = voxels_to_nm(1.0, voxel_size)
     radii = [r / voxel_nm for r in SHAPE_RADII_NM]
@@ -231,7 +232,10 @@ def _moment_features(sums: np.ndarray, count: float, voxel_nm: float) -> np.ndar
     ):
         second[:, i, j] = second[:, j, i] = sums[:, column]
     covariance = second / mass[:, None, None] - centre[:, :, None] * centre[:, None, :]
-    axes = np.sqrt(np.maximum(np.linalg.eigvalsh(covariance)[:, ::-1], 0.0))
+    finite = np.isfinite(covariance).all(axis=(1, 2))  # a crop with NaN voxels: NaN, not a crash
+    eigenvalues = np.full((len(sums), 3), np.nan)
+    eigenvalues[finite] = np.linalg.eigvalsh(covariance[finite])[:, ::-1]
+    axes = np.sqrt(np.maximum(eigenvalues, 0.0))
     return np.column_stack(
         [
             axes * voxel_nm,
