@@ -88,10 +88,8 @@ def main() -> None:
             result = detect_particles(
                 dataset.tomogram,
                 out,
-                DetectionConfig(
-                    threads=args.threads,
-                    density_weight=args.density_weight,
-                    n_clusters=args.clusters,
+                DetectionConfig(threads=args.threads).with_params(
+                    density_weight=args.density_weight, n_clusters=args.clusters
                 ),
             )
             score = score_shrec(dataset.truth, result.picks, dataset.occupancy, skip=SHREC2021_SKIP)

@@ -5,7 +5,8 @@ the benchmark's test seeds below 100), by the mean F1 at their automatic thresho
 
 - DoG baseline: blob radius, non-maximum-suppression distance and threshold k (robust z);
 - ours: the learned term's weight, the blob threshold, k-means with or without the density
-  channel, and the size-aware suppression reach.
+  channel, and the size-aware suppression reach, each a change to the ``default`` preset
+  (``detect/params.py``) passed to detection in its config.
 
     python scripts/validation_tuning.py --work /tmp/validation [--only dog|ours]
 
@@ -21,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from napari_cryoet_particles.baselines.dog import dog_response
-from napari_cryoet_particles.detect import candidates
 from napari_cryoet_particles.detect.config import DetectionConfig
+from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.peaks import pick_peaks
 from napari_cryoet_particles.detect.pipeline import detect_particles, pick_score
 from napari_cryoet_particles.evaluate import SHREC2021_SKIP, score_shrec
@@ -90,13 +91,13 @@ def tune_dog(data, name: str) -> list[dict]:
 def tune_ours(data, name: str) -> list[dict]:
     rows = []
     for density_weight, reach in itertools.product(OURS_GRID["density_weight"], OURS_GRID["reach"]):
-        candidates.suppress_by_size.__defaults__ = (reach,)
-        config = DetectionConfig(
-            threshold=0.0,
+        params = PRESETS["default"].updated(
+            reach=reach,
             learned_weight=0.0,
             density_weight=density_weight,
             n_clusters=5 if density_weight else 3,
         )
+        config = DetectionConfig(threshold=0.0, params=params)
         result = detect_particles(data.tomogram, None, config)
         features = result.picks.features
         for weight, level in itertools.product(
@@ -116,7 +117,6 @@ def tune_ours(data, name: str) -> list[dict]:
                     f1=f1_of(data, result.picks.zyx[keep], score[keep]),
                 )
             )
-    candidates.suppress_by_size.__defaults__ = (candidates.REACH,)
     return rows
 
 

@@ -84,3 +84,18 @@ def test_batch_cli_reports_failures(
     assert "2 of 3 tomograms done" in captured.out
     assert "failed:" in captured.err and "broken.mrc" in captured.err
     assert (tmp_path / "tomo_2_picks.csv").exists()
+
+
+def test_the_manifest_parameters_hold_the_preset_and_read_back_equal() -> None:
+    """Every tuned number is in the manifest's parameters, as JSON reads it back (a rerun with
+    ``--resume`` and the same preset matches; another preset does not)."""
+    import json
+
+    from napari_cryoet_particles.batch.manifest import parameters_of
+
+    default = parameters_of(DetectionConfig(params="default"))
+    assert json.loads(json.dumps(default)) == default
+    assert default["params"]["candidates"]["candidate_filter"] == "dog"
+    assert default["params"]["structure"]["continuation_reach"] == [1.5, 2.0, 2.5, 3.0]
+    assert parameters_of(DetectionConfig(params="session8")) == default  # the same values today
+    assert parameters_of(DetectionConfig(params="embedding-only")) != default

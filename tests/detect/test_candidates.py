@@ -9,7 +9,6 @@ from scipy import ndimage
 
 from napari_cryoet_particles.detect import candidates
 from napari_cryoet_particles.detect.candidates import (
-    BIN_FROM_RADIUS,
     _block_maxima,
     _run_bounded,
     blob_radii,
@@ -17,11 +16,16 @@ from napari_cryoet_particles.detect.candidates import (
     blocks,
     multiscale_candidates_job,
 )
+from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.jobs import CancelToken, JobCancelled, Progress, run_job
+
+PARAMS = PRESETS["default"].candidates
 
 #: Small blocks, so a tiny volume makes several of them at both resolutions.
 SLAB, SIDE = 12, 24
-RADII = blob_radii(2.5, 9.0)  # 2.5 and 3.5 at full resolution, three radii on the 2× binned one
+RADII = blob_radii(
+    2.5, 9.0, PARAMS.radius_step
+)  # 2.5 and 3.5 at full resolution, three radii on the 2× binned one
 
 
 def _volume(shape=(40, 48, 56), seed: int = 0) -> np.ndarray:
@@ -37,7 +41,7 @@ def _volume(shape=(40, 48, 56), seed: int = 0) -> np.ndarray:
 
 
 def _unit_count(shape: tuple[int, int, int]) -> int:
-    fine = int(np.sum(RADII < BIN_FROM_RADIUS))
+    fine = int(np.sum(PARAMS.bin_from_radius > RADII))
     binned = tuple(n // 2 for n in shape)
     return len(blocks(shape, SLAB, SIDE)) * fine + len(blocks(binned, SLAB, SIDE)) * (
         len(RADII) - fine
@@ -47,7 +51,7 @@ def _unit_count(shape: tuple[int, int, int]) -> int:
 def _run(volume: np.ndarray, threads: int, read=None, check=None):
     read = read or (lambda box: volume[box].copy())
     job = multiscale_candidates_job(
-        read, volume.shape, RADII, 3.0, check, slab=SLAB, threads=threads, side=SIDE
+        read, volume.shape, RADII, PARAMS, check, slab=SLAB, threads=threads, side=SIDE
     )
     reports: list[Progress] = []
     return run_job(job, reports.append), reports
@@ -75,7 +79,7 @@ def test_threads_give_the_candidates_of_one_thread_bit_for_bit(monkeypatch) -> N
         _assert_identical(found, sequential)
     assert len(sequential) > 5
 
-    monkeypatch.setattr(candidates, "suppress_by_size", lambda found: found)
+    monkeypatch.setattr(candidates, "suppress_by_size", lambda found, reach: found)
     raw_sequential, _ = _run(volume, threads=1)
     raw_parallel, _ = _run(volume, threads=2, read=slow_early_read)
     _assert_identical(raw_parallel, raw_sequential)

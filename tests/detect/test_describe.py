@@ -16,6 +16,9 @@ from napari_cryoet_particles.detect.describe import (
     shape_descriptors,
     shell_matrix,
 )
+from napari_cryoet_particles.detect.params import PRESETS
+
+FRACTION = PRESETS["default"].peaks.extent_fraction
 
 
 def dark_ball(shape, centre, radius, inner=0.0, stretch=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -120,7 +123,9 @@ def test_solid_and_hollow_balls_differ_at_the_centre_not_at_the_wall() -> None:
     np.testing.assert_allclose(hollow[:3], 0.0, atol=1e-5)
     assert hollow[4] == pytest.approx(1.0, abs=1e-5) and 0 < hollow[3] < 1
     np.testing.assert_allclose([solid[6:], hollow[6:]], 0.0, atol=1e-5)
-    assert profile_extent_nm(solid[None])[0] == pytest.approx(6.5)  # shell 5 holds the rim
+    assert profile_extent_nm(solid[None], FRACTION)[0] == pytest.approx(
+        6.5
+    )  # shell 5 holds the rim
 
 
 def test_profile_and_extent_are_in_nanometres_whatever_the_voxel_size() -> None:
@@ -130,16 +135,20 @@ def test_profile_and_extent_are_in_nanometres_whatever_the_voxel_size() -> None:
     at_10 = profile_at(coarse, [[12, 12, 12]], voxel_size=10.0)
     at_5 = profile_at(fine, [[20, 20, 20]], voxel_size=5.0)
     np.testing.assert_allclose(at_10, at_5, atol=0.05)
-    assert profile_extent_nm(at_10)[0] == profile_extent_nm(at_5)[0] == pytest.approx(4.5)
+    assert (
+        profile_extent_nm(at_10, FRACTION)[0]
+        == profile_extent_nm(at_5, FRACTION)[0]
+        == pytest.approx(4.5)
+    )
 
 
 def test_extent_of_empty_flat_and_nan_profiles() -> None:
     """No profiles: none; a profile that never falls (or is NaN): the last shell's middle."""
-    assert profile_extent_nm(np.zeros((0, 8))).shape == (0,)
+    assert profile_extent_nm(np.zeros((0, 8)), FRACTION).shape == (0,)
     never_falls = np.ones((1, 8))
-    np.testing.assert_allclose(profile_extent_nm(never_falls), 7.5)
-    np.testing.assert_allclose(profile_extent_nm(np.full((1, 8), np.nan)), 7.5)
-    np.testing.assert_allclose(profile_extent_nm(never_falls, step_nm=2.0), 15.0)
+    np.testing.assert_allclose(profile_extent_nm(never_falls, FRACTION), 7.5)
+    np.testing.assert_allclose(profile_extent_nm(np.full((1, 8), np.nan), FRACTION), 7.5)
+    np.testing.assert_allclose(profile_extent_nm(never_falls, FRACTION, step_nm=2.0), 15.0)
 
 
 def test_shape_tells_a_ball_from_an_elongated_blob_of_the_same_width() -> None:

@@ -6,6 +6,7 @@ from scipy import ndimage
 
 from napari_cryoet_particles.detect import joined
 from napari_cryoet_particles.detect.joined import keep_unjoined, suppress_joined
+from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
 SHAPE = (40, 48, 96)
@@ -28,7 +29,12 @@ def _balls(centres, radius: float) -> np.ndarray:
 
 def _kept(volume: np.ndarray, zyx, radius) -> list[int]:
     return suppress_joined(
-        lambda box: volume[box].copy(), SHAPE, np.array(zyx, float), np.array(radius), 10.0
+        lambda box: volume[box].copy(),
+        SHAPE,
+        np.array(zyx, float),
+        np.array(radius),
+        10.0,
+        PRESETS["default"].peaks,
     ).tolist()
 
 

@@ -18,6 +18,7 @@ from napari_cryoet_particles.detect import (
     detect_particles_job,
     score_map_at_input,
 )
+from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.tiling import embed_volume_job, plan_tiles
 from napari_cryoet_particles.io import (
     CryoetInputError,
@@ -238,12 +239,13 @@ def test_mask_pieces_computed_by_chunks_equal_the_whole_volume_ones() -> None:
     overview = rng.normal(size=(40, 24, 28)).astype(np.float32)
     overview[:6] *= 0.05  # quiet planes: masked
     overview[:, :, :12] = 0.0  # flat padding: masked everywhere
-    mask = slab_mask(overview, chunk=7)
-    np.testing.assert_array_equal(mask, slab_mask(overview, chunk=40))
+    rule = PRESETS["default"].prepare
+    mask = slab_mask(overview, rule, chunk=7)
+    np.testing.assert_array_equal(mask, slab_mask(overview, rule, chunk=40))
     kept, refiltered = OverviewFilters(overview, chunk=7), OverviewFilters(overview, chunk=7)
     refiltered._kept = None  # as on an overview too large to keep
-    np.testing.assert_array_equal(slab_mask(overview, filters=kept), mask)
-    np.testing.assert_array_equal(slab_mask(overview, filters=refiltered), mask)
+    np.testing.assert_array_equal(slab_mask(overview, rule, filters=kept), mask)
+    np.testing.assert_array_equal(slab_mask(overview, rule, filters=refiltered), mask)
     assert particle_skewness(overview, mask, filters=kept) == pytest.approx(
         particle_skewness(overview, mask, chunk=40), rel=1e-9
     )
@@ -423,8 +425,9 @@ def _candidates(volume: np.ndarray, min_radius: float, max_radius: float):
     from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
     norm = normalize(volume, robust_stats(volume))
-    radii = blob_radii(min_radius, max_radius)
-    return multiscale_candidates(lambda box: norm[box].copy(), norm.shape, radii, 3.0)
+    params = PRESETS["default"].candidates
+    radii = blob_radii(min_radius, max_radius, params.radius_step)
+    return multiscale_candidates(lambda box: norm[box].copy(), norm.shape, radii, params)
 
 
 def _hits(found, centre, radius: float) -> int:
@@ -461,13 +464,14 @@ def test_candidates_do_not_depend_on_the_slab_size() -> None:
     from napari_cryoet_particles.jobs import run_job
 
     volume = _blobs((70, 40, 40), [(15, 20, 20), (50, 12, 30)], [3, 8], noise=0.2)
-    radii = blob_radii(2.5, 9.0)
-    whole = run_job(
-        multiscale_candidates_job(lambda box: volume[box].copy(), volume.shape, radii, 3.0, slab=70)
-    )
-    slabs = run_job(
-        multiscale_candidates_job(lambda box: volume[box].copy(), volume.shape, radii, 3.0, slab=16)
-    )
+    params = PRESETS["default"].candidates
+    radii = blob_radii(2.5, 9.0, params.radius_step)
+
+    def search(slab: int):
+        read = lambda box: volume[box].copy()  # noqa: E731
+        return run_job(multiscale_candidates_job(read, volume.shape, radii, params, slab=slab))
+
+    whole, slabs = search(70), search(16)
     strong_whole = whole.zyx[whole.strength >= 6.0]
     strong_slabs = slabs.zyx[slabs.strength >= 6.0]
     assert len(strong_whole) == len(strong_slabs) == 2
@@ -498,8 +502,8 @@ def test_particle_clusters_are_the_clearly_dark_ones() -> None:
     from napari_cryoet_particles.detect.cluster import particle_clusters
 
     darkness = np.random.default_rng(0).normal(0, 1, 5000)
-    assert particle_clusters(np.array([0.1, -3.0, -0.2, -2.0]), darkness).tolist() == [1, 3]
-    assert particle_clusters(np.array([0.1, -0.3, 0.2]), darkness).tolist() == [1]
+    assert particle_clusters(np.array([0.1, -3.0, -0.2, -2.0]), darkness, 1.0).tolist() == [1, 3]
+    assert particle_clusters(np.array([0.1, -0.3, 0.2]), darkness, 1.0).tolist() == [1]
 
 
 def test_groups_separate_two_particle_sizes() -> None:
@@ -560,9 +564,10 @@ def test_density_channel_lets_kmeans_find_dense_voxels_the_embedding_misses() ->
 
     weights = np.ones(channels + 1, dtype=np.float32)
     weights[-1] = 3.0
-    with_channel = fit_particle_clusters(rows, darkness, 5, 0, weights)
+    learned = PRESETS["default"].learned  # k = 5
+    with_channel = fit_particle_clusters(rows, darkness, learned, 0, weights)
     _, probability = with_channel.assign(rows)
     assert roc_auc_score(particle, probability) > 0.95
-    without = fit_particle_clusters(embedding, darkness, 5, 0)
+    without = fit_particle_clusters(embedding, darkness, learned, 0)
     _, probability = without.assign(embedding)
     assert roc_auc_score(particle, probability) < 0.8

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from napari_cryoet_particles.detect.config import DetectionConfig
+from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.pipeline import detect_particles, working_voxel_size
 from napari_cryoet_particles.detect.structure import (
     ON_GOLD,
     ON_STRUCTURE,
-    StructureTest,
     antipodal_directions,
     at_faces,
     structure_bin,
@@ -56,7 +56,9 @@ def test_labels_tell_blobs_from_tube_sheet_and_gold():
     tube = np.array([[24, 10, 48], [24, 48, 48], [24, 85, 48]])
     sheet = np.array([[24, 40, 6], [24, 55, 6]])
     points = np.concatenate([BLOBS, tube, sheet, BEAD[None]]).astype(float)
-    labels = structure_labels(structure, points, np.full(len(points), 3.0), StructureTest())
+    labels = structure_labels(
+        structure, points, np.full(len(points), 3.0), PRESETS["default"].structure
+    )
     assert list(labels[: len(BLOBS)]) == [""] * len(BLOBS)
     assert set(labels[len(BLOBS) : -1]) == {ON_STRUCTURE}
     assert labels[-1] == ON_GOLD
@@ -70,7 +72,7 @@ def test_blobs_in_a_crowd_are_not_a_tube():
         density[_ball(density.shape, centre, 3.5)] = 1.0
     structure = structure_volume(-density, 10.0, sigma_nm=1.0)
     labels = structure_labels(
-        structure, np.array(centres[1:3], float), np.array([3.0, 3.0]), StructureTest()
+        structure, np.array(centres[1:3], float), np.array([3.0, 3.0]), PRESETS["default"].structure
     )
     assert list(labels) == ["", ""]
 
@@ -85,9 +87,9 @@ def test_faces():
 
 
 def test_the_structure_volume_stays_small_on_huge_tomograms():
-    assert structure_bin((200, 512, 512)) == 2
-    assert structure_bin((512, 512, 512)) == 2
-    assert structure_bin((500, 1024, 1024)) == 4
+    assert structure_bin((200, 512, 512), 2) == 2
+    assert structure_bin((512, 512, 512), 2) == 2
+    assert structure_bin((500, 1024, 1024), 2) == 4
 
 
 def test_coarse_tomograms_are_not_upsampled():

@@ -133,28 +133,25 @@ def test_detect_reports_bad_model_without_traceback(
     assert widget.run_button.isEnabled()
 
 
-def test_density_option_defaults_to_the_cli_and_can_be_switched_off(
-    qtbot, viewer, tiny_model: Path
-) -> None:
-    from napari_cryoet_particles._widgets.detect import EMBEDDING_ONLY
-    from napari_cryoet_particles.detect import DetectionConfig
+def test_preset_defaults_to_the_cli_and_can_be_switched(qtbot, viewer, tiny_model: Path) -> None:
+    from napari_cryoet_particles.cli import build_parser, detection_config
+    from napari_cryoet_particles.detect.params import DEFAULT_PRESET, PRESETS
 
     widget, _ = make_widget(qtbot, viewer, tiny_model)
-    assert widget.with_density.isChecked()
-    defaults = DetectionConfig()
+    assert [widget.preset.itemText(i) for i in range(widget.preset.count())] == list(PRESETS)
+    assert widget.preset.currentText() == DEFAULT_PRESET
+    cli = detection_config(build_parser().parse_args(["detect", "t.mrc", "--out", "p.csv"]))
+    assert widget.config().params == cli.params == PRESETS[DEFAULT_PRESET]
+    widget.preset.setCurrentText("embedding-only")
     config = widget.config()
-    assert (config.density_weight, config.n_clusters) == (
-        defaults.density_weight,
-        defaults.n_clusters,
-    )
-    widget.with_density.setChecked(False)
-    config = widget.config()
-    assert (config.density_weight, config.n_clusters) == (0.0, EMBEDDING_ONLY["n_clusters"])
+    assert config.params == PRESETS["embedding-only"]
+    assert (config.density_weight, config.n_clusters) == (0.0, 3)
     with qtbot.waitSignal(widget.job.finished, timeout=120_000) as blocker:
         assert widget.run()
     outcome = blocker.args[0]
     assert outcome.error is None and not outcome.cancelled
-    assert len(outcome.result.info["cluster_sizes"]) == EMBEDDING_ONLY["n_clusters"]
+    assert len(outcome.result.info["cluster_sizes"]) == 3
+    assert outcome.result.info["preset"] == "embedding-only"
     assert widget.picks_layer is not None and len(widget.picks_layer.data) > 0
 
 

@@ -484,11 +484,13 @@ class CurateWidget(QWidget):
         return images[0] if len(images) == 1 else None
 
     def _detection_config(self, layer: Any, detects_again: bool) -> Any:
-        """The detection settings of a refinement: the marker size as the typical diameter and,
-        when it detects again, the dock's size range (``refine --diameter --diameters``)."""
+        """The detection settings of a refinement: the ``default`` preset, the marker size as the
+        typical diameter and, when it detects again, the dock's size range (``refine --diameter
+        --diameters``)."""
         from napari_cryoet_particles.detect import DetectionConfig
+        from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 
-        config = DetectionConfig()
+        config = DetectionConfig(params=DEFAULT_PRESET)
         diameter = layer.metadata.get("diameter_angstrom")
         if diameter:
             config.diameter_nm = angstrom_to_nm(float(diameter))

@@ -1,6 +1,5 @@
 """Detect dock: run particle detection on a tomogram layer; filter the picks by score instantly."""
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +53,13 @@ from napari_cryoet_particles.detect.config import (
     DEFAULT_MAX_DIAMETER_NM,
     DEFAULT_MIN_DIAMETER_NM,
 )
+from napari_cryoet_particles.detect.params import DEFAULT_PRESET, PRESETS
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.units import nm_to_angstrom
 
 MODEL_DEFAULT = "Shipped default model"
 MODEL_TRAINED = "Model from the Train dock"
 MODEL_FILE = "Checkpoint file"
-#: "Cluster the local density too" unticked: k-means on the embedding alone, with the number of
-#: clusters measured for it on validation simulations (docs/detection.md); on the command line
-#: ``--density-weight 0 --clusters 3``. Ticked: DetectionConfig's defaults, as the CLI's.
-EMBEDDING_ONLY = {"density_weight": 0.0, "n_clusters": 3}
 #: Detection keeps candidates down to ``CANDIDATE_FLOOR`` (detect/config.py; below any threshold
 #: the slider starts at) so that the slider hides or shows them instantly and "Refine from my
 #: marks" can promote any of them; the picks at the automatic threshold, where the slider
@@ -108,7 +104,7 @@ class DetectWidget(QWidget):
                 "binning": self.binning,
                 "device": self.device,
                 "score_map": self.score_map,
-                "with_density": self.with_density,
+                "preset": self.preset,
                 "keep_edges": self.keep_edges,
                 "keep_structures": self.keep_structures,
                 "auto_threshold": self.auto_threshold,
@@ -169,13 +165,14 @@ class DetectWidget(QWidget):
         form.addRow("Extra binning", self.binning)
         self.device = DeviceBox()
         form.addRow("Device", self.device)
-        self.with_density = QCheckBox("Cluster the local density too")
-        self.with_density.setChecked(True)
-        self.with_density.setToolTip(
-            "k-means on the embedding plus the low-passed tomogram (the default, as on the command "
-            "line); unticked: the embedding alone. See docs/detection.md"
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS))
+        self.preset.setCurrentText(DEFAULT_PRESET)
+        self.preset.setToolTip(
+            "The tuned numbers of detection, as the command line's --preset (detect/params.py; "
+            "docs/detection.md says what each preset is)"
         )
-        form.addRow("", self.with_density)
+        form.addRow("Preset", self.preset)
         self.score_map = QCheckBox("Add the score map as an image layer")
         form.addRow("", self.score_map)
         self.keep_edges = QCheckBox("Keep picks at the volume's faces")
@@ -259,6 +256,7 @@ class DetectWidget(QWidget):
         groups = self.groups.value()
         smallest, largest = self.size_range.diameters()
         config = DetectionConfig(
+            params=self.preset.currentText(),
             diameter_nm=float(self.diameter.value()),
             min_diameter_nm=smallest,
             max_diameter_nm=largest,
@@ -270,8 +268,6 @@ class DetectWidget(QWidget):
             keep_structures=self.keep_structures.isChecked(),
             keep_score_map=True,
         )
-        if not self.with_density.isChecked():
-            config = dataclasses.replace(config, **EMBEDDING_ONLY)
         return config
 
     # -- running --------------------------------------------------------------------------------

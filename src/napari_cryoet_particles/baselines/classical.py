@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from napari_cryoet_particles.detect.params import PrepareParams
 from napari_cryoet_particles.detect.structure import at_faces
 from napari_cryoet_particles.detect.volume import (
     block_mean,
@@ -41,6 +42,9 @@ SAMPLE_VOXELS = 2_000_000
 #: Block size (voxels) of the overview the ``auto`` polarity is decided on.
 OVERVIEW_BLOCK = 4
 MAD_TO_SIGMA = 1.4826
+#: The polarity and sample-mask rule of ``auto`` polarity: our detection's, at its session-8
+#: values (fixed here, whatever preset our detection runs with).
+SAMPLE_RULE = PrepareParams()
 #: How the filters extend the volume beyond its edges: by the background level (0, the median of
 #: the normalised volume). Repeating the edge voxels instead (scipy's ``nearest``) gives one
 #: voxel the weight of a whole Gaussian tail, so the response's noise near the faces is several
@@ -80,8 +84,9 @@ def bright_volume(
     skewness = float("nan")
     if polarity == "auto":
         overview = block_mean(work, OVERVIEW_BLOCK)
-        skewness = particle_skewness(overview, slab_mask(overview))
-    work.sign = decide_sign(polarity, skewness)  # particles dark in what read() gives
+        skewness = particle_skewness(overview, slab_mask(overview, SAMPLE_RULE))
+    # particles dark in what read() gives
+    work.sign = decide_sign(polarity, skewness, SAMPLE_RULE.polarity_skewness)
     data = work.read((slice(None), slice(None), slice(None)))
     np.negative(data, out=data)
     return data, size, skewness

@@ -49,6 +49,10 @@ from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 from napari_cryoet_particles.model.normalize import normalize, robust_stats
 
+#: Crops this many robust standard deviations from the median (gold) are left out of the fit
+#: (the session-8 value of our detection's ``LearnedParams.outlier_z``, fixed for this baseline).
+OUTLIER_Z = 6.0
+
 
 @dataclass
 class Slices2DConfig:
@@ -225,7 +229,8 @@ def _particle_cluster(
     particle cluster is the one whose typical crops are darker in their middle."""
     half = crops.shape[1] // 2
     middle = crops[:, half - 4 : half + 4, half - 4 : half + 4].mean(axis=(1, 2))
-    typical = ~extreme_density(middle) & ~extreme_density(np.linalg.norm(features, axis=1))
+    typical = ~extreme_density(middle, OUTLIER_Z)
+    typical &= ~extreme_density(np.linalg.norm(features, axis=1), OUTLIER_Z)
     fit_rows = features[typical] if typical.sum() >= 8 else features
     kmeans = KMeans(n_clusters=2, n_init=4, random_state=seed).fit(fit_rows)
     labels = kmeans.predict(features)

@@ -5,7 +5,8 @@ it wrote, so a second run of the same batch (``--resume``) skips the tomograms a
 
     {"format": "napari-cryoet-particles/batch-manifest", "format_version": 1,
      "package_version": "...", "model": {"path": ..., "sha256": ...},
-     "parameters": {DetectionConfig fields that change the picks}, "suffix": ".csv",
+     "parameters": {DetectionConfig fields that change the picks, with its params},
+     "suffix": ".csv",
      "tomograms": {"/abs/path/a.mrc": {"size", "mtime_ns", "sha256", "picks_file",
                    "picks_sha256", "n_picks", "seconds", "finished", "warnings"}}}
 
@@ -67,10 +68,12 @@ def size_and_mtime(path: str | Path) -> tuple[int, int]:
 
 
 def parameters_of(config: DetectionConfig) -> dict:
-    """The detection settings that decide the picks, as plain data."""
-    return {
+    """The detection settings that decide the picks (the run's options and every tuned number of
+    ``config.params``), as the plain data the manifest's JSON reads back (tuples as lists)."""
+    settings = {
         key: value for key, value in dataclasses.asdict(config).items() if key not in NOT_PARAMETERS
     }
+    return json.loads(json.dumps(settings))
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from napari_cryoet_particles.benchmark.crops import grid_crops
 from napari_cryoet_particles.benchmark.methods import METHODS, MethodOptions
+from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 
 
 def sibling(out: Path, tail: str) -> Path:
@@ -55,6 +56,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help="our detection's preset")
     parser.add_argument(
         "--timing-only", action="store_true", help="stop once the picks are written (no extras)"
     )
@@ -68,7 +70,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     grid = np.load(args.crops) if args.crops else None
     slices = tuple(int(z) for z in grid["slices"]) if grid is not None else ()
-    options = MethodOptions(args.model, args.threads, args.steps, slices)
+    options = MethodOptions(args.model, args.threads, args.steps, slices, args.preset)
     finished: list[float] = []
 
     def done(picks) -> None:

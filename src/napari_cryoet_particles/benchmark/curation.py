@@ -30,6 +30,7 @@ import numpy as np
 
 from napari_cryoet_particles.benchmark.goals import CURATION_TARGETS
 from napari_cryoet_particles.benchmark.text import fmt
+from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 
 #: Marks the simulated user makes, and the classes "more like these" is started on.
 MARK_COUNTS = (20, 50)
@@ -123,8 +124,15 @@ def supervised_ari(values: np.ndarray, classes: np.ndarray, seed: int = 0) -> fl
     return float(adjusted_rand_score(classes[test], model.predict(x[test])))
 
 
-def run_curation(folder: Path, name: str, model: str | None, threads: int | None) -> CurationRun:
-    """Detect down to the refine floor once, then every curation measurement on that result."""
+def run_curation(
+    folder: Path,
+    name: str,
+    model: str | None,
+    threads: int | None,
+    preset: str = DEFAULT_PRESET,
+) -> CurationRun:
+    """Detect (with our detection's ``preset``) down to the refine floor once, then every
+    curation measurement on that result."""
     from napari_cryoet_particles.detect import DetectionConfig, detect_particles
     from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
     from napari_cryoet_particles.detect.refine import (
@@ -147,7 +155,9 @@ def run_curation(folder: Path, name: str, model: str | None, threads: int | None
         return score_shrec(dataset.truth, picks, occupancy, skip=SHREC2021_SKIP)
 
     clock = time.perf_counter()
-    config = DetectionConfig(threshold=CANDIDATE_FLOOR, keep_score_map=False, threads=threads)
+    config = DetectionConfig(
+        params=preset, threshold=CANDIDATE_FLOOR, keep_score_map=False, threads=threads
+    )
     result = detect_particles(dataset.tomogram, model, config)
     run.detect_seconds = time.perf_counter() - clock
     candidates = result.picks

@@ -28,6 +28,7 @@ import numpy as np
 
 from napari_cryoet_particles.benchmark.goals import GENERALISATION_TARGETS as GOALS
 from napari_cryoet_particles.benchmark.text import fmt, method_label
+from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.volume import Volume
 
@@ -93,13 +94,18 @@ class RealRun:
     warnings: int = 0
 
 
-def _ours(model: str | None, threads: int | None) -> Picker:
+def _ours(model: str | None, threads: int | None, preset: str) -> Picker:
     from napari_cryoet_particles.detect import DetectionConfig, detect_particles
     from napari_cryoet_particles.detect.config import AUTO_THRESHOLD
 
     def pick(volume: Volume, **settings: object) -> tuple[Picks, Picks, float]:
         config = DetectionConfig(
-            threshold=OURS_FLOOR, keep_score_map=False, groups=0, threads=threads, **settings
+            params=preset,
+            threshold=OURS_FLOOR,
+            keep_score_map=False,
+            groups=0,
+            threads=threads,
+            **settings,
         )
         clock = time.perf_counter()
         floor = detect_particles(volume, model, config).picks
@@ -124,11 +130,16 @@ def _classical(name: str) -> Picker:
     return pick
 
 
-def pickers(model: str | None, threads: int | None) -> dict[str, Picker]:
+def pickers(
+    model: str | None, threads: int | None, preset: str = DEFAULT_PRESET
+) -> dict[str, Picker]:
     """Ours and every classical baseline of the registry, by method name."""
     from napari_cryoet_particles.baselines import BASELINES
 
-    return {"ours": _ours(model, threads), **{name: _classical(name) for name in BASELINES}}
+    return {
+        "ours": _ours(model, threads, preset),
+        **{name: _classical(name) for name in BASELINES},
+    }
 
 
 def score_family(
@@ -185,13 +196,14 @@ def run_families(
     families: tuple[str, ...] | None = None,
     size: tuple[int, int, int] = SIZE,
     log=print,
+    preset: str = DEFAULT_PRESET,
 ) -> list[FamilyRun]:
-    """Every method on every family's test tomogram."""
+    """Every method on every family's test tomogram (ours with the detection ``preset``)."""
     from napari_cryoet_particles.evaluate.report import load_truth
     from napari_cryoet_particles.io import read_shrec_folder
     from napari_cryoet_particles.simulate.families import FAMILIES
 
-    methods = pickers(model, threads)
+    methods = pickers(model, threads, preset)
     runs = []
     for family in families or tuple(FAMILIES):
         log(f"family {family} ...")
@@ -215,6 +227,7 @@ def run_seeds(
     seeds: tuple[int, ...] = TRAINING_SEEDS,
     size: tuple[int, int, int] = SIZE,
     log=print,
+    preset: str = DEFAULT_PRESET,
 ) -> list[SeedRun]:
     """Train from scratch on each family's test tomogram with each seed (``cryoet-particles
     train``, default recipe, its own process), detect with the model and score: the spread over
@@ -235,7 +248,7 @@ def run_seeds(
             seconds, _, _ = run_training(
                 folder / "reconstruction.mrc", checkpoint, (), default_thread_count(), seed
             )
-            picks, floor, detect_seconds = _ours(str(checkpoint), threads)(volume)
+            picks, floor, detect_seconds = _ours(str(checkpoint), threads, preset)(volume)
             scored = score_family(family, "ours", truth, picks, floor, detect_seconds)
             runs.append(SeedRun(family, seed, seconds / 60, scored.f1, scored.best_f1))
             log(f"    F1 {scored.f1:.3f} (best {scored.best_f1:.3f})")
@@ -252,16 +265,21 @@ def real_volumes_folder(shared: Path | None = None) -> Path | None:
 
 
 def run_real(
-    folder: Path, model: str | None = None, threads: int | None = None, log=print
+    folder: Path,
+    model: str | None = None,
+    threads: int | None = None,
+    log=print,
+    preset: str = DEFAULT_PRESET,
 ) -> list[RealRun]:
-    """Every method on the microtubule volumes; ours on the HIV-1 VLP volume at 80-120 nm."""
+    """Every method on the microtubule volumes; ours (with the detection ``preset``) on the HIV-1
+    VLP volume at 80-120 nm."""
     from napari_cryoet_particles.detect.structure import at_faces
     from napari_cryoet_particles.evaluate.real import read_vlp_centres, vlp_centre_hits
     from napari_cryoet_particles.io.tomogram import read_tomogram
     from napari_cryoet_particles.io.units import nm_to_voxels
 
     runs = []
-    methods = pickers(model, threads)
+    methods = pickers(model, threads, preset)
     for name in ("13pf_MT_10.52A", "14pf_MT_10.52A"):
         volume = read_tomogram(folder / "microtubules_cylindra" / f"{name}.mrc")
         for method, pick in methods.items():
@@ -270,7 +288,8 @@ def run_real(
             log(f"  {name} {method}: {len(picks)} picks")
     hiv = folder / "hiv_vlp_empiar10164"
     volume = read_tomogram(hiv / "tomo_40A.mrc")
-    picks, _, seconds = _ours(model, threads)(volume, min_diameter_nm=80.0, max_diameter_nm=120.0)
+    hiv_settings = {"min_diameter_nm": 80.0, "max_diameter_nm": 120.0}
+    picks, _, seconds = _ours(model, threads, preset)(volume, **hiv_settings)
     radius = nm_to_voxels(picks.features["radius_nm"].to_numpy(), picks.voxel_size)
     centres, radii = read_vlp_centres(hiv / "vlp_centers_derived.csv")
     hits = vlp_centre_hits(picks, centres, radii)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from napari_cryoet_particles.baselines import BASELINES
+from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.units import nm_to_voxels
 from napari_cryoet_particles.io.volume import Volume
@@ -30,12 +31,14 @@ DOG_BALL_NM = 5.0
 @dataclass
 class MethodOptions:
     """What the child process was told: checkpoint, CPU threads, training steps (2D method),
-    and the slices on which to build the crop-level maps (none: no maps)."""
+    the slices on which to build the crop-level maps (none: no maps) and our detection's preset
+    (``detect/params.py``)."""
 
     model: str | None = None
     threads: int | None = None
     steps: int | None = None
     slices: tuple[int, ...] = ()
+    preset: str = DEFAULT_PRESET
 
 
 @dataclass
@@ -105,7 +108,7 @@ def run_ours(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput
     are the floor run's picks scoring at least ``info["auto_threshold"]``."""
     from napari_cryoet_particles.detect.pipeline import DetectionConfig, detect_particles
 
-    config = DetectionConfig(threads=options.threads, keep_score_map=False)
+    config = DetectionConfig(params=options.preset, threads=options.threads, keep_score_map=False)
     result = detect_particles(volume, options.model, config)
     done(result.picks)
     floor = detect_particles(

@@ -13,6 +13,7 @@ import numpy as np
 
 from napari_cryoet_particles.benchmark.child import sibling
 from napari_cryoet_particles.benchmark.testset import Run
+from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 
 #: Methods whose time is compared (ours against the tuned DoG): on each 512² tomogram and the 512³
 #: one they are timed this many times, the methods interleaved, and their wall time is the median.
@@ -67,10 +68,12 @@ def run_child(
     threads: int | None,
     steps: int | None,
     timing_only: bool = False,
+    preset: str = DEFAULT_PRESET,
 ) -> tuple[float, dict]:
     """(wall seconds of the user's part, the child's report): the child's lifetime minus the
     time it spent after handing over its picks (scoring extras). ``timing_only``: the child stops
-    once its picks are written (a repeated timing: no low-floor picks, no crop maps)."""
+    once its picks are written (a repeated timing: no low-floor picks, no crop maps). ``preset``:
+    our detection's (``detect/params.py``)."""
     command = [
         sys.executable,
         "-m",
@@ -90,6 +93,7 @@ def run_child(
         command += ["--steps", str(steps)]
     if timing_only:
         command += ["--timing-only"]
+    command += ["--preset", preset]
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started

@@ -13,8 +13,16 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
     """The detection settings shared by ``detect`` and ``batch`` (defaults: DetectionConfig's)."""
     from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, POLARITIES, DetectionConfig
+    from napari_cryoet_particles.detect.params import DEFAULT_PRESET, PRESETS
 
     defaults = DetectionConfig()
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=DEFAULT_PRESET,
+        help="the tuned numbers of detection (detect/params.py; default %(default)s); "
+        "--learned-weight, --density-weight and --clusters change it",
+    )
     parser.add_argument(
         "--diameter",
         type=float,
@@ -109,6 +117,7 @@ def detection_config(args: argparse.Namespace, **settings: object):
     from napari_cryoet_particles.detect.config import DetectionConfig
 
     config = DetectionConfig(
+        params=args.preset,
         threshold=args.threshold,
         groups=args.groups,
         bin=args.bin,
@@ -121,13 +130,12 @@ def detection_config(args: argparse.Namespace, **settings: object):
         config.diameter_nm = args.diameter
     if args.diameters is not None:
         config.min_diameter_nm, config.max_diameter_nm = args.diameters
-    if args.learned_weight is not None:
-        config.learned_weight = args.learned_weight
-    if args.density_weight is not None:
-        config.density_weight = args.density_weight
-    if args.clusters is not None:
-        config.n_clusters = args.clusters
-    return config
+    tuned = {
+        "learned_weight": args.learned_weight,
+        "density_weight": args.density_weight,
+        "n_clusters": args.clusters,
+    }
+    return config.with_params(**{key: value for key, value in tuned.items() if value is not None})
 
 
 def add_copick_input_options(parser: argparse.ArgumentParser) -> None:

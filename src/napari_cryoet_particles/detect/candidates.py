@@ -1,50 +1,47 @@
 """Multi-scale blob candidates, one per object whatever its size.
 
-A single difference-of-Gaussians scale either misses small particles (a wide filter averages a
+A single blob-filter scale either misses small particles (a wide filter averages a
 5-nm protein away) or hits a large one many times (a narrow filter finds every dense patch
 inside a ribosome). Here the volume is filtered at several blob radii — a geometric series from
 the smallest to the largest expected particle — and each scale's response is turned into a
 robust z-score (median / 1.4826·MAD of that scale's response), so the scales compare: a blob is
-found at the scale where it stands out most from the noise. Candidates of every scale, strongest
-first, suppress the weaker ones that lie within :data:`REACH` times the stronger one's radius
+found at the scale where it stands out most from the noise. The filter is a difference of
+Gaussians or a Laplacian of Gaussian (``CandidateParams.candidate_filter``). Candidates of every
+scale, strongest first, suppress the weaker ones that lie within ``reach`` times the stronger
+one's radius
 (:func:`~.peaks.suppress_close`): the suppression follows the object's own size, so a large
 particle gives one pick while two touching small particles, each found at a small radius, stay
 two.
 
 The volume is processed in blocks with halos — z-slabs of :data:`SLAB` planes, cut along y and x
 when a plane is wider than :data:`PLANE_SIDE` — so memory is bounded by a block, not the
-tomogram (the robust z-score is each block's). Radii from :data:`BIN_FROM_RADIUS` up are
+tomogram (the robust z-score is each block's). Radii from ``bin_from_radius`` up are
 filtered on a 2× block mean of the volume, made block by block from the full-resolution one (the
 large scales do not need full resolution, and this makes them 8× cheaper).
 
 **Threads and memory.** The work is cut into units, one per block and scale (:class:`_Unit`),
 run on a small thread pool (``threads`` workers, the detection's thread setting): scipy's
-filters and numpy's loops release the GIL, so on two cores the search takes about 0.55 of the
-time of the one-thread version it replaced (200×512×512 at 10 Å: 9.6-11.5 s against
-18.4-20.3 s, measured with other jobs on the machine). The blocks, halos and robust z-scores do not depend on the thread count,
-and the units' maxima are concatenated in the sequential order whatever order they finish in,
-so the candidates are bit for bit those of one thread. A unit holds two float32 arrays of its
-block with halo (the block read, filtered in place into the wide Gaussian and then into the
-local maximum, and the narrow Gaussian that becomes the z-score) plus the indices of its core's
-voxels above the floor. At most ``threads`` units run at a time, and their blocks add up to at
-most :data:`UNITS_IN_FLIGHT` times the largest unit's (a unit that does not fit waits, and
-smaller later ones may start meanwhile), so however many threads, the peak is about two units:
-one unit's two arrays more than one thread held. On a 200×512×512 tomogram the largest unit is
-142×512×512 voxels (149 MB per array): the search's peak resident memory went from 670 to
-910-950 MB. On 500×1024×1024 it is 156×526×526 (173 MB per array), which should add about
-0.3 GB to the 1.13 GB the search peaked at with one thread (not measured). A budget of 1.5
-units kept the large blocks from running together and saved a third as much time (15.7 s).
+filters and numpy's loops release the GIL. The blocks, halos and robust z-scores do not depend
+on the thread count, and the units' maxima are concatenated in the sequential order whatever
+order they finish in, so the candidates are bit for bit those of one thread. A unit holds two
+float32 arrays of its block with halo (the block read, filtered in place into the wide Gaussian
+and then into the local maximum, and the narrow Gaussian that becomes the z-score; the LoG holds
+one more while filtering) plus the indices of its core's voxels above the floor. At most
+``threads`` units run at a time, and their blocks add up to at most :data:`UNITS_IN_FLIGHT` times
+the largest unit's (a unit that does not fit waits, and smaller later ones may start meanwhile),
+so however many threads, the peak is about two units. docs/detection.md has the time and memory
+this measured.
 """
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
 from typing import TypeVar
 
 import numpy as np
 from scipy import ndimage
 
+from napari_cryoet_particles.detect.params import CandidateParams
 from napari_cryoet_particles.detect.peaks import suppress_close
 from napari_cryoet_particles.detect.volume import block_sums
 from napari_cryoet_particles.jobs import Progress, run_job
@@ -52,22 +49,11 @@ from napari_cryoet_particles.jobs import Progress, run_job
 Box = tuple[slice, slice, slice]
 T = TypeVar("T")
 
-#: ``G(σ) - G(SIGMA_RATIO·σ)`` with ``σ = r/√3``: the scale at which a 3D blob of radius r responds most.
-SIGMA_RATIO = 1.6
-#: A weaker candidate within this many radii of a stronger one (the stronger one's radius) is
-#: dropped. Chosen on validation simulations (docs/detection.md).
-REACH = 2.0
-#: Radii (working voxels) from which the filter runs on a 2× binned slab.
-BIN_FROM_RADIUS = 4.5
-#: Ratio between successive radii.
-RADIUS_STEP = 1.4
 #: z-planes per block (before halos).
 SLAB = 128
 #: Blocks are at most this many voxels along y and x (before halos): with :data:`SLAB` this
 #: bounds the memory of the search (about three float32 arrays of a block with its halo).
 PLANE_SIDE = 512
-#: Gaussian filters are truncated at this many sigmas (scipy: 4; 3 is a third faster, F1 within 0.005 on validation).
-TRUNCATE = 3.0
 #: Worker threads of the search unless told otherwise (the detection passes its thread setting).
 THREADS = 2
 #: At most this many largest units' worth of block bytes are filtered at once, whatever the
@@ -90,7 +76,7 @@ class Candidates:
         return Candidates(self.zyx[index], self.strength[index], self.radius[index])
 
 
-def blob_radii(min_radius: float, max_radius: float, step: float = RADIUS_STEP) -> np.ndarray:
+def blob_radii(min_radius: float, max_radius: float, step: float) -> np.ndarray:
     """Geometric series of radii (voxels) from ``min_radius`` to at least ``max_radius``."""
     low = max(1.0, float(min_radius))
     high = max(low, float(max_radius))
@@ -98,15 +84,23 @@ def blob_radii(min_radius: float, max_radius: float, step: float = RADIUS_STEP) 
     return low * step ** np.arange(count)
 
 
-def _halo(radius: float) -> int:
+def _sigma(radius: float) -> float:
+    """The Gaussian sigma at which a 3D blob of ``radius`` responds most: ``r/√3``."""
+    return max(0.5, radius / np.sqrt(3.0))
+
+
+def _halo(radius: float, params: CandidateParams) -> int:
     """Voxels of context a scale needs around a slab core (filter support + peak window)."""
-    sigma = radius / np.sqrt(3.0)
-    return int(np.ceil(TRUNCATE * SIGMA_RATIO * sigma)) + _window(radius) + 1
+    if params.candidate_filter == "dog":
+        support = params.truncate * params.sigma_ratio * (radius / np.sqrt(3.0))
+    else:
+        support = params.truncate * _sigma(radius)
+    return int(np.ceil(support)) + _window(radius, params.peak_window) + 1
 
 
-def _window(radius: float) -> int:
-    """Half-width of the local-maximum window at blob ``radius``."""
-    return max(1, int(round(0.8 * radius)))
+def _window(radius: float, peak_window: float) -> int:
+    """Half-width of the local-maximum window at blob ``radius`` (``peak_window`` radii)."""
+    return max(1, int(round(peak_window * radius)))
 
 
 def block_mean2(data: np.ndarray) -> np.ndarray:
@@ -118,23 +112,49 @@ def block_mean2(data: np.ndarray) -> np.ndarray:
     return total
 
 
-def dog_zscore(slab: np.ndarray, radius: float, in_place: bool = False) -> np.ndarray:
-    """Robust z-score of the DoG response of ``slab`` (particles bright) at blob ``radius``.
+def dog_zscore(
+    slab: np.ndarray, radius: float, sigma_ratio: float, truncate: float, in_place: bool = False
+) -> np.ndarray:
+    """Robust z-score of the DoG response ``G(σ) - G(sigma_ratio·σ)`` of ``slab`` (particles
+    bright) at blob ``radius`` (``σ = r/√3``); Gaussians end at ``truncate`` sigmas.
 
     ``in_place``: ``slab`` may be overwritten (it then holds the wider Gaussian), which saves
     one array of its size.
     """
-    sigma = max(0.5, radius / np.sqrt(3.0))
-    response = ndimage.gaussian_filter(slab, sigma, mode="nearest", truncate=TRUNCATE)
+    sigma = _sigma(radius)
+    response = ndimage.gaussian_filter(slab, sigma, mode="nearest", truncate=truncate)
     wide = ndimage.gaussian_filter(
         slab,
-        SIGMA_RATIO * sigma,
+        sigma_ratio * sigma,
         mode="nearest",
-        truncate=TRUNCATE,
+        truncate=truncate,
         output=slab if in_place else None,
     )
     response -= wide
     del wide
+    return robust_z(response)
+
+
+def log_zscore(slab: np.ndarray, radius: float, truncate: float) -> np.ndarray:
+    """Robust z-score of the negated Laplacian of Gaussian ``-∇²G(σ)`` of ``slab`` (particles
+    bright) at blob ``radius`` (``σ = r/√3``); the Gaussian ends at ``truncate`` sigmas."""
+    response = ndimage.gaussian_laplace(slab, _sigma(radius), mode="nearest", truncate=truncate)
+    np.negative(response, out=response)
+    return robust_z(response)
+
+
+def blob_zscore(
+    slab: np.ndarray, radius: float, params: CandidateParams, in_place: bool = False
+) -> np.ndarray:
+    """Robust z-score of the blob filter ``params.candidate_filter`` of ``slab`` (particles
+    bright) at blob ``radius``; ``in_place``: ``slab`` may be overwritten."""
+    if params.candidate_filter == "log":
+        return log_zscore(slab, radius, params.truncate)
+    return dog_zscore(slab, radius, params.sigma_ratio, params.truncate, in_place=in_place)
+
+
+def robust_z(response: np.ndarray) -> np.ndarray:
+    """``response`` made a robust z-score in place (median, 1.4826·MAD of a strided sample)."""
     sample = response.ravel()[:: max(1, response.size // 1_000_000)]
     median = float(np.median(sample))
     spread = 1.4826 * float(np.median(np.abs(sample - median)))
@@ -214,29 +234,32 @@ class _Unit:
     shape: tuple[int, int, int]
     core: Box
     radius: float
+    params: CandidateParams
 
     @property
     def box(self) -> Box:
         """The box read: the core grown by the scale's halo, inside the volume."""
-        return grow_box(self.core, _halo(self.radius), self.shape)
+        return grow_box(self.core, _halo(self.radius, self.params), self.shape)
 
     @property
     def nbytes(self) -> int:
         """Bytes of one float32 array of :attr:`box`."""
         return 4 * int(np.prod([s.stop - s.start for s in self.box]))
 
-    def maxima(self, floor: float) -> tuple[np.ndarray, np.ndarray]:
-        """Maxima in the core (zyx in ``read``'s voxels) and their robust z.
+    def maxima(self) -> tuple[np.ndarray, np.ndarray]:
+        """Maxima in the core (zyx in ``read``'s voxels) above the blob floor and their robust z.
 
         The block is read with this scale's halo (reading again per scale is cheaper than
         holding the widest read while filtering) and filtered in place; its robust z-score is
-        that block's (see :func:`dog_zscore`).
+        that block's (see :func:`blob_zscore`).
         """
         part = self.box
+        params = self.params
         data = np.asarray(self.read(part), dtype=np.float32)
-        zscore = dog_zscore(data, self.radius, in_place=True)
+        zscore = blob_zscore(data, self.radius, params, in_place=True)
+        window = _window(self.radius, params.peak_window)
         where, values = _block_maxima(
-            zscore, _window(self.radius), floor, _inside(self.core, part), data
+            zscore, window, params.blob_floor, _inside(self.core, part), data
         )
         return where + [s.start for s in part], values
 
@@ -245,11 +268,14 @@ def _units(
     read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],
     radii: list[float],
+    params: CandidateParams,
     slab: int,
     side: int,
 ) -> list[_Unit]:
     """The units of one volume in the sequential order: block by block, each at every radius."""
-    return [_Unit(read, shape, core, r) for core in blocks(shape, slab, side) for r in radii]
+    return [
+        _Unit(read, shape, core, r, params) for core in blocks(shape, slab, side) for r in radii
+    ]
 
 
 def _next_fitting(
@@ -345,7 +371,7 @@ def multiscale_candidates_job(
     read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],
     radii: np.ndarray,
-    floor: float,
+    params: CandidateParams,
     check: Callable[[], None] | None = None,
     slab: int = SLAB,
     threads: int = THREADS,
@@ -356,27 +382,28 @@ def multiscale_candidates_job(
 
     ``read(box)`` gives the normalised volume with particles dark (the model's view); it is
     called from ``threads`` worker threads at once, so it must be thread-safe. Maxima of every
-    scale with a robust z of at least ``floor`` are candidates, then de-duplicated by size
-    (:func:`suppress_by_size`). Radii from :data:`BIN_FROM_RADIUS` up are searched on a 2× block
-    mean of the volume, made block by block (:func:`binned_reader`). The result does not depend
-    on ``threads``. Blocks are ``slab`` planes by at most ``side``² voxels (:func:`blocks`).
+    scale with a robust z of at least ``params.blob_floor`` are candidates, then de-duplicated by
+    size (:func:`suppress_by_size`, ``params.reach``). Radii from ``params.bin_from_radius`` up
+    are searched on a 2× block mean of the volume, made block by block (:func:`binned_reader`).
+    The result does not depend on ``threads``. Blocks are ``slab`` planes by at most ``side``²
+    voxels (:func:`blocks`).
     """
     shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
-    fine = [float(r) for r in radii if r < BIN_FROM_RADIUS]
-    coarse = [float(r) / 2.0 for r in radii if r >= BIN_FROM_RADIUS]
+    fine = [float(r) for r in radii if r < params.bin_from_radius]
+    coarse = [float(r) / 2.0 for r in radii if r >= params.bin_from_radius]
     binned_shape = tuple(n // 2 for n in shape)
 
     read_bright = bright_reader(read)
     units: list[tuple[_Unit, float, float]] = []  # unit, scale and offset to working voxels
     if fine:
-        units += [(u, 1.0, 0.0) for u in _units(read_bright, shape, fine, slab, side)]
+        units += [(u, 1.0, 0.0) for u in _units(read_bright, shape, fine, params, slab, side)]
     if coarse and min(binned_shape) > 0:
         binned = binned_reader(read_bright)
-        units += [(u, 2.0, 0.5) for u in _units(binned, binned_shape, coarse, slab, side)]
+        units += [(u, 2.0, 0.5) for u in _units(binned, binned_shape, coarse, params, slab, side)]
     if not units:
         return Candidates(np.zeros((0, 3)), np.zeros(0), np.zeros(0))
     sizes = [unit.nbytes for unit, _, _ in units]
-    tasks = [partial(unit.maxima, floor) for unit, _, _ in units]
+    tasks = [unit.maxima for unit, _, _ in units]
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(units)
     runs = _run_bounded(tasks, sizes, threads, UNITS_IN_FLIGHT * max(sizes), check)
     for done, (index, result) in enumerate(runs, start=1):
@@ -384,10 +411,11 @@ def multiscale_candidates_job(
         found[index] = (where * scale + offset, values, np.full(len(values), unit.radius * scale))
         yield Progress(done, len(units), "blob candidates")
     zyx, strength, radius = (np.concatenate(parts) for parts in zip(*found, strict=True))
-    return suppress_by_size(Candidates(zyx.astype(float), strength.astype(float), radius))
+    found_all = Candidates(zyx.astype(float), strength.astype(float), radius)
+    return suppress_by_size(found_all, params.reach)
 
 
-def suppress_by_size(candidates: Candidates, reach: float = REACH) -> Candidates:
+def suppress_by_size(candidates: Candidates, reach: float) -> Candidates:
     """Strongest first; drop candidates within ``reach`` × the radius of a stronger kept one."""
     order = np.argsort(-candidates.strength, kind="stable")
     ordered = candidates.take(order)
@@ -395,19 +423,21 @@ def suppress_by_size(candidates: Candidates, reach: float = REACH) -> Candidates
     return ordered.take(keep)
 
 
-def suppress_by_extent(zyx: np.ndarray, radius: np.ndarray, extent: np.ndarray) -> np.ndarray:
+def suppress_by_extent(
+    zyx: np.ndarray, radius: np.ndarray, extent: np.ndarray, reach: float
+) -> np.ndarray:
     """Indices (of candidates ordered best first) to keep once each kept one suppresses the weaker
-    ones within :data:`REACH` times the larger of its blob radius and its density's ``extent``
+    ones within ``reach`` times the larger of its blob radius and its density's ``extent``
     (both in voxels; see :func:`~.describe.profile_extent_nm`)."""
-    return suppress_close(zyx, REACH * np.maximum(np.asarray(radius), np.asarray(extent)))
+    return suppress_close(zyx, reach * np.maximum(np.asarray(radius), np.asarray(extent)))
 
 
 def multiscale_candidates(
     read: Callable[[Box], np.ndarray],
     shape: tuple[int, int, int],
     radii: np.ndarray,
-    floor: float,
+    params: CandidateParams,
     threads: int = THREADS,
 ) -> Candidates:
     """:func:`multiscale_candidates_job` run to the end."""
-    return run_job(multiscale_candidates_job(read, shape, radii, floor, threads=threads))
+    return run_job(multiscale_candidates_job(read, shape, radii, params, threads=threads))

@@ -3,7 +3,7 @@
 No labels are used. Which clusters hold the particles is decided from the data: particles are
 dense, so after the polarity correction (particles dark) their voxels are darker than the rest
 in the low-passed tomogram. A cluster is a particle cluster when the mean darkness of its members
-lies more than :data:`PARTICLE_Z` robust standard deviations (1.4826 MAD of all sampled voxels)
+lies more than ``particle_z`` robust standard deviations (1.4826 MAD of all sampled voxels)
 below the median voxel: background clusters differ from each other by noise only, well within
 that. If no cluster is that dark, the darkest one is taken; never all of them. Extremely dense
 voxels (gold fiducials) are left out of the fit, so they cannot claim a cluster of their own.
@@ -14,12 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
-#: Robust standard deviations below the median voxel that a particle cluster's mean lies.
-PARTICLE_Z = 1.0
-#: Samples this many robust standard deviations from the median darkness (gold) are not fitted.
-OUTLIER_Z = 6.0
-#: The temperature is this fraction of the median nearest-to-second-nearest squared-distance gap.
-TEMPERATURE_FRACTION = 1.0
+from napari_cryoet_particles.detect.params import LearnedParams
 
 
 @dataclass
@@ -71,8 +66,8 @@ class ParticleClusters:
         return ids, probability
 
 
-def extreme_density(darkness: np.ndarray) -> np.ndarray:
-    """Samples more than :data:`OUTLIER_Z` robust standard deviations from the median darkness.
+def extreme_density(darkness: np.ndarray, outlier_z: float) -> np.ndarray:
+    """Samples more than ``outlier_z`` robust standard deviations from the median darkness.
 
     Gold fiducials (and hot pixels) are far denser than any protein; left in, k-means spends a
     cluster on them and, being the darkest, it would be taken for the particles. They are left
@@ -80,15 +75,18 @@ def extreme_density(darkness: np.ndarray) -> np.ndarray:
     """
     centre = float(np.median(darkness))
     spread = 1.4826 * float(np.median(np.abs(darkness - centre))) or float(np.std(darkness)) or 1.0
-    return np.abs(darkness - centre) > OUTLIER_Z * spread
+    return np.abs(darkness - centre) > outlier_z * spread
 
 
-def particle_clusters(cluster_darkness: np.ndarray, darkness: np.ndarray) -> np.ndarray:
-    """Ids of the particle clusters, from their mean darkness and the sampled voxels' darkness."""
+def particle_clusters(
+    cluster_darkness: np.ndarray, darkness: np.ndarray, particle_z: float
+) -> np.ndarray:
+    """Ids of the particle clusters, from their mean darkness and the sampled voxels' darkness:
+    those more than ``particle_z`` robust standard deviations below the median voxel."""
     finite = np.isfinite(cluster_darkness)
     centre = float(np.median(darkness))
     spread = 1.4826 * float(np.median(np.abs(darkness - centre))) or float(np.std(darkness)) or 1.0
-    particle = np.flatnonzero(finite & (cluster_darkness < centre - PARTICLE_Z * spread))
+    particle = np.flatnonzero(finite & (cluster_darkness < centre - particle_z * spread))
     if len(particle) == 0 or len(particle) == int(finite.sum()):
         particle = np.array([int(np.nanargmin(np.where(finite, cluster_darkness, np.inf)))])
     return particle
@@ -97,20 +95,23 @@ def particle_clusters(cluster_darkness: np.ndarray, darkness: np.ndarray) -> np.
 def fit_particle_clusters(
     samples: np.ndarray,
     darkness: np.ndarray,
-    n_clusters: int = 3,
+    params: LearnedParams,
     seed: int = 0,
     weights: np.ndarray | None = None,
 ) -> ParticleClusters:
-    """k-means on sampled voxel embeddings (N, C) and the choice of the particle cluster(s).
+    """k-means (``params.n_clusters``) on sampled voxel embeddings (N, C) and the choice of the
+    particle cluster(s).
 
     ``darkness`` (N,) is the low-passed, polarity-corrected intensity at each sample (lower =
-    denser). The temperature ``T`` is the median gap between the second-nearest and the nearest
-    squared centre distance, so that a voxel half-way between two clusters scores about 0.5 and
-    a typical member about ``1 / (1 + e^-1)``: a continuous score, not a hard label.
+    denser). The temperature ``T`` is ``params.temperature_fraction`` times the median gap
+    between the second-nearest and the nearest squared centre distance, so that (at 1) a voxel
+    half-way between two clusters scores about 0.5 and a typical member about
+    ``1 / (1 + e^-1)``: a continuous score, not a hard label.
     """
+    n_clusters = params.n_clusters
     samples = np.asarray(samples, dtype=np.float32)
     darkness = np.asarray(darkness, dtype=float)
-    typical = ~extreme_density(darkness)
+    typical = ~extreme_density(darkness, params.outlier_z)
     if typical.sum() >= n_clusters * 4:
         samples, darkness = samples[typical], darkness[typical]
     if len(samples) < n_clusters * 4:
@@ -130,9 +131,9 @@ def fit_particle_clusters(
         [darkness[labels == k].mean() if sizes[k] else np.inf for k in range(n_clusters)],
         dtype=float,
     )
-    particle = particle_clusters(cluster_dark, np.asarray(darkness, dtype=float))
+    particle = particle_clusters(cluster_dark, np.asarray(darkness, dtype=float), params.particle_z)
     centres = kmeans.cluster_centers_.astype(np.float32)
     d = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
     d.sort(axis=1)
-    temperature = TEMPERATURE_FRACTION * float(np.median(d[:, 1] - d[:, 0])) or 1.0
+    temperature = params.temperature_fraction * float(np.median(d[:, 1] - d[:, 0])) or 1.0
     return ParticleClusters(centres, particle, temperature, mean, std, cluster_dark, sizes, weights)

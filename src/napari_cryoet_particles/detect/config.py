@@ -1,9 +1,15 @@
 """Settings and results of a detection run."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from napari_cryoet_particles.detect.params import (
+    DEFAULT_PRESET,
+    PRESETS,
+    DetectionParams,
+    preset,
+)
 from napari_cryoet_particles.io.picks import Picks
 
 #: Particle diameter (nm) used when none is given: mid-sized SHREC 2021 proteins (1u6g, 3cf3,
@@ -13,15 +19,6 @@ DEFAULT_DIAMETER_NM = 10.0
 #: 2021 proteins (1s3x, 3qm1), 27 nm a ribosome with room to spare.
 DEFAULT_MIN_DIAMETER_NM = 5.0
 DEFAULT_MAX_DIAMETER_NM = 27.0
-#: Weight of the learned particle probability's logit in the pick score, and the combined
-#: strength (robust z) at which the score is 0.5. Chosen on validation simulations (seeds
-#: 101-106, never the benchmark's test seeds): docs/detection.md.
-DEFAULT_LEARNED_WEIGHT = 0.25
-DEFAULT_BLOB_THRESHOLD = 5.5
-#: k-means on the standardised embedding plus the local density (weight 3), 5 clusters: the
-#: learned probability that helped most on the validation simulations (docs/detection.md).
-DEFAULT_DENSITY_WEIGHT = 3.0
-DEFAULT_CLUSTERS = 5
 #: Voxel sizes (Å) detection accepts; outside this the header is almost surely wrong.
 SUPPORTED_VOXEL_SIZE = (2.0, 40.0)
 POLARITIES = ("auto", "dark", "bright")
@@ -37,25 +34,26 @@ CANDIDATE_FLOOR = 0.01
 class DetectionConfig:
     """Everything a detection run can be told; the defaults are the ones the CLI uses.
 
+    ``params`` holds every tuned number (:class:`~.params.DetectionParams`, default the
+    ``default`` preset of :data:`~.params.PRESETS`; a preset's name is taken too, an unknown one
+    is a CryoetInputError); the other fields are the run's options.
     ``threshold`` is the minimum pick score (0-1); ``None`` is the automatic threshold, 0.5
     (scores are ``sigmoid(strength + learned_weight·logit(p) - blob_threshold)``, see
     :func:`~napari_cryoet_particles.detect.pipeline.pick_score`); the result's
     ``info["auto_threshold"]`` holds it even when a threshold was given, e.g. for a GUI that
     detects once with a low threshold and filters interactively. Blobs are searched from
     ``min_diameter_nm`` to ``max_diameter_nm``; ``diameter_nm`` is the typical particle size
-    the learned map is smoothed for. ``learned_weight`` 0 scores by blob strength alone.
-    ``groups`` is the number of particle groups of the picks at or above the automatic threshold
-    (``None``: 8, fewer for few picks; 0 or 1 switches grouping off). ``bin`` multiplies the
-    model's working voxel size (faster by about bin³, coarser). ``voxel_size`` (Å) overrides the
-    tomogram's header. ``polarity`` ``auto`` decides from the skewness of the low-passed volume.
-    ``density_weight``: when above 0, k-means clusters the standardised embedding plus the
-    local density (the low-passed tomogram that also decides which clusters are particles) as
-    one more channel with this weight (default :data:`DEFAULT_DENSITY_WEIGHT`, 3); 0 clusters
-    the embedding alone. ``n_clusters`` is k. ``keep_edges``: keep picks whose box (the blob's
-    radius) crosses the volume's faces, where a particle is cut and a filter answers on the edge
+    the learned map is smoothed for. ``groups`` is the number of particle groups of the picks at
+    or above the automatic threshold (``None``: 8, fewer for few picks; 0 or 1 switches grouping
+    off). ``bin`` multiplies the model's working voxel size (faster by about bin³, coarser).
+    ``voxel_size`` (Å) overrides the tomogram's header. ``polarity`` ``auto`` decides from the
+    skewness of the low-passed volume. ``keep_edges``: keep picks whose box (the blob's radius)
+    crosses the volume's faces, where a particle is cut and a filter answers on the edge
     itself. ``keep_structures``: keep picks that lie on something that goes on beyond them (a
-    filament, a microtubule wall, a membrane) or on gold (:mod:`.structure`). See
-    docs/detection.md for what each measured on validation simulations.
+    filament, a microtubule wall, a membrane) or on gold (:mod:`.structure`).
+    :meth:`with_params` changes tuned numbers by name (the CLI's ``--learned-weight``,
+    ``--density-weight``, ``--clusters``); ``learned_weight``, ``blob_threshold``,
+    ``density_weight`` and ``n_clusters`` read them.
     """
 
     diameter_nm: float = DEFAULT_DIAMETER_NM
@@ -65,21 +63,42 @@ class DetectionConfig:
     voxel_size: float | None = None
     polarity: str = "auto"
     device: str = "auto"
-    n_clusters: int = DEFAULT_CLUSTERS
-    density_weight: float = DEFAULT_DENSITY_WEIGHT
     tile_voxels: int = 8_000_000
     kmeans_samples: int = 40_000
     mask_empty: bool = True
     min_diameter_nm: float = DEFAULT_MIN_DIAMETER_NM
     max_diameter_nm: float = DEFAULT_MAX_DIAMETER_NM
-    learned_weight: float = DEFAULT_LEARNED_WEIGHT
-    blob_threshold: float = DEFAULT_BLOB_THRESHOLD
     max_picks: int | None = None
     keep_edges: bool = False
     keep_structures: bool = False
     keep_score_map: bool = True
     seed: int = 0
     threads: int | None = None
+    params: DetectionParams = PRESETS[DEFAULT_PRESET]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.params, str):  # a preset's name
+            self.params = preset(self.params)
+
+    def with_params(self, **changes: object) -> "DetectionConfig":
+        """A copy whose tuned numbers are changed by name (:meth:`.DetectionParams.updated`)."""
+        return replace(self, params=self.params.updated(**changes))
+
+    @property
+    def learned_weight(self) -> float:
+        return self.params.score.learned_weight
+
+    @property
+    def blob_threshold(self) -> float:
+        return self.params.score.blob_threshold
+
+    @property
+    def density_weight(self) -> float:
+        return self.params.learned.density_weight
+
+    @property
+    def n_clusters(self) -> int:
+        return self.params.learned.n_clusters
 
     def validated(self) -> "DetectionConfig":
         from napari_cryoet_particles.io.errors import CryoetInputError
@@ -102,10 +121,6 @@ class DetectionConfig:
                 f"particle diameters {self.min_diameter_nm}-{self.max_diameter_nm} nm must be "
                 "1-200 nm, smallest first",
             )
-        if not np.isfinite(self.learned_weight) or not 0.0 <= self.learned_weight <= 10.0:
-            raise CryoetInputError(None, f"learned weight {self.learned_weight} is outside 0-10")
-        if not np.isfinite(self.blob_threshold):
-            raise CryoetInputError(None, "blob threshold must be a finite number")
         if self.groups is not None and not 0 <= self.groups <= 50:
             raise CryoetInputError(None, f"number of groups {self.groups} is outside 0-50")
         if not 1 <= self.bin <= 8:
@@ -114,16 +129,11 @@ class DetectionConfig:
             raise CryoetInputError(
                 None, f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}"
             )
-        if not np.isfinite(self.density_weight) or not 0.0 <= self.density_weight <= 100.0:
-            raise CryoetInputError(
-                None, f"density weight {self.density_weight} is outside 0-100 (0: embedding only)"
-            )
-        if not 2 <= self.n_clusters <= 16:
-            raise CryoetInputError(
-                None, f"number of k-means clusters {self.n_clusters} is outside 2-16"
-            )
         if self.tile_voxels < 16**3:
             raise CryoetInputError(None, f"tile of {self.tile_voxels} voxels is below 16³")
+        if not isinstance(self.params, DetectionParams):
+            raise CryoetInputError(None, "detection params must be a DetectionParams (a preset)")
+        self.params.validated()
         return self
 
 

@@ -18,9 +18,6 @@ from napari_cryoet_particles.io.units import nm_to_voxels, voxels_to_nm
 PROFILE_RADIUS_NM = 15.0
 #: Shell thickness (nm).
 PROFILE_STEP_NM = 1.0
-#: A particle's extent ends at the first shell whose profile falls below this fraction of the
-#: centre's (validation simulations: 0, 0.05, 0.1, 0.15, 0.25 tried; docs/detection.md).
-EXTENT_FRACTION = 0.05
 #: Crops gathered per matrix product (memory: ``BATCH`` × the crop's voxels × 4 bytes).
 BATCH = 256
 #: Positions are taken slab by slab, this many planes at a time: each plane is read (and
@@ -30,10 +27,12 @@ SLAB_PLANES = 32
 #: stays about as large as one of a 512² one (~70 M voxels with halo and padding, ~280 MB).
 SLAB_ROWS = 512
 #: Shape moments are taken in balls of these radii (nm) around a pick: a small protein, a middle
-#: one, a ribosome's reach (validation simulations: also 3-5-7-10-14 tried, no better).
+#: one, a ribosome's reach. With the low-pass below, chosen on validation simulations
+#: (docs/detection.md, groups); not in DetectionParams: they name the descriptor's columns,
+#: which a like head refined from curation stores.
 SHAPE_RADII_NM = (5.0, 9.0, 14.0)
 #: Crops are low-passed by a Gaussian of this sigma (nm) before the density is clipped at the
-#: local background (validation: 1.0 and 1.5 tried; 1.5 better for the large species).
+#: local background.
 SHAPE_SIGMA_NM = 1.5
 SHAPE_FEATURES = ("axis_long", "axis_mid", "axis_short", "elongation", "log_density", "offset")
 
@@ -247,7 +246,7 @@ def _moment_features(sums: np.ndarray, count: float, voxel_nm: float) -> np.ndar
 
 
 def profile_extent_nm(
-    profiles: np.ndarray, step_nm: float = PROFILE_STEP_NM, fraction: float = EXTENT_FRACTION
+    profiles: np.ndarray, fraction: float, step_nm: float = PROFILE_STEP_NM
 ) -> np.ndarray:
     """Radius (nm) of each object from its radial profile: the middle of the first shell whose
     value falls below ``fraction`` of the centre's (the last shell if none does).

@@ -5,22 +5,18 @@ of a stronger one, which fails on elongated or very large particles: a 26S prote
 mitoribosome gets a second pick at its far end, beyond any reach that would keep two touching
 small particles apart. Here two picks are one object when the density stays high on the straight
 segment between them: along the segment, the low-passed density (Gaussian of
-:data:`SIGMA_NM`) never drops below :data:`VALLEY_RATIO` times the lower of its two ends, nor to
-the tomogram's median. Between two separate particles the segment crosses solvent and the
-density falls to the median or below; inside one object it does not. The weaker pick of a joined
-pair is dropped, strongest first, so a chain of patches on one object keeps its best pick only.
+``joined_sigma_nm``) never drops below ``valley_ratio`` times the lower of its two ends, nor to
+the tomogram's median (:class:`~.params.PeakParams`). Between two separate particles the
+segment crosses solvent and the density falls to the median or below; inside one object it
+does not. The weaker pick of a joined pair is dropped, strongest first, so a chain of patches
+on one object keeps its best pick only.
 Picks no farther apart than the sum of their blob radii plus a margin are never merged here:
 they may be two touching (or nearly touching) particles of their own sizes, whose gap the
 low-pass bridges. The margin is the low-pass's sigma when the weaker pick was found at a smaller
 blob radius than the stronger one (a patch of a larger object), twice it otherwise.
 
-Chosen on validation simulations (docs/detection.md "Joined picks"): on four validation
-tomograms repeat hits fell from 67 to 47 on average and F1 rose by +0.007 to +0.011 (mean
-+0.010), at a cost of about three true picks per tomogram. Looser settings gain more on these
-simulations (a margin of one sigma for every pair: +0.012; ratio 0.3 and no margin: +0.018,
-repeat hits 18) but merge nearby small proteins (two 7-nm Gaussian blobs 9.5 nm apart; up to
-twelve true picks per tomogram): the user's crowded cells matter more than the last 0.008. Reach 20-30 nm and an absolute valley floor of
-0-1.5 robust z change little; a 2-nm low-pass does better than 1 or 1.5 nm.
+The numbers were chosen on validation simulations; docs/detection.md ("Joined picks") has what
+they and the looser settings measured.
 
 The low-pass is taken on a 2× block mean of the volume (a 2-nm Gaussian is smooth on a 2-voxel
 grid at 10 Å; 8× less filtering), block by block (each block with the halo its segments and the
@@ -41,15 +37,9 @@ from napari_cryoet_particles.detect.candidates import (
     bright_reader,
     grow_box,
 )
+from napari_cryoet_particles.detect.params import PeakParams
 from napari_cryoet_particles.io.units import voxels_to_nm
 
-#: Gaussian low-pass of the density along the segments (nm).
-SIGMA_NM = 2.0
-#: Picks farther apart than this (nm) are never merged.
-REACH_NM = 20.0
-#: Two picks are joined when the segment's minimum stays above this fraction of its lower end
-#: (0.3 gains more on simulations but merges small proteins a few nm apart; see the module doc).
-VALLEY_RATIO = 0.5
 #: Segment samples per voxel of length.
 SAMPLES_PER_VOXEL = 2
 #: z-planes and y/x side of the blocks the volume is smoothed in (before halos; the halo is
@@ -124,7 +114,7 @@ def segment_profiles(
     return valley, ends
 
 
-def joined(valley: np.ndarray, ends: np.ndarray, ratio: float = VALLEY_RATIO) -> np.ndarray:
+def joined(valley: np.ndarray, ends: np.ndarray, ratio: float) -> np.ndarray:
     """Boolean per pair: the density never falls to the median nor below ``ratio`` × the lower end."""
     return (valley > 0) & (valley > ratio * np.maximum(ends, 0))
 
@@ -163,15 +153,17 @@ def suppress_joined(
     zyx: np.ndarray,
     radius: np.ndarray,
     voxel_size: float,
+    params: PeakParams,
     check: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Indices of the picks ``zyx`` (working voxels, ordered best first; ``radius``: their blob
     radii in working voxels) to keep once picks joined by dense material to a stronger kept pick
-    are dropped; ``read`` gives particles dark (the working volume's view), ``voxel_size`` in Å."""
+    are dropped; ``read`` gives particles dark (the working volume's view), ``voxel_size`` in Å;
+    ``params``: the low-pass, reach and valley ratio."""
     zyx = np.asarray(zyx, dtype=float).reshape(-1, 3)
     nm = voxels_to_nm(1.0, voxel_size)
-    reach = REACH_NM / nm
-    sigma = max(0.5, SIGMA_NM / nm)
+    reach = params.joined_reach_nm / nm
+    sigma = max(0.5, params.joined_sigma_nm / nm)
     pairs = separated_pairs(zyx, np.asarray(radius, dtype=float).reshape(-1), reach, sigma)
     if len(pairs) == 0:
         return np.arange(len(zyx))
@@ -191,4 +183,4 @@ def suppress_joined(
         )
     else:
         valley, ends = segment_profiles(read_bright, shape, zyx, pairs, sigma, reach, check)
-    return keep_unjoined(len(zyx), pairs, joined(valley, ends))
+    return keep_unjoined(len(zyx), pairs, joined(valley, ends, params.valley_ratio))

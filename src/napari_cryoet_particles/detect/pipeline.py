@@ -23,10 +23,12 @@ Stages (each timed in :attr:`DetectionResult.timings`):
    the density above the local background, :func:`.describe.shape_descriptors`) and k-means on
    it (:mod:`.groups`; 8 groups unless told); picks below it are in group -1 with no shape (the
    descriptor would cost a second per 5,000 picks on 2 cores, for picks the user does not see by
-   default). On validation simulations the groups follow the species (adjusted Rand index
-   0.21-0.24) about twice as well as k-means on the radial profile (0.09-0.13) and three times as
-   well as on the pooled embedding (0.03-0.09; docs/detection.md). The pooled embedding of each
+   default). On validation simulations the groups follow the species better than k-means on the
+   radial profile or on the pooled embedding (docs/detection.md). The pooled embedding of each
    pick is :attr:`DetectionResult.embeddings`.
+
+Every tuned number comes from ``config.params`` (:class:`~.params.DetectionParams`, a preset of
+:data:`~.params.PRESETS`) and is passed down to the functions that use it.
 """
 
 import math
@@ -63,9 +65,9 @@ from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
 from napari_cryoet_particles.detect.head import PickHead, apply_head, candidate_table
 from napari_cryoet_particles.detect.joined import suppress_joined
+from napari_cryoet_particles.detect.params import DetectionParams, preset_name
 from napari_cryoet_particles.detect.structure import (
     AT_FACES,
-    StructureTest,
     at_faces,
     structure_bin,
     structure_labels,
@@ -99,15 +101,8 @@ from napari_cryoet_particles.io.tomogram import Volume
 from napari_cryoet_particles.io.units import nm_to_voxels, radius_voxels, voxels_to_nm
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 
-#: Crops embedded to fit k-means, and their core size in working voxels.
-FIT_CROPS = 4
-FIT_CROP_SIZE = 48
-#: Blob maxima below this robust z are not candidates at all (see :mod:`.candidates`).
-BLOB_FLOOR = 3.0
 #: The learned particle probability is clipped to this range before its logit is taken.
 PROBABILITY_CLIP = 1e-4
-#: A pick's embedding (DetectionResult.embeddings) averages 2³ coarse voxels.
-POOL = 2
 ModelLike = nn.Module | str | Path | None
 
 
@@ -156,18 +151,25 @@ def working_voxel_size(model_voxel_size: float | None, input_voxel_size: float) 
 
 
 def _fit_crops(
-    mask: np.ndarray, full: tuple[int, int, int], stride: int, halo: int, rng: np.random.Generator
+    mask: np.ndarray,
+    full: tuple[int, int, int],
+    stride: int,
+    halo: int,
+    rng: np.random.Generator,
+    crops: int,
+    crop_size: int,
 ) -> list[Tile]:
-    """Crops for fitting k-means, centred on random voxels inside the mask (one if the volume is small)."""
-    size = stride * math.ceil(FIT_CROP_SIZE / stride)
+    """``crops`` crops (core side ``crop_size`` working voxels) for fitting k-means, centred on
+    random voxels inside the mask (one if the volume is small)."""
+    size = stride * math.ceil(crop_size / stride)
     if all(n <= size for n in full):
         return [tile_at(full, stride, halo, (0, 0, 0), size)]
     per_plane = np.count_nonzero(mask.reshape(len(mask), -1), axis=1)
     count = int(per_plane.sum())
     if count == 0:
-        flat = rng.choice(mask.size, size=FIT_CROPS, replace=mask.size < FIT_CROPS)
+        flat = rng.choice(mask.size, size=crops, replace=mask.size < crops)
     else:
-        ranks = rng.choice(count, size=FIT_CROPS, replace=count < FIT_CROPS)
+        ranks = rng.choice(count, size=crops, replace=count < crops)
         flat = np.array([_nth_true(mask, per_plane, int(rank)) for rank in ranks])
     centres = np.column_stack(np.unravel_index(flat, mask.shape))
     return [
@@ -303,10 +305,10 @@ def _unwanted_picks(
     config keeps them."""
     labels = np.full(len(found), "", dtype=object)
     if not config.keep_structures and len(found):
-        factor = structure_bin(work.shape)
+        test = config.params.structure
+        factor = structure_bin(work.shape, test.structure_bin)
         binned = block_mean(replace(work, clip=np.inf), factor)  # unclipped: gold stays gold
-        test = StructureTest()
-        structure = structure_volume(binned, work.voxel_size * factor, test.sigma_nm)
+        structure = structure_volume(binned, work.voxel_size * factor, test.structure_sigma_nm)
         del binned
         points = (found.zyx + 0.5) / factor - 0.5
         labels = structure_labels(structure, points, found.radius / factor, test, confident)
@@ -377,6 +379,7 @@ def prepare(volume: Volume, model: ModelLike, config: DetectionConfig) -> Prepar
     )
     from napari_cryoet_particles.model.encoder import fused_for_inference
 
+    params: DetectionParams = config.params
     threads = configure_threads(config.threads)
     return_freed_memory_promptly()
     device = select_device(config.device)
@@ -391,14 +394,17 @@ def prepare(volume: Volume, model: ModelLike, config: DetectionConfig) -> Prepar
         raise CryoetInputError(
             volume.path, f"volume of shape {volume.shape} is too small at the model's voxel size"
         )
-    full = padded_shape(work.shape, POOL * stride)
+    full = padded_shape(work.shape, params.learned.embedding_pool * stride)
     grid = tuple(n // stride for n in full)
     overview = block_mean(work, stride, grid)
     filters = OverviewFilters(overview)
-    mask = slab_mask(overview, filters=filters) if config.mask_empty else np.ones(grid, dtype=bool)
+    if config.mask_empty:
+        mask = slab_mask(overview, params.prepare, filters=filters)
+    else:
+        mask = np.ones(grid, dtype=bool)
     skewness = particle_skewness(overview, mask, filters=filters)
     del filters
-    work.sign = decide_sign(config.polarity, skewness)
+    work.sign = decide_sign(config.polarity, skewness, params.prepare.polarity_skewness)
     overview *= np.float32(work.sign)
     radius = radius_voxels(config.diameter_nm, work.voxel_size)  # working voxels
     info: dict[str, object] = {
@@ -412,6 +418,7 @@ def prepare(volume: Volume, model: ModelLike, config: DetectionConfig) -> Prepar
         "threads": threads,
         "device": str(device),
         "masked_fraction": float(1.0 - mask.mean()),
+        "preset": preset_name(params),
     }
     return Prepared(
         encoder,
@@ -427,7 +434,7 @@ def prepare(volume: Volume, model: ModelLike, config: DetectionConfig) -> Prepar
         tuple(-(-n // stride) for n in work.shape),
         overview,
         mask,
-        max(0.5, radius / (3 * stride)),
+        max(0.5, radius / (params.learned.density_smoothing * stride)),
         info,
     )
 
@@ -437,16 +444,18 @@ def candidates_job(
 ) -> Job[Candidates]:
     """Stage 2: blob candidates inside the sample mask (:mod:`.candidates`)."""
     work = prep.work
+    params = config.params.candidates
     radii = blob_radii(
         radius_voxels(config.min_diameter_nm, work.voxel_size),
         radius_voxels(config.max_diameter_nm, work.voxel_size),
+        params.radius_step,
     )
     prep.info["blob_radii"] = [float(r) for r in radii]
     found = yield from multiscale_candidates_job(
         work.read,
         work.shape,
         radii,
-        BLOB_FLOOR,
+        params,
         None if cancel is None else cancel.check,
         threads=prep.threads,
     )
@@ -465,6 +474,7 @@ def fit_job(
 ) -> Job[ParticleClusters]:
     """Stage 3: k-means on voxel embeddings of a few crops inside the mask, particle clusters
     named by darkness (:mod:`.cluster`); yields once per crop."""
+    params = config.params.learned
     samples, sample_dark = [], []
     per_crop = max(1, config.kmeans_samples // len(crops))
     for number, crop in enumerate(crops, start=1):
@@ -472,7 +482,7 @@ def fit_job(
             cancel.check()
         core = embed_tile(prep.encoder, prep.work.read, prep.work.shape, crop, prep.device)
         darkness = low_pass_box(prep.overview, crop.out, prep.darkness_sigma)
-        flat = with_density(core, darkness, config.density_weight)
+        flat = with_density(core, darkness, params.density_weight)
         where = np.flatnonzero(prep.mask[crop.out])
         if where.size == 0:
             where = np.arange(flat.shape[0])
@@ -482,11 +492,11 @@ def fit_job(
         yield Progress(number, len(crops), "fitting clusters")
     samples_all = np.concatenate(samples)
     weights = None
-    if config.density_weight > 0:
+    if params.density_weight > 0:
         weights = np.ones(samples_all.shape[1], dtype=np.float32)
-        weights[-1] = config.density_weight
+        weights[-1] = params.density_weight
     clusters = fit_particle_clusters(
-        samples_all, np.concatenate(sample_dark), config.n_clusters, config.seed, weights
+        samples_all, np.concatenate(sample_dark), params, config.seed, weights
     )
     prep.info["particle_clusters"] = clusters.particle.tolist()
     prep.info["cluster_darkness"] = clusters.darkness.tolist()
@@ -504,7 +514,9 @@ def embed_job(
 ) -> Job[Embedded]:
     """Stage 4: every tile through the encoder once, keeping the learned values at the candidates
     (and the whole score map when ``config.keep_score_map``)."""
-    at_blobs = PointGather(grid_coordinates(found.zyx, prep.stride), prep.grid, POOL)
+    weight = config.params.learned.density_weight
+    pool = config.params.learned.embedding_pool
+    at_blobs = PointGather(grid_coordinates(found.zyx, prep.stride), prep.grid, pool)
     probability = np.zeros(prep.grid, dtype=np.float32) if config.keep_score_map else None
 
     def score_tile(tile: Tile, core: np.ndarray) -> None:
@@ -517,12 +529,12 @@ def embed_job(
                     with_density(
                         core[(slice(None), *local.T)],
                         darkness[tuple(local.T)],
-                        config.density_weight,
+                        weight,
                     )
                 ),
             )
             return
-        ids, prob = clusters.assign(with_density(core, darkness, config.density_weight))
+        ids, prob = clusters.assign(with_density(core, darkness, weight))
         prob = prob.reshape(core.shape[1:])
         at_blobs.add(tile, core, prob, ids.reshape(core.shape[1:]))
         probability[tile.out] = prob
@@ -543,9 +555,10 @@ def find_peaks(
 ) -> Peaks:
     """Stage 5: candidates scored (or rescored by a curation head), above the threshold, one per
     object (extent and joined suppression), without those on structures or at the faces."""
-    work = prep.work
+    work, params = prep.work, config.params
     learned = embedded.at_blobs.probability
-    values = pick_score(found.strength, learned, config.learned_weight, config.blob_threshold)
+    score = params.score
+    values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
     index = np.arange(len(found))
     head_profiles = None
     if prep.head_payload is not None:
@@ -562,8 +575,10 @@ def find_peaks(
     else:
         profiles = _profiles_at(work, found.zyx, cancel)
     peaks = Peaks(values[order], picked, found, learned[picked], profiles)
-    extent = nm_to_voxels(profile_extent_nm(profiles), work.voxel_size)
-    keep = suppress_by_extent(found.zyx, found.radius, extent)
+    extent = nm_to_voxels(
+        profile_extent_nm(profiles, params.peaks.extent_fraction), work.voxel_size
+    )
+    keep = suppress_by_extent(found.zyx, found.radius, extent, params.peaks.extent_reach)
     keep = keep[
         suppress_joined(
             work.read,
@@ -571,6 +586,7 @@ def find_peaks(
             found.zyx[keep],
             found.radius[keep],
             work.voxel_size,
+            params.peaks,
             check=None if cancel is None else cancel.check,
         )
     ][: config.max_picks]
@@ -645,10 +661,17 @@ def detect_particles_job(
     clock = time.perf_counter()
     prep = prepare(volume, model, config)
     rng = np.random.default_rng(config.seed)
+    learned = config.params.learned
     valid_mask = prep.mask[tuple(slice(0, n) for n in prep.valid)]
-    crops = _fit_crops(valid_mask, prep.full, prep.stride, prep.halo, rng)
+    crops = _fit_crops(
+        valid_mask, prep.full, prep.stride, prep.halo, rng, learned.fit_crops, learned.fit_crop_size
+    )
     tiles = plan_tiles(
-        prep.full, prep.stride, prep.halo, config.tile_voxels, unit=POOL * prep.stride
+        prep.full,
+        prep.stride,
+        prep.halo,
+        config.tile_voxels,
+        unit=learned.embedding_pool * prep.stride,
     )
     total = 1 + 1 + len(crops) + len(tiles) + 2
     timings["prepare"] = time.perf_counter() - clock

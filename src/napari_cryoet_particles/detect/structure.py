@@ -4,9 +4,9 @@ filament, a microtubule wall, a membrane), gold, or the volume's faces.
 A blob filter answers wherever density is locally convex — on a particle, but as well on every
 few nanometres of a filament, a microtubule wall or a membrane. What tells them apart is what the
 density does *beyond* the pick: a particle ends within a few of its radii, a tube or a sheet goes
-on. For each pick and each of :data:`DIRECTIONS` directions (and its opposite), the low-passed
-density (particles positive) is read at :data:`REACH` radii on both sides; the weakest of those
-readings is that direction's *continuation*, as a fraction of the density at the pick. Its
+on. For each pick and each of ``directions`` directions (and its opposite), the low-passed
+density (particles positive) is read at ``continuation_reach`` radii on both sides; the weakest
+of those readings is that direction's *continuation*, as a fraction of the density at the pick. Its
 largest value over the directions is about 1 on a straight tube or a flat sheet (along the axis,
 within the sheet) and about 0 on a particle, which has ended there on at least one side. Taking
 the weakest reading, not the mean, is what keeps particles in a crowd: a neighbour fills some of
@@ -16,9 +16,11 @@ Gold is much denser than protein (about ten times): a pick whose low-passed dens
 a typical confident pick's is a bead. A pick whose box crosses the volume's faces is a cut particle, or the
 filter answering on the face itself.
 
-Everything runs on a 2× block mean of the working volume (4× beyond 2²⁷ working voxels), low-passed (the cues are at the scale of
-the objects, several nanometres), so it costs one small filtered copy and a few interpolations per
-pick. docs/detection.md has what the thresholds measured.
+Everything runs on a block mean of the working volume (``structure_bin`` voxels per side, twice
+that beyond :data:`STRUCTURE_BIN_VOXELS` working voxels), low-passed (the cues are at the scale
+of the objects, several nanometres), so it costs one small filtered copy and a few
+interpolations per pick. The numbers are :class:`~.params.StructureParams`; docs/detection.md
+has what they measured.
 """
 
 from dataclasses import dataclass
@@ -26,39 +28,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from napari_cryoet_particles.detect.params import StructureParams
 from napari_cryoet_particles.io.coords import face_distance
 from napari_cryoet_particles.io.units import nm_to_voxels
 
-#: The structure volume is a block mean of this many working voxels per side ...
-STRUCTURE_BIN = 2
-#: ... or of twice as many beyond this many working voxels, so its two float32 copies stay under
-#: 1/16 of the working volume's size: on a 1024×1024×500 tomogram a 2× block mean and its
-#: low-pass would take 0.5 GB, more than the detection's whole budget allows.
+#: Beyond this many working voxels the structure volume's block mean is twice as coarse, so its
+#: two float32 copies stay under 1/16 of the working volume's size: on a 1024×1024×500 tomogram a
+#: 2× block mean and its low-pass would take 0.5 GB, more than the detection's whole budget allows.
 STRUCTURE_BIN_VOXELS = 2**27
-#: Distances (in pick radii) at which the density beyond a pick is read.
-REACH = (1.5, 2.0, 2.5, 3.0)
-#: Directions (and their opposites) along which it is read.
-DIRECTIONS = 32
-#: The density of a typical pick, for the gold test: this percentile of the confident picks'.
-TYPICAL_PERCENTILE = 75.0
 
 
 #: Labels of what a pick sits on (empty: a compact object of its own).
 ON_STRUCTURE = "tube or sheet"
 ON_GOLD = "gold"
 AT_FACES = "faces"
-
-
-@dataclass(frozen=True)
-class StructureTest:
-    """When a pick counts as lying on a structure: ``sigma_nm`` low-pass of the density,
-    ``continuation`` the largest fraction of the pick's density the density may keep at every
-    distance of :data:`REACH` radii on both sides of it, ``gold_ratio`` the largest multiple of the
-    density of a typical confident pick (its :data:`TYPICAL_PERCENTILE`) a protein may have."""
-
-    sigma_nm: float = 2.0
-    continuation: float = 0.3
-    gold_ratio: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -71,11 +54,10 @@ class StructureMeasures:
     density: np.ndarray
 
 
-def structure_bin(shape: tuple[int, ...]) -> int:
-    """Working voxels per side of a structure-volume voxel for a working volume of ``shape``."""
-    return (
-        STRUCTURE_BIN if np.prod(shape, dtype=float) <= STRUCTURE_BIN_VOXELS else 2 * STRUCTURE_BIN
-    )
+def structure_bin(shape: tuple[int, ...], factor: int) -> int:
+    """Working voxels per side of a structure-volume voxel for a working volume of ``shape``:
+    ``factor``, or twice it beyond :data:`STRUCTURE_BIN_VOXELS`."""
+    return factor if np.prod(shape, dtype=float) <= STRUCTURE_BIN_VOXELS else 2 * factor
 
 
 def structure_volume(binned: np.ndarray, voxel_size: float, sigma_nm: float) -> np.ndarray:
@@ -105,8 +87,8 @@ def structure_measures(
     volume: np.ndarray,
     points: np.ndarray,
     radius: np.ndarray,
-    reach: tuple[float, ...] = REACH,
-    directions: int = DIRECTIONS,
+    reach: tuple[float, ...],
+    directions: int,
 ) -> StructureMeasures:
     """:class:`StructureMeasures` of picks at ``points`` (voxels of ``volume``, the output of
     :func:`structure_volume`) whose blob radii are ``radius`` (same voxels).
@@ -143,17 +125,22 @@ def structure_labels(
     structure: np.ndarray,
     points: np.ndarray,
     radius: np.ndarray,
-    test: StructureTest,
+    test: StructureParams,
     confident: np.ndarray | None = None,
 ) -> np.ndarray:
     """:data:`ON_STRUCTURE`, :data:`ON_GOLD` or "" for picks at ``points`` with blob radii ``radius``
     (voxels of ``structure``, the output of :func:`structure_volume`).
 
-    Gold is judged against the density of the ``confident`` picks (a mask; default all): picks
-    down to a low threshold are mostly noise, whose density would make any particle look like
-    gold.
+    A pick lies on a structure when the density keeps more than ``test.continuation`` of the
+    pick's at every distance of ``test.continuation_reach`` radii on both sides along some
+    direction; it is gold when its density is more than ``test.gold_ratio`` times a typical
+    confident pick's (their ``test.gold_percentile``). Gold is judged against the density of the
+    ``confident`` picks (a mask; default all): picks down to a low threshold are mostly noise,
+    whose density would make any particle look like gold.
     """
-    measures = structure_measures(structure, points, radius)
+    measures = structure_measures(
+        structure, points, radius, test.continuation_reach, test.directions
+    )
     labels = np.full(len(measures.density), "", dtype=object)
     if not len(labels):
         return labels
@@ -162,7 +149,7 @@ def structure_labels(
         if confident is None or not confident.any()
         else measures.density[confident]
     )
-    typical = float(np.percentile(np.clip(reference, 0, None), TYPICAL_PERCENTILE))
+    typical = float(np.percentile(np.clip(reference, 0, None), test.gold_percentile))
     gold = measures.density > test.gold_ratio * max(typical, 1e-6)
     labels[measures.along > test.continuation] = ON_STRUCTURE
     labels[gold] = ON_GOLD

@@ -15,6 +15,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from napari_cryoet_particles.detect.config import SUPPORTED_VOXEL_SIZE
+from napari_cryoet_particles.detect.params import PrepareParams
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, resolve_voxel_size
 from napari_cryoet_particles.io.volume import Volume, release_pages
@@ -24,8 +25,6 @@ from napari_cryoet_particles.model.normalize import DEFAULT_CLIP, NormStats, nor
 RESAMPLE_TOLERANCE = 0.02
 #: Output z-slices resampled at a time (bounds memory for large inputs).
 RESAMPLE_CHUNK = 16
-#: Skewness of the low-passed volume beyond which particles are taken to be bright.
-POLARITY_SKEW_THRESHOLD = 0.05
 #: Input voxels read (and their memory-mapped pages released) at a time by WorkingVolume.read.
 READ_VOXELS = 4 * 1024 * 1024
 #: Overview planes low-passed at a time (bounds the memory of the mask and the skewness).
@@ -310,9 +309,8 @@ class OverviewFilters:
 
 def slab_mask(
     overview: np.ndarray,
+    params: PrepareParams,
     sigma: float = 1.0,
-    contrast: float = 2.5,
-    quiet: float = 0.5,
     chunk: int = OVERVIEW_CHUNK,
     filters: OverviewFilters | None = None,
 ) -> np.ndarray:
@@ -321,9 +319,10 @@ def slab_mask(
     Outside the ice slab a reconstruction holds noise only, which the block mean of ``overview``
     already averaged away; inside, particles and membranes keep the low-passed volume structured.
     Only when the per-z standard deviation of the low-passed overview varies by more than
-    ``contrast`` times is anything masked: Otsu's threshold splits the profile, the slices from
-    the first to the last one above it (plus two on each side) are kept, and so is every slice
-    whose deviation is at least ``quiet`` times the median of the slices above the threshold
+    ``params.mask_contrast`` times is anything masked: Otsu's threshold splits the profile, the
+    slices from the first to the last one above it (plus two on each side) are kept, and so is
+    every slice whose deviation is at least ``params.mask_quiet`` times the median of the slices
+    above the threshold
     (only clearly quiet slices go). A volume full of sample, as most simulations are, is searched whole. Flat regions
     (e.g. zero-padding around a reconstruction) are masked out everywhere.
 
@@ -340,11 +339,11 @@ def slab_mask(
         profile[z0:z1] = filters.low_pass(z0, z1).reshape(z1 - z0, -1).std(axis=1)
         probe.append(filters.local_variance(z0, z1).ravel()[::step].copy())
     keep = np.ones(depth, dtype=bool)
-    if len(profile) >= 8 and profile.max() > contrast * max(profile.min(), 1e-12):
+    if len(profile) >= 8 and profile.max() > params.mask_contrast * max(profile.min(), 1e-12):
         above = np.flatnonzero(profile > threshold_otsu(profile))
         keep[:] = False
         keep[max(0, above[0] - 2) : above[-1] + 3] = True
-        keep |= profile >= quiet * float(np.median(profile[above]))
+        keep |= profile >= params.mask_quiet * float(np.median(profile[above]))
     median = chunked_median(filters.local_variance, filters.chunks, np.concatenate(probe))
     floor = 1e-6 * max(median, 1e-12)
     mask = np.empty(overview.shape, dtype=bool)
@@ -444,15 +443,16 @@ def low_pass_box(overview: np.ndarray, box: tuple[slice, slice, slice], sigma: f
     ]
 
 
-def decide_sign(polarity: str, skewness: float) -> float:
+def decide_sign(polarity: str, skewness: float, bright_above: float) -> float:
     """+1 keeps the volume, -1 inverts it, so that particles end up dark.
 
     ``auto``: particles are few, dense objects in a mostly empty volume, so the low-passed
     histogram has a long tail on the particles' side. A positive skewness beyond
-    :data:`POLARITY_SKEW_THRESHOLD` means the tail is bright: the volume is inverted.
+    ``bright_above`` (``PrepareParams.polarity_skewness``) means the tail is bright: the volume
+    is inverted.
     """
     if polarity == "dark":
         return 1.0
     if polarity == "bright":
         return -1.0
-    return -1.0 if skewness > POLARITY_SKEW_THRESHOLD else 1.0
+    return -1.0 if skewness > bright_above else 1.0
