@@ -82,12 +82,12 @@ def test_a_preset_by_name_gives_the_picks_of_the_same_values() -> None:
         config = DetectionConfig(diameter_nm=4.0, threads=1, groups=0, params=params)
         return detect_particles(volume, BlobEncoder(), config)
 
-    default, session8 = picks(DEFAULT), picks("session8")
-    assert PRESETS["session8"] == DEFAULT  # today; the lead flips "default" after measuring
-    assert len(default.picks) > 0
-    assert np.array_equal(default.picks.zyx, session8.picks.zyx)
-    assert np.array_equal(default.picks.scores, session8.picks.scores)
-    assert default.info["preset"] == DEFAULT_PRESET
+    by_name, by_values = picks("session8"), picks(PRESETS["session8"])
+    assert len(by_name.picks) > 0
+    assert np.array_equal(by_name.picks.zyx, by_values.picks.zyx)
+    assert np.array_equal(by_name.picks.scores, by_values.picks.scores)
+    assert by_values.info["preset"] == "session8"
+    assert picks(DEFAULT).info["preset"] == DEFAULT_PRESET
 
 
 def test_an_unknown_preset_is_a_clear_error(capsys, tiny_tomogram, tmp_path) -> None:

@@ -15,9 +15,12 @@ from napari_cryoet_particles.io.picks import Picks
 #: Particle diameter (nm) used when none is given: mid-sized SHREC 2021 proteins (1u6g, 3cf3,
 #: 1bxn are 10-13 nm across); small ones (1s3x, 3qm1 ~6 nm) are still found at this spacing.
 DEFAULT_DIAMETER_NM = 10.0
-#: Smallest and largest particle diameters (nm) searched for: 5 nm covers the smallest SHREC
-#: 2021 proteins (1s3x, 3qm1), 27 nm a ribosome with room to spare.
-DEFAULT_MIN_DIAMETER_NM = 5.0
+#: Smallest and largest particle diameters (nm) searched for. The smallest SHREC 2021 proteins
+#: (1s3x, 3qm1) are about 6 nm across, but a search from 5 nm adds a filter scale of 1.4 voxels
+#: at 10 Å whose maxima are mostly noise: from 7 nm, F1 rose on all four validation
+#: tomograms (docs/detection.md); small particles are still found at the 7-nm scale. 27 nm: a
+#: ribosome with room to spare.
+DEFAULT_MIN_DIAMETER_NM = 7.0
 DEFAULT_MAX_DIAMETER_NM = 27.0
 #: Voxel sizes (Å) detection accepts; outside this the header is almost surely wrong.
 SUPPORTED_VOXEL_SIZE = (2.0, 40.0)

@@ -172,9 +172,12 @@ class DetectionParams:
         return self
 
 
-#: The named presets; ``session8`` keeps the values of session 8 (the class defaults).
+#: The named presets. ``default`` scores by blob strength alone at robust z 4.25: chosen on
+#: the validation seeds of the tuning and cellular families, where the learned term added
+#: nothing at any threshold (docs/detection.md, "What is learned"); ``session8`` keeps the
+#: score of session 8 (the class defaults: learned weight 0.25, blob threshold 5.5).
 PRESETS: dict[str, DetectionParams] = {
-    "default": DetectionParams(),
+    "default": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
     "session8": DetectionParams(),
     "embedding-only": DetectionParams().updated(density_weight=0.0, n_clusters=3),
 }
