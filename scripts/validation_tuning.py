@@ -25,7 +25,8 @@ from napari_cryoet_particles.baselines.dog import dog_response
 from napari_cryoet_particles.detect.config import DetectionConfig
 from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.peaks import pick_peaks
-from napari_cryoet_particles.detect.pipeline import detect_particles, pick_score
+from napari_cryoet_particles.detect.pipeline import detect_particles
+from napari_cryoet_particles.detect.scoring import pick_score
 from napari_cryoet_particles.evaluate import SHREC2021_SKIP, score_shrec
 from napari_cryoet_particles.io import read_shrec_folder
 from napari_cryoet_particles.io.picks import Picks

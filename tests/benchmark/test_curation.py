@@ -92,6 +92,17 @@ def test_only_curation_replaces_the_curation_parts_and_keeps_the_rest() -> None:
     assert text.count("## Curation") == 1
 
 
+def test_the_real_vlp_rows_close_the_curation_section() -> None:
+    from napari_cryoet_particles.benchmark.curation import VlpCurationRun, splice_curation
+
+    vlp = [VlpCurationRun((0, 4, 8), 9, 3, 9, 11, 1.2)]
+    text = format_report([], [], True, Path("x"), None, 2, curations=_runs(), vlp_curations=vlp)
+    row = "| 0, 4, 8 | 3 of 9 | 9 of 9 | 11 | 1.2 |"
+    assert row in text and text.index("## Curation") < text.index(row) < text.index("## Targets")
+    spliced = splice_curation(text, _runs()[:1], [], [], "*stamp*", vlp)
+    assert spliced.count(row) == 1
+
+
 def test_marks_alone_drop_the_rejected_and_keep_the_accepted() -> None:
     scores = np.array([0.9, 0.55, 0.45, 0.2])
     zyx = np.arange(12, dtype=float).reshape(4, 3)

@@ -481,7 +481,7 @@ def test_candidates_do_not_depend_on_the_slab_size() -> None:
 
 
 def test_pick_score_is_one_half_at_the_blob_threshold_and_follows_the_learned_probability() -> None:
-    from napari_cryoet_particles.detect.pipeline import pick_score
+    from napari_cryoet_particles.detect.scoring import pick_score
 
     strength = np.array([5.0, 5.0, 5.0, 7.0])
     probability = np.array([0.5, 0.9, 0.1, 0.5])

@@ -23,6 +23,7 @@ automatic picks with their true class, scored on the other half (best-threshold 
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,8 +281,8 @@ def format_vlp_curation(runs: list[VlpCurationRun]) -> list[str]:
     return lines
 
 
-def format_curation(runs: list[CurationRun]) -> list[str]:
-    """The report's curation section (Markdown lines)."""
+def format_curation(runs: list[CurationRun], vlp_runs: Sequence[VlpCurationRun] = ()) -> list[str]:
+    """The report's curation section (Markdown lines), the real VLP case at its end."""
     if not runs:
         return []
     lines = [
@@ -319,7 +320,8 @@ def format_curation(runs: list[CurationRun]) -> list[str]:
             cells.append(f"{fmt(f1, 2)} ({fmt(precision, 2)}/{fmt(recall, 2)})")
         cells += [fmt(run.ari), fmt(run.fit_seconds, 2), fmt(run.detect_seconds, 1)]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""] + _reference_table(runs, counts)
+    vlp = ["", *format_vlp_curation(list(vlp_runs))] if vlp_runs else []
+    return lines + [""] + _reference_table(runs, counts) + vlp
 
 
 def _reference_table(runs: list[CurationRun], counts: list[int]) -> list[str]:
@@ -481,12 +483,17 @@ CURATION_WHY = ("- **Refine**", "- **More like these**", "- **Groups**")
 
 
 def splice_curation(
-    report: str, runs: list[CurationRun], target_rows: list[str], why_lines: list[str], stamp: str
+    report: str,
+    runs: list[CurationRun],
+    target_rows: list[str],
+    why_lines: list[str],
+    stamp: str,
+    vlp_runs: Sequence[VlpCurationRun] = (),
 ) -> str:
     """``report`` (a benchmarks.md) with its curation section, curation target rows and curation
     bullets replaced by those of ``runs``; the rest of the report is kept as it was."""
     lines = report.rstrip("\n").split("\n")
-    section = format_curation(runs) + ["", stamp]
+    section = format_curation(runs, vlp_runs) + ["", stamp]
     start = next((i for i, line in enumerate(lines) if line.startswith("## Curation")), None)
     if start is None:
         end = start = next(i for i, line in enumerate(lines) if line.startswith("## Targets"))

@@ -1,11 +1,13 @@
 """The Markdown report (docs/benchmarks.md) from the runs."""
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from napari_cryoet_particles import __version__
 from napari_cryoet_particles.benchmark.curation import (
     CurationRun,
+    VlpCurationRun,
     curation_targets,
     curation_why,
     format_curation,
@@ -225,6 +227,7 @@ def format_report(
     training: list[TrainingRun] | None = None,
     huge: list[Run] | None = None,
     curations: list[CurationRun] | None = None,
+    vlp_curations: Sequence[VlpCurationRun] = (),
 ) -> str:
     """The whole report: its sections in order, the optional ones where they were measured."""
     table_runs = runs + speed
@@ -238,7 +241,7 @@ def format_report(
     if huge:
         lines += ["", *format_huge(huge)]
     if curations:
-        lines += ["", *format_curation(curations)]
+        lines += ["", *format_curation(curations, vlp_curations)]
     lines += _targets_section(runs, speed, training or [], huge or [], curations or [])
     if "slices2d" in used:
         lines += _slices2d_note(quick)

@@ -24,9 +24,11 @@ from napari_cryoet_particles.benchmark.child import sibling
 from napari_cryoet_particles.benchmark.crops import crop_grid
 from napari_cryoet_particles.benchmark.curation import (
     CurationRun,
+    VlpCurationRun,
     curation_targets,
     curation_why,
     run_curation,
+    run_vlp_curation,
     splice_curation,
 )
 from napari_cryoet_particles.benchmark.generalisation import (
@@ -153,6 +155,16 @@ def _regenerated(option: str, rest: str = "") -> str:
     )
 
 
+def _vlp_curation(shared: Path | None, threads: int | None, log) -> list[VlpCurationRun]:
+    """More like these from three added VLP centres on the real HIV-1 volume, when it is here."""
+    folder = real_volumes_folder(shared)
+    if folder is None:
+        log("real volumes not found: the VLP curation case is left out")
+        return []
+    log("curation on the real HIV-1 VLPs ...")
+    return run_vlp_curation(folder, threads)
+
+
 def run_curation_only(
     out: str | Path = "docs/benchmarks.md",
     shared: str | Path | None = None,
@@ -173,8 +185,9 @@ def run_curation_only(
     targets = [Target(**fields) for fields in curation_targets(runs)]
     missed = {t.key for t in targets if t.met is False}
     stamp = _regenerated("--only-curation", "; the rest of the report is from the full run above")
+    vlp = _vlp_curation(shared_path, threads, log)
     text = splice_curation(
-        out.read_text(), runs, [t.row() for t in targets], curation_why(runs, missed), stamp
+        out.read_text(), runs, [t.row() for t in targets], curation_why(runs, missed), stamp, vlp
     )
     _write_report(out, text, True, log)
     return runs
@@ -381,8 +394,9 @@ def run_benchmark(
         source = simulate_test(tomos[0], workdir, shared_path) / "reconstruction.mrc"
         huge_runs = run_huge(source, workdir, methods, model, threads, log)
     load = (load_before, load_average())
+    vlp = _vlp_curation(shared_path, threads, log) if curation and ours and not quick else []
     text = format_report(
-        runs, speed, quick, shared_path, model, threads, load, training, huge_runs, curations
+        runs, speed, quick, shared_path, model, threads, load, training, huge_runs, curations, vlp
     )
     if generalisation[0]:
         text = splice_generalisation(text, format_generalisation(*generalisation))

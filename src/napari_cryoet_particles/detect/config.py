@@ -42,7 +42,7 @@ class DetectionConfig:
     is a CryoetInputError); the other fields are the run's options.
     ``threshold`` is the minimum pick score (0-1); ``None`` is the automatic threshold, 0.5
     (scores are ``sigmoid(strength + learned_weight·logit(p) - blob_threshold)``, see
-    :func:`~napari_cryoet_particles.detect.pipeline.pick_score`); the result's
+    :func:`~napari_cryoet_particles.detect.scoring.pick_score`); the result's
     ``info["auto_threshold"]`` holds it even when a threshold was given, e.g. for a GUI that
     detects once with a low threshold and filters interactively. Blobs are searched from
     ``min_diameter_nm`` to ``max_diameter_nm``; ``diameter_nm`` is the typical particle size

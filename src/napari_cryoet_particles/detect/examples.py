@@ -37,7 +37,7 @@ REACH_FACTOR = 1.5
 #: ... and 1.5 times as far (up to this many times, and a third of the volume's smallest side)
 #: while the examples' profile has not ended: while its outer quarter still differs from the
 #: volume's median by more than :data:`ENDED_FRACTION` of its largest difference. (HIV VLPs
-#: searched with the default 5-27 nm: the first reach, 5 voxels, lies inside the hollow
+#: searched with the default 7-27 nm: the first reach, 5 voxels, lies inside the hollow
 #: centre, whose density differs from the volume's as much as the shell does.)
 MAX_REACH_GROWTH = 6
 ENDED_FRACTION = 0.25

@@ -15,7 +15,7 @@ Stages (each timed in :attr:`DetectionResult.timings`):
    voxels (:mod:`.gather`); the whole probability map only when ``keep_score_map``. No
    whole-tomogram embedding or map is held, so memory stays bounded on huge tomograms.
 5. ``peaks``: candidates scored by their strength plus the learned particle probability at the
-   blob (:func:`pick_score`), above the threshold; then each pick's radial profile
+   blob (:func:`~.scoring.pick_score`), above the threshold; then each pick's radial profile
    (:mod:`.describe`) and a second suppression by the extent of its density, so a large
    particle first found at a small scale does not keep repeat hits; then picks joined to a
    stronger one by dense material are dropped (:mod:`.joined`), so an elongated particle gives one.
@@ -33,7 +33,6 @@ Every tuned number comes from ``config.params`` (:class:`~.params.DetectionParam
 
 import math
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,33 +45,18 @@ from napari_cryoet_particles.detect.candidates import (
     Candidates,
     blob_radii,
     multiscale_candidates_job,
-    suppress_by_extent,
 )
 from napari_cryoet_particles.detect.cluster import ParticleClusters, fit_particle_clusters
 from napari_cryoet_particles.detect.config import (
     AUTO_THRESHOLD,
-    CANDIDATE_FLOOR,
     DetectionConfig,
     DetectionResult,
 )
-from napari_cryoet_particles.detect.describe import (
-    profile_extent_nm,
-    radial_profiles,
-    shape_columns,
-    shape_descriptors,
-)
 from napari_cryoet_particles.detect.gather import PointGather
 from napari_cryoet_particles.detect.groups import choose_groups
-from napari_cryoet_particles.detect.head import PickHead, apply_head, candidate_table
-from napari_cryoet_particles.detect.joined import suppress_joined
 from napari_cryoet_particles.detect.params import DetectionParams, preset_name
-from napari_cryoet_particles.detect.structure import (
-    AT_FACES,
-    at_faces,
-    structure_bin,
-    structure_labels,
-    structure_volume,
-)
+from napari_cryoet_particles.detect.scoring import Peaks, confident_shapes, find_peaks
+from napari_cryoet_particles.detect.stages import Embedded, Prepared
 from napari_cryoet_particles.detect.tiling import (
     Tile,
     embed_tile,
@@ -86,7 +70,6 @@ from napari_cryoet_particles.detect.tiling import (
 from napari_cryoet_particles.detect.trust import detection_warnings
 from napari_cryoet_particles.detect.volume import (
     OverviewFilters,
-    WorkingVolume,
     block_mean,
     check_volume,
     decide_sign,
@@ -98,11 +81,9 @@ from napari_cryoet_particles.detect.volume import (
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import Volume
-from napari_cryoet_particles.io.units import nm_to_voxels, radius_voxels, voxels_to_nm
+from napari_cryoet_particles.io.units import radius_voxels, voxels_to_nm
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress, run_job
 
-#: The learned particle probability is clipped to this range before its logit is taken.
-PROBABILITY_CLIP = 1e-4
 ModelLike = nn.Module | str | Path | None
 
 
@@ -199,21 +180,6 @@ def coarse_cells(zyx: np.ndarray, stride: int, grid: tuple[int, ...]) -> np.ndar
     return np.clip(cells, 0, np.asarray(grid) - 1).astype(int)
 
 
-def pick_score(
-    strength: np.ndarray, probability: np.ndarray, learned_weight: float, blob_threshold: float
-) -> np.ndarray:
-    """Pick score in 0-1: ``sigmoid(strength + w·logit(p) - blob_threshold)``.
-
-    ``strength`` is the blob's robust z (how far its filter response stands out from the
-    tomogram's noise), ``p`` the learned particle probability at the blob (k-means on the
-    contrastive embedding); the learned term moves blobs that look like the tomogram's
-    particles up and noise blobs down. 0.5 is the automatic threshold.
-    """
-    p = np.clip(np.asarray(probability, dtype=float), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
-    combined = np.asarray(strength, dtype=float) + learned_weight * np.log(p / (1 - p))
-    return 1.0 / (1.0 + np.exp(-(combined - blob_threshold)))
-
-
 def _stepped(job, step: int, total: int):
     """Run a sub-job whose reports count steps of the whole job from ``step`` on; return its result."""
     while True:
@@ -241,133 +207,6 @@ def with_density(core: np.ndarray, darkness: np.ndarray, weight: float) -> np.nd
     if weight <= 0:
         return flat
     return np.concatenate([flat, darkness.reshape(-1, 1).astype(flat.dtype)], axis=1)
-
-
-def _profiles_at(work: WorkingVolume, zyx: np.ndarray, cancel: CancelToken | None) -> np.ndarray:
-    """Radial profiles (:func:`~.describe.radial_profiles`) of the working volume at ``zyx``."""
-    check = None if cancel is None else cancel.check
-    return radial_profiles(work.read, work.shape, zyx, work.voxel_size, check=check)
-
-
-def _confident_shapes(
-    work: WorkingVolume, zyx: np.ndarray, values: np.ndarray, cancel: CancelToken | None
-) -> np.ndarray:
-    """Shape descriptors (:func:`~.describe.shape_descriptors`) of the picks scoring at least
-    :data:`AUTO_THRESHOLD`; NaN rows for the others, which are not described (see ``groups``)."""
-    shapes = np.full((len(values), len(shape_columns())), np.nan, dtype=np.float32)
-    confident = np.flatnonzero(values >= AUTO_THRESHOLD)
-    check = None if cancel is None else cancel.check
-    shapes[confident] = shape_descriptors(
-        work.read, work.shape, zyx[confident], work.voxel_size, check=check
-    )
-    return shapes
-
-
-def _apply_pick_head(
-    head_payload: dict,
-    found: Candidates,
-    values: np.ndarray,
-    learned: np.ndarray,
-    embeddings: np.ndarray,
-    work: WorkingVolume,
-    cancel: CancelToken | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rescore candidates with a head learned from curation (:mod:`.refine`): (indices of the
-    candidates kept, their new scores, their radial profiles, which the picks reuse); candidates
-    below the refine floor are dropped first
-    (no head moves them to a pick)."""
-    head = PickHead.from_payload(head_payload)
-    keep = np.flatnonzero(values >= CANDIDATE_FLOOR)
-    kept = found.take(keep)
-    profiles = _profiles_at(work, kept.zyx, cancel)
-    shapes = None
-    if set(head.columns) & set(shape_columns()):  # a like head: it scores confident picks only
-        shapes = _confident_shapes(work, kept.zyx, values[keep], cancel)
-    table = candidate_table(
-        kept.zyx,
-        work.voxel_size,
-        values[keep],
-        kept.strength,
-        voxels_to_nm(kept.radius, work.voxel_size),
-        learned[keep],
-        profiles,
-        embeddings[keep],
-        shapes,
-    )
-    return keep, apply_head(head, values[keep], table), profiles
-
-
-def _unwanted_picks(
-    work: WorkingVolume, found: Candidates, confident: np.ndarray, config: DetectionConfig
-) -> tuple[np.ndarray, dict[str, int]]:
-    """(indices of the picks kept, {what a dropped pick lay on: how many}): picks whose box crosses
-    the volume's faces and picks on tubes, sheets or gold (:mod:`.structure`) go, unless the
-    config keeps them."""
-    labels = np.full(len(found), "", dtype=object)
-    if not config.keep_structures and len(found):
-        test = config.params.structure
-        factor = structure_bin(work.shape, test.structure_bin)
-        binned = block_mean(replace(work, clip=np.inf), factor)  # unclipped: gold stays gold
-        structure = structure_volume(binned, work.voxel_size * factor, test.structure_sigma_nm)
-        del binned
-        points = (found.zyx + 0.5) / factor - 0.5
-        labels = structure_labels(structure, points, found.radius / factor, test, confident)
-    if not config.keep_edges:
-        labels[(labels == "") & at_faces(found.zyx, found.radius, work.shape)] = AT_FACES
-    names, counts = np.unique(labels[labels != ""].astype(str), return_counts=True)
-    return np.flatnonzero(labels == ""), dict(zip(names.tolist(), counts.tolist(), strict=True))
-
-
-@dataclass
-class Prepared:
-    """What the prepare stage gives the others: the model on its device, the working volume, its
-    coarse grid (``full`` padded working shape, ``grid`` coarse shape, ``valid`` coarse voxels
-    inside the volume), the low-passed overview (particles dark) and the mask of the sample."""
-
-    encoder: nn.Module
-    device: torch.device
-    head_payload: dict | None
-    threads: int
-    stride: int
-    halo: int
-    input_size: float
-    work: WorkingVolume
-    full: tuple[int, int, int]
-    grid: tuple[int, int, int]
-    valid: tuple[int, int, int]
-    overview: np.ndarray
-    mask: np.ndarray
-    darkness_sigma: float
-    info: dict[str, object]
-
-
-@dataclass
-class Embedded:
-    """The learned values at the candidates (``at_blobs``) and the whole score map when kept."""
-
-    at_blobs: PointGather
-    probability: np.ndarray | None
-
-
-@dataclass
-class Peaks:
-    """The picks of the peaks stage, strongest first: their score, index into the candidates,
-    the candidates themselves (working voxels), learned probability and radial profiles."""
-
-    values: np.ndarray
-    picked: np.ndarray
-    found: Candidates
-    learned: np.ndarray
-    profiles: np.ndarray
-
-    def take(self, index: np.ndarray) -> "Peaks":
-        return Peaks(
-            self.values[index],
-            self.picked[index],
-            self.found.take(index),
-            self.learned[index],
-            self.profiles[index],
-        )
 
 
 def prepare(volume: Volume, model: ModelLike, config: DetectionConfig) -> Prepared:
@@ -546,60 +385,6 @@ def embed_job(
     return Embedded(at_blobs, probability)
 
 
-def find_peaks(
-    prep: Prepared,
-    config: DetectionConfig,
-    found: Candidates,
-    embedded: Embedded,
-    cancel: CancelToken | None,
-) -> Peaks:
-    """Stage 5: candidates scored (or rescored by a curation head), above the threshold, one per
-    object (extent and joined suppression), without those on structures or at the faces."""
-    work, params = prep.work, config.params
-    learned = embedded.at_blobs.probability
-    score = params.score
-    values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
-    index = np.arange(len(found))
-    head_profiles = None
-    if prep.head_payload is not None:
-        index, values, head_profiles = _apply_pick_head(
-            prep.head_payload, found, values, learned, embedded.at_blobs.embedding, work, cancel
-        )
-    threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
-    order = np.argsort(-values, kind="stable")
-    order = order[values[order] >= threshold]
-    picked = index[order]
-    found = found.take(picked)
-    if head_profiles is not None:
-        profiles = head_profiles[order]
-    else:
-        profiles = _profiles_at(work, found.zyx, cancel)
-    peaks = Peaks(values[order], picked, found, learned[picked], profiles)
-    extent = nm_to_voxels(
-        profile_extent_nm(profiles, params.peaks.extent_fraction), work.voxel_size
-    )
-    keep = suppress_by_extent(found.zyx, found.radius, extent, params.peaks.extent_reach)
-    keep = keep[
-        suppress_joined(
-            work.read,
-            work.shape,
-            found.zyx[keep],
-            found.radius[keep],
-            work.voxel_size,
-            params.peaks,
-            check=None if cancel is None else cancel.check,
-        )
-    ][: config.max_picks]
-    peaks = peaks.take(keep)
-    wanted, prep.info["dropped"] = _unwanted_picks(
-        work, peaks.found, peaks.values >= AUTO_THRESHOLD, config
-    )
-    prep.info["auto_threshold"] = AUTO_THRESHOLD
-    prep.info["threshold"] = float(threshold)
-    prep.info["n_candidates"] = int(len(order))
-    return peaks.take(wanted)
-
-
 def detection_result(
     volume: Volume,
     prep: Prepared,
@@ -650,7 +435,7 @@ def detect_particles_job(
     """Detect particles in ``volume``; yields :class:`Progress`, returns a :class:`DetectionResult`.
 
     Picks come back in the input tomogram's voxels (zyx), with features ``score``
-    (``sigmoid(strength + w·logit(probability) - T)``, 0-1, see :func:`pick_score`; 0.5 is the
+    (``sigmoid(strength + w·logit(probability) - T)``, 0-1, see :func:`~.scoring.pick_score`; 0.5 is the
     automatic threshold; a head from curation rescores it), ``probability`` (the learned particle
     probability at the blob), ``strength`` (the blob's robust z), ``radius_nm`` (the blob's),
     ``cluster`` (k-means cluster id of the nearest coarse voxel), ``group`` (particle group),
@@ -699,7 +484,7 @@ def detect_particles_job(
     yield Progress(step, total, "peaks")
 
     clock = time.perf_counter()
-    shapes = _confident_shapes(prep.work, peaks.found.zyx, peaks.values, cancel)
+    shapes = confident_shapes(prep.work, peaks.found.zyx, peaks.values, cancel)
     confident = np.flatnonzero(peaks.values >= AUTO_THRESHOLD)
     groups = np.full(len(peaks.values), -1, dtype=int)
     groups[confident], prep.info["n_groups"] = choose_groups(
