@@ -2,7 +2,7 @@
 
 How session 9 chose the default preset (docs/detection.md, "What is learned"): every
 configuration detects once down to a low floor on each tomogram; F1 at any threshold and the
-best-threshold F1 then come from one scoring of the floor picks, so a grid of thresholds and
+best-threshold F1 then come from one matching of the floor picks (``ranking_curves``), so a grid of thresholds and
 learned weights costs no more detection. Margins are against the better of the tuned multi-scale
 LoG and broadband DoG on the same tomogram, each at its own automatic threshold.
 
@@ -16,7 +16,6 @@ Takes about 10 minutes per 20 tomograms on 2 cores after the simulations.
 """
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from napari_cryoet_particles.baselines import BASELINES
 from napari_cryoet_particles.benchmark.generalisation import simulate_family
 from napari_cryoet_particles.detect import DetectionConfig, detect_particles
 from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
-from napari_cryoet_particles.evaluate import SHREC2021_SKIP
+from napari_cryoet_particles.evaluate import SHREC2021_SKIP, ranking_curves
 from napari_cryoet_particles.evaluate.report import evaluate_data, load_truth
 from napari_cryoet_particles.io import read_shrec_folder
 from napari_cryoet_particles.simulate import simulate, write_dataset
@@ -45,42 +44,18 @@ CLASSICAL = ("log", "broadband")
 CLASSICAL_FLOOR = 2.5
 
 
-@dataclass
-class Ranked:
-    """Picks of one method on one tomogram, scored once: per pick, whether it is the first hit
-    of a particle in the order of ``scores``."""
-
-    status: np.ndarray
-    truth_id: np.ndarray
-    n_truth: int
-
-    def f1(self, scores: np.ndarray, threshold: float) -> tuple[float, float]:
-        """(F1 of the picks scoring at least ``threshold``, best F1 over thresholds)."""
-        hit = (self.status == "tp") | (self.status == "duplicate")
-        order = np.argsort(-scores, kind="stable")
-        ranked = np.where(hit[order], self.truth_id[order], 0)
-        first = np.zeros(len(order), dtype=bool)
-        hits = np.flatnonzero(ranked > 0)
-        if len(hits):
-            _, index = np.unique(ranked[hits], return_index=True)
-            first[hits[index]] = True
-        tp = np.cumsum(first)
-        precision = tp / np.arange(1, len(order) + 1)
-        recall = tp / max(self.n_truth, 1)
-        f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
-        count = int(np.sum(scores >= threshold))
-        return (float(f1[count - 1]) if count else 0.0), float(f1.max(initial=0.0))
-
-
-def ranked(truth, picks) -> tuple[Ranked, np.ndarray]:
-    """The floor picks scored under the clutter rule, and the mask of the counted ones."""
+def scored(truth, picks):
+    """The floor picks matched to the truth once, under the clutter rule."""
     report = evaluate_data(truth, picks, skip=SHREC2021_SKIP, clutter=True)
-    result = report.clutter or report.result
-    counted = result.pred_counted
-    return (
-        Ranked(result.pred_status[counted], result.pred_truth_id[counted], result.n_truth),
-        counted,
-    )
+    return report.clutter or report.result
+
+
+def f1_at(result, scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(F1 of the picks scoring at least ``threshold``, best F1 over thresholds) of ``result``'s
+    picks ranked by ``scores``."""
+    curves = ranking_curves(result, scores)
+    above = int(np.sum(curves.thresholds >= threshold))
+    return (float(curves.f1[above - 1]) if above else 0.0), float(curves.best_f1)
 
 
 def tomograms(work: Path, families: list[str]) -> dict[str, tuple[Path, bool]]:
@@ -106,8 +81,7 @@ def classical_f1(volume, truth) -> float:
     for name in CLASSICAL:
         baseline = BASELINES[name]
         picks = baseline.run(volume, k=CLASSICAL_FLOOR, polarity="auto").picks
-        rank, counted = ranked(truth, picks)
-        best = max(best, rank.f1(picks.scores[counted], baseline.params.k)[0])
+        best = max(best, f1_at(scored(truth, picks), picks.scores, baseline.params.k)[0])
     return best
 
 
@@ -126,15 +100,15 @@ def search(args: argparse.Namespace) -> pd.DataFrame:
             max_diameter_nm=args.diameters[1],
         )
         picks = detect_particles(dataset.tomogram, None, config).picks
-        rank, counted = ranked(truth, picks)
-        features = picks.features[counted]
+        result = scored(truth, picks)
+        features = picks.features
         strength = features["strength"].to_numpy(dtype=float)
         probability = np.clip(features["probability"].to_numpy(dtype=float), 1e-4, 1 - 1e-4)
         learned = np.log(probability / (1 - probability))
         row = {"tomogram": name, "held out": held_out, "classical F1": classical}
         for weight in args.weights:
             for threshold in args.thresholds:
-                f1, best = rank.f1(strength + weight * learned, threshold)
+                f1, best = f1_at(result, strength + weight * learned, threshold)
                 row[f"w {weight:g} T {threshold:g}"] = f1 - classical
             row[f"w {weight:g} best"] = best - classical
         rows.append(row)

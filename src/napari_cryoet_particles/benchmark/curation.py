@@ -65,7 +65,7 @@ class CurationRun:
 
 def oracle_marks(candidates, statuses: np.ndarray, count: int):
     """The ``count`` candidates nearest the automatic threshold, marked from the truth."""
-    from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
+    from napari_cryoet_particles.detect.config import AUTO_THRESHOLD
 
     nearest = np.argsort(np.abs(candidates.scores - AUTO_THRESHOLD), kind="stable")[:count]
     marks = candidates.subset(nearest)
@@ -135,9 +135,8 @@ def run_curation(
     """Detect (with our detection's ``preset``) down to the refine floor once, then every
     curation measurement on that result."""
     from napari_cryoet_particles.detect import DetectionConfig, detect_particles
-    from napari_cryoet_particles.detect.pipeline import AUTO_THRESHOLD
+    from napari_cryoet_particles.detect.config import AUTO_THRESHOLD, CANDIDATE_FLOOR
     from napari_cryoet_particles.detect.refine import (
-        CANDIDATE_FLOOR,
         RefineConfig,
         descriptor_table,
         like_columns,
