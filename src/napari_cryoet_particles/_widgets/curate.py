@@ -453,15 +453,16 @@ class CurateWidget(QWidget):
         return started
 
     def _candidates(self, layer: Any, needs_volume: bool = False) -> tuple[Any, Any]:
-        """(the Detect dock's result for ``layer``, None) when there is one, else (None, the
-        volume of the tomogram the picks are on) to detect in again; ``needs_volume``: (None,
-        the volume) always (more like added points searches the tomogram itself)."""
+        """(the Detect dock's result for ``layer``, the tomogram's volume when open, for a
+        rejected structure to drop its picks) when there is a result, else (None, the volume of
+        the tomogram the picks are on) to detect in again; ``needs_volume``: (None, the volume)
+        always (more like added points searches the tomogram itself)."""
         result = viewer_state(self.viewer).detections.get(layer)
         if needs_volume:
             result = None
-        if result is not None and result.embeddings is not None and result.profiles is not None:
-            return result, None
         image = self._tomogram_of(layer)
+        if result is not None and result.embeddings is not None and result.profiles is not None:
+            return result, None if image is None else volume_of(image)
         if image is None:
             raise CryoetInputError(
                 None,

@@ -33,6 +33,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 
+from napari_cryoet_particles.detect.bodies import picks_on_rejected_structures
 from napari_cryoet_particles.detect.config import (
     AUTO_THRESHOLD,
     CANDIDATE_FLOOR,
@@ -56,6 +57,7 @@ from napari_cryoet_particles.detect.volume import check_volume
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.picks import PICK_STATUSES, Picks
 from napari_cryoet_particles.io.units import DEFAULT_VOXEL_SIZE, nm_to_voxels, resolve_voxel_size
+from napari_cryoet_particles.io.volume import Volume
 from napari_cryoet_particles.jobs import CancelToken, Job, Progress
 from napari_cryoet_particles.model.checkpoint import (
     LoadedModel,
@@ -311,14 +313,19 @@ def keep_pick_count(
 
 
 def refined_picks(
-    result: DetectionResult, curated: Picks, config: RefineConfig | None = None
+    result: DetectionResult,
+    curated: Picks,
+    config: RefineConfig | None = None,
+    volume: Volume | None = None,
 ) -> RefineOutcome:
     """Learn from the marks in ``curated`` on a detection run's candidates; return the new picks.
 
     ``result`` must hold candidates well below the threshold (a run with a low ``threshold``, e.g.
     :data:`CANDIDATE_FLOOR`) with their embeddings and profiles. The output has every marked pick
     (status and position kept; score from the head where it lies on a candidate) plus the
-    unmarked candidates whose new score reaches the threshold.
+    unmarked candidates whose new score reaches the threshold. Given the tomogram ``volume``, a
+    rejected pick on a structure also drops the unmarked picks on structures
+    (:func:`rejected_structures`).
     """
     config = config or RefineConfig()
     candidates = result.picks
@@ -359,6 +366,8 @@ def refined_picks(
         score = apply_head(head, base, table)
         keep = score >= threshold
     keep[on[matched]] = False
+    on_structures = rejected_structures(result, marks, volume, config)
+    keep &= ~on_structures
     auto = candidates.subset(np.flatnonzero(keep))
     auto.features["score"] = score[keep]
     auto.features["status"] = "auto"
@@ -374,10 +383,33 @@ def refined_picks(
         "n_negative": head.n_negative,
         "n_picks": int(len(picks)),
         "threshold": threshold,
+        "n_dropped_on_structures": int(on_structures.sum()),
     }
     if config.like_accepted:
         info["examples_alike"] = examples_alike
     return RefineOutcome(picks, head, info, result)
+
+
+def rejected_structures(
+    result: DetectionResult, marks: Picks, volume: Volume | None, config: RefineConfig
+) -> np.ndarray:
+    """Per candidate of ``result``: whether it lies on a structure that a rejected mark lies on
+    (:func:`.bodies.picks_on_rejected_structures`; marks in the candidates' voxels). All False
+    without rejected marks, or without the ``volume`` the candidates were detected in."""
+    candidates = result.picks
+    status = marks.features["status"].astype(str).to_numpy()
+    rejected = status == "rejected"
+    if volume is None or not rejected.any() or tuple(volume.shape) != tuple(result.input_shape):
+        return np.zeros(len(candidates), dtype=bool)
+    return picks_on_rejected_structures(
+        volume.data,
+        _voxel_size_of(candidates),
+        candidates.zyx,
+        marks.zyx[rejected],
+        marks.zyx[np.isin(status, POSITIVE)],
+        config.detection.max_diameter_nm,
+        particles_dark=not result.info.get("inverted", False),
+    )
 
 
 def unlike_examples_warning(info: dict) -> str | None:
@@ -435,7 +467,7 @@ def refine_job(
         cancel.check()
     if config.like_accepted and volume is not None and not examples_on_candidates(result, curated):
         return (yield from example_refine_job(volume, curated, config, cancel))
-    outcome = refined_picks(result, curated, config)
+    outcome = refined_picks(result, curated, config, volume)
     yield Progress(1, 1, "refined")
     return outcome
 
