@@ -99,5 +99,11 @@ def test_the_manifest_parameters_hold_the_preset_and_read_back_equal() -> None:
     assert default["params"]["structure"]["continuation_reach"] == [1.5, 2.0, 2.5, 3.0]
     session8 = parameters_of(DetectionConfig(params="session8"))
     assert session8 != default
-    assert session8["params"]["score"] == {"learned_weight": 0.25, "blob_threshold": 5.5}
+    assert session8["params"]["score"] == {
+        "learned_weight": 0.25,
+        "blob_threshold": 5.5,
+        "adaptive_threshold": False,
+    }
+    assert default["params"]["score"]["adaptive_threshold"] is True
+    assert parameters_of(DetectionConfig(params="fixed-threshold")) != default
     assert parameters_of(DetectionConfig(params="embedding-only")) != default

@@ -51,7 +51,15 @@ def test_the_benchmark_dog_is_detect_dog_with_its_tuned_defaults(monkeypatch) ->
 
 
 def test_every_face_lists_the_registry() -> None:
-    assert list(METHODS) == ["ours", "dog", "broadband", "log", "hessian", "slices2d"]
+    assert list(METHODS) == [
+        "ours",
+        "dog",
+        "broadband",
+        "broadband-adaptive",
+        "log",
+        "hessian",
+        "slices2d",
+    ]
     args = build_parser().parse_args(["benchmark"])
     assert args.methods == list(METHODS)
     assert METHODS["dog"].label == "DoG (previous tuning)"

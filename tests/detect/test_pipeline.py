@@ -571,3 +571,22 @@ def test_density_channel_lets_kmeans_find_dense_voxels_the_embedding_misses() ->
     without = fit_particle_clusters(embedding, darkness, learned, 0)
     _, probability = without.assign(embedding)
     assert roc_auc_score(particle, probability) < 0.8
+
+
+def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_threshold() -> None:
+    """The default preset reads its threshold from the tomogram's own peaks; the picks above it
+    are those a fixed threshold there gives (suppression is greedy, strongest first)."""
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(64, 128, 128)).astype(np.float32)
+    for centre in rng.uniform(8, [56, 120, 120], size=(60, 3)):
+        z, y, x = np.ogrid[:64, :128, :128]
+        ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
+        data[ball] -= rng.uniform(0.3, 1.0)
+    config = DetectionConfig(threads=1, params="default", groups=0)
+    adaptive = detect_particles(Volume(data, 10.0), None, config)
+    estimate = adaptive.info["threshold_estimate"]
+    assert estimate is not None and 3.5 <= estimate["threshold"] <= 7.0
+    fixed = PRESETS["fixed-threshold"].updated(blob_threshold=estimate["threshold"])
+    same = detect_particles(Volume(data, 10.0), None, replace(config, params=fixed))
+    np.testing.assert_array_equal(adaptive.picks.zyx, same.picks.zyx)
+    assert "threshold_estimate" not in same.info

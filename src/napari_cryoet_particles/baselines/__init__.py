@@ -49,6 +49,14 @@ BASELINES: dict[str, Baseline] = {
             BroadbandParams(),
         ),
         Baseline(
+            "broadband-adaptive",
+            "broadband DoG, threshold read per tomogram",
+            "`baselines.broadband` with the threshold our detection reads from each tomogram's "
+            "own peaks (`detect.threshold`) instead of a fixed k",
+            detect_broadband,
+            BroadbandParams(adaptive=True),
+        ),
+        Baseline(
             "log",
             "multi-scale LoG, tuned on validation seeds",
             "`baselines.log`: largest −∇²G over a σ range, robust-z threshold, greedy "

@@ -24,9 +24,13 @@ from napari_cryoet_particles.baselines.classical import (
     suppressed_inside,
     to_robust_z,
 )
+from napari_cryoet_particles.detect.threshold import estimate_threshold
 from napari_cryoet_particles.io.errors import CryoetInputError
 from napari_cryoet_particles.io.units import nm_to_voxels
 from napari_cryoet_particles.io.volume import Volume
+
+#: The adaptive threshold is read from the peaks above this robust z (our detection's floor).
+ADAPTIVE_FLOOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class BroadbandParams:
     suppression_nm: float = 16.0
     polarity: str = "dark"
     keep_edges: bool = False
+    #: Move the threshold per tomogram to the one its own peaks give
+    #: (:func:`~napari_cryoet_particles.detect.threshold.estimate_threshold`, as our detection
+    #: does): the response is shifted so that ``k`` falls there; the ranking is unchanged.
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_small_nm < self.sigma_large_nm:
@@ -65,6 +73,23 @@ def dog_zscore(bright: np.ndarray, sigma_small: float, sigma_large: float) -> np
     return to_robust_z(response)
 
 
+def adaptive_shift(
+    response: np.ndarray, sigma_small: float, voxel_size: float, params: BroadbandParams
+) -> float:
+    """How far the threshold read from the response's own peaks (one per object, down to
+    :data:`ADAPTIVE_FLOOR`) lies above ``params.k``; 0 when too few peaks tell."""
+    zyx, values = local_maxima(response, ADAPTIVE_FLOOR, maxima_half_width(sigma_small))
+    keep = suppressed_inside(
+        zyx,
+        nm_to_voxels(params.suppression_nm, voxel_size),
+        blob_radius(sigma_small),
+        response.shape,
+        params.keep_edges,
+    )
+    estimate = estimate_threshold(values[keep], ADAPTIVE_FLOOR)
+    return 0.0 if estimate is None else estimate.threshold - params.k
+
+
 def detect_broadband(
     volume: Volume, params: BroadbandParams | None = None, voxel_size: float | None = None
 ) -> ClassicalResult:
@@ -75,6 +100,8 @@ def detect_broadband(
     small = nm_to_voxels(params.sigma_small_nm, size)
     response = dog_zscore(bright, small, nm_to_voxels(params.sigma_large_nm, size))
     del bright
+    if params.adaptive:
+        response -= adaptive_shift(response, small, size, params)
     clock.lap("filter")
     zyx, values = local_maxima(response, params.k, maxima_half_width(small))
     keep = suppressed_inside(

@@ -86,6 +86,9 @@ class ScoreParams:
     learned_weight: float = 0.25
     #: Combined strength (robust z) at which the score is 0.5.
     blob_threshold: float = 5.5
+    #: Move that point, per tomogram, to the threshold its own peaks give (:mod:`.threshold`);
+    #: ``blob_threshold`` stays where too few peaks are found to tell.
+    adaptive_threshold: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,15 @@ class DetectionParams:
 
 #: The named presets. ``default`` scores by blob strength alone at robust z 4.25: chosen on
 #: the validation seeds of the tuning and cellular families, where the learned term added
-#: nothing at any threshold (docs/detection.md, "What is learned"); ``session8`` keeps the
+#: nothing at any threshold (docs/detection.md, "What is learned"), with the threshold moved per
+#: tomogram to the one its own peaks give (:mod:`.threshold`; 4.25 where too few peaks tell);
+#: ``fixed-threshold`` keeps 4.25 everywhere (session 9's default); ``session8`` keeps the
 #: score of session 8 (the class defaults: learned weight 0.25, blob threshold 5.5).
 PRESETS: dict[str, DetectionParams] = {
-    "default": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
+    "default": DetectionParams().updated(
+        learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
+    ),
+    "fixed-threshold": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
     "session8": DetectionParams(),
     "embedding-only": DetectionParams().updated(density_weight=0.0, n_clusters=3),
 }

@@ -30,6 +30,7 @@ from napari_cryoet_particles.detect.structure import (
     structure_labels,
     structure_volume,
 )
+from napari_cryoet_particles.detect.threshold import estimate_threshold
 from napari_cryoet_particles.detect.volume import WorkingVolume, block_mean
 from napari_cryoet_particles.io.units import nm_to_voxels, voxels_to_nm
 from napari_cryoet_particles.jobs import CancelToken
@@ -48,9 +49,18 @@ def pick_score(
     contrastive embedding); the learned term moves blobs that look like the tomogram's
     particles up and noise blobs down. 0.5 is the automatic threshold.
     """
-    p = np.clip(np.asarray(probability, dtype=float), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
-    combined = np.asarray(strength, dtype=float) + learned_weight * np.log(p / (1 - p))
+    combined = combined_strength(strength, probability, learned_weight)
     return 1.0 / (1.0 + np.exp(-(combined - blob_threshold)))
+
+
+def combined_strength(
+    strength: np.ndarray, probability: np.ndarray, learned_weight: float
+) -> np.ndarray:
+    """``strength + w·logit(p)``: what the pick score thresholds."""
+    if learned_weight == 0:
+        return np.asarray(strength, dtype=float)
+    p = np.clip(np.asarray(probability, dtype=float), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    return np.asarray(strength, dtype=float) + learned_weight * np.log(p / (1 - p))
 
 
 def profiles_at(work: WorkingVolume, zyx: np.ndarray, cancel: CancelToken | None) -> np.ndarray:
@@ -107,11 +117,11 @@ def _apply_pick_head(
     return keep, apply_head(head, values[keep], table), profiles
 
 
-def _unwanted_picks(
+def _unwanted_labels(
     work: WorkingVolume, found: Candidates, confident: np.ndarray, config: DetectionConfig
-) -> tuple[np.ndarray, dict[str, int]]:
-    """(indices of the picks kept, {what a dropped pick lay on: how many}): picks whose box crosses
-    the volume's faces and picks on tubes, sheets or gold (:mod:`.structure`) go, unless the
+) -> np.ndarray:
+    """What each pick lies on that makes it unwanted ("" for a wanted pick): its box crosses the
+    volume's faces, or it lies on a tube, sheet or gold (:mod:`.structure`); none unless the
     config keeps them."""
     labels = np.full(len(found), "", dtype=object)
     if not config.keep_structures and len(found):
@@ -124,8 +134,13 @@ def _unwanted_picks(
         labels = structure_labels(structure, points, found.radius / factor, test, confident)
     if not config.keep_edges:
         labels[(labels == "") & at_faces(found.zyx, found.radius, work.shape)] = AT_FACES
+    return labels
+
+
+def _label_counts(labels: np.ndarray) -> dict[str, int]:
+    """{what a dropped pick lay on: how many}."""
     names, counts = np.unique(labels[labels != ""].astype(str), return_counts=True)
-    return np.flatnonzero(labels == ""), dict(zip(names.tolist(), counts.tolist(), strict=True))
+    return dict(zip(names.tolist(), counts.tolist(), strict=True))
 
 
 @dataclass
@@ -162,6 +177,9 @@ def find_peaks(
     learned = embedded.at_blobs.probability
     score = params.score
     values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
+    if score.adaptive_threshold:
+        centre = _adaptive_centre(work, found, values, learned, config, cancel, prep.info)
+        values = pick_score(found.strength, learned, score.learned_weight, centre)
     index = np.arange(len(found))
     head_profiles = None
     if prep.head_payload is not None:
@@ -171,17 +189,62 @@ def find_peaks(
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold]
-    picked = index[order]
-    found = found.take(picked)
-    if head_profiles is not None:
-        profiles = head_profiles[order]
-    else:
-        profiles = profiles_at(work, found.zyx, cancel)
-    peaks = Peaks(values[order], picked, found, learned[picked], profiles)
-    extent = nm_to_voxels(
-        profile_extent_nm(profiles, params.peaks.extent_fraction), work.voxel_size
+    profiles = None if head_profiles is None else head_profiles[order]
+    peaks = _one_per_object(
+        work, found, index[order], values[order], learned, config, cancel, profiles
     )
-    keep = suppress_by_extent(found.zyx, found.radius, extent, params.peaks.extent_reach)
+    labels = _unwanted_labels(work, peaks.found, peaks.values >= AUTO_THRESHOLD, config)
+    prep.info["dropped"] = _label_counts(labels)
+    prep.info["auto_threshold"] = AUTO_THRESHOLD
+    prep.info["threshold"] = float(threshold)
+    prep.info["n_candidates"] = int(len(order))
+    return peaks.take(np.flatnonzero(labels == "")[: config.max_picks])
+
+
+def _adaptive_centre(
+    work: WorkingVolume,
+    found: Candidates,
+    values: np.ndarray,
+    learned: np.ndarray,
+    config: DetectionConfig,
+    cancel: CancelToken | None,
+    info: dict,
+) -> float:
+    """Where the score is 0.5 on this tomogram: the threshold :func:`~.threshold.estimate_threshold`
+    reads from every pick down to the floor (one per object, none on structures or at the
+    faces), or the preset's ``blob_threshold`` when too few picks tell. The picks above it are
+    the picks a fixed threshold there would give: suppression is greedy, strongest first."""
+    score, floor = config.params.score, config.params.candidates.blob_floor
+    order = np.argsort(-values, kind="stable")
+    order = order[values[order] >= CANDIDATE_FLOOR]
+    peaks = _one_per_object(work, found, order, values[order], learned, config, cancel, None)
+    wanted = _unwanted_labels(work, peaks.found, peaks.values >= AUTO_THRESHOLD, config) == ""
+    combined = combined_strength(peaks.found.strength, peaks.learned, score.learned_weight)
+    estimate = estimate_threshold(combined[wanted], floor)
+    info["threshold_estimate"] = None if estimate is None else estimate.to_info()
+    return score.blob_threshold if estimate is None else estimate.threshold
+
+
+def _one_per_object(
+    work: WorkingVolume,
+    found: Candidates,
+    picked: np.ndarray,
+    values: np.ndarray,
+    learned: np.ndarray,
+    config: DetectionConfig,
+    cancel: CancelToken | None,
+    profiles: np.ndarray | None,
+) -> Peaks:
+    """The candidates ``picked`` (strongest first, scored ``values``) after extent and joined
+    suppression."""
+    found = found.take(picked)
+    if profiles is None:
+        profiles = profiles_at(work, found.zyx, cancel)
+    peaks = Peaks(values, picked, found, learned[picked], profiles)
+    extent = nm_to_voxels(
+        profile_extent_nm(profiles, config.params.peaks.extent_fraction), work.voxel_size
+    )
+    keep = suppress_by_extent(found.zyx, found.radius, extent, config.params.peaks.extent_reach)
     keep = keep[
         suppress_joined(
             work.read,
@@ -189,15 +252,8 @@ def find_peaks(
             found.zyx[keep],
             found.radius[keep],
             work.voxel_size,
-            params.peaks,
+            config.params.peaks,
             check=None if cancel is None else cancel.check,
         )
-    ][: config.max_picks]
-    peaks = peaks.take(keep)
-    wanted, prep.info["dropped"] = _unwanted_picks(
-        work, peaks.found, peaks.values >= AUTO_THRESHOLD, config
-    )
-    prep.info["auto_threshold"] = AUTO_THRESHOLD
-    prep.info["threshold"] = float(threshold)
-    prep.info["n_candidates"] = int(len(order))
-    return peaks.take(wanted)
+    ]
+    return peaks.take(keep)
