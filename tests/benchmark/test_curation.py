@@ -132,3 +132,23 @@ def test_the_real_vlp_case_finds_the_centres_from_three_added_points(real_tomogr
     assert all(run.hits_marks_alone == 3 and run.hits >= 8 and run.n_picks <= 30 for run in runs)
     lines = format_vlp_curation(runs)
     assert len(lines) == 4 + len(runs) and "more like these" in lines[2]
+
+
+def test_reject_a_structure_has_its_table_and_targets_on_tomograms_with_structures() -> None:
+    runs = _runs()
+    runs[0].reject = {
+        "automatic": (40, 0.70),
+        "marks alone": (34, 0.70),
+        "refine": (30, 0.69),
+        "refine + tomogram": (12, 0.685),
+    }
+    lines = format_curation(runs)
+    assert any(line.startswith("*Reject a structure*") for line in lines)
+    row = next(line for line in lines if line.startswith("| random-seed1 | 40 (0.700)"))
+    assert row.endswith("| 12 (0.685) |")
+    assert not any(line.startswith("| layout | ") and "(0." in line for line in lines[-3:])
+    targets = {t["key"]: Target(**t) for t in curation_targets(runs)}
+    assert targets["reject_left"].measured == 12 / 40 and targets["reject_left"].met is True
+    assert np.isclose(targets["reject_recall"].measured, 0.015)
+    assert targets["reject_recall"].met is True
+    assert "reject_left" not in {t["key"] for t in curation_targets(_runs())}

@@ -38,6 +38,12 @@ MARK_COUNTS = (20, 50)
 LIKE_CLASSES = ("4CR2", "1U6G", "3GL1")
 LIKE_SEEDS = 3
 LIKE_REPEATS = 3
+#: Reject a structure: the user rejects this many automatic picks on structures of these kinds
+#: (the class mask's names within a voxel) and accepts as many true picks.
+REJECT_MARKS = 6
+STRUCTURE_KINDS = ("membrane", "vesicle", "actin", "microtubule", "fiducial")
+#: The steps of reject a structure, as the report names them.
+REJECT_STEPS = ("automatic", "marks alone", "refine", "refine + tomogram")
 
 
 @dataclass
@@ -61,6 +67,9 @@ class CurationRun:
     like_supervised: dict[str, float] = field(default_factory=dict)
     """Per class: best-threshold class F1 of a classifier trained with half the true labels."""
     ari_supervised: float = float("nan")
+    reject: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Reject a structure (a truth with structures only), per step of :data:`REJECT_STEPS`:
+    (picks on structures, recall), rejected marks left out, clutter rule."""
 
 
 def oracle_marks(candidates, statuses: np.ndarray, count: int):
@@ -85,6 +94,58 @@ def marks_alone(candidates, marks, threshold: float):
         on = np.flatnonzero(np.all(candidates.zyx == row, axis=1))
         keep[on] = status != "rejected"
     return candidates.subset(np.flatnonzero(keep))
+
+
+def structure_marks(truth, candidates):
+    """(the automatic picks, marks): the :data:`REJECT_MARKS` strongest automatic picks on
+    structures rejected, as many strongest true picks accepted."""
+    from napari_cryoet_particles.detect.config import AUTO_THRESHOLD
+
+    auto = candidates.subset(np.flatnonzero(candidates.scores >= AUTO_THRESHOLD))
+    report = _clutter_report(truth, auto)
+    on = np.isin(report.landing.on_clutter.astype(str), STRUCTURE_KINDS)
+    order = np.argsort(-auto.scores, kind="stable")
+    rejected = [i for i in order if on[i]][:REJECT_MARKS]
+    accepted = [i for i in order if report.clutter.pred_status[i] == "tp"][:REJECT_MARKS]
+    marks = auto.subset(np.array(rejected + accepted, dtype=int))
+    marks.features["status"] = ["rejected"] * len(rejected) + ["accepted"] * len(accepted)
+    return auto, marks
+
+
+def _clutter_report(truth, picks):
+    from napari_cryoet_particles.evaluate import SHREC2021_SKIP
+    from napari_cryoet_particles.evaluate.report import evaluate_data
+
+    return evaluate_data(truth, picks, skip=SHREC2021_SKIP, clutter=True)
+
+
+def on_structures_and_recall(truth, picks) -> tuple[int, float]:
+    """(picks on structures, recall) under the clutter rule, rejected marks left out."""
+    report = _clutter_report(truth, _kept(picks))
+    on = np.isin(report.landing.on_clutter.astype(str), STRUCTURE_KINDS)
+    return int(on.sum()), float(report.clutter.recall)
+
+
+def reject_structure(result, truth, volume) -> dict[str, tuple[int, float]]:
+    """Reject a structure on one detection (down to the refine floor): per step of
+    :data:`REJECT_STEPS`, (picks on structures, recall); empty when the truth names no
+    structures or no automatic pick lies on one."""
+    from napari_cryoet_particles.detect.refine import RefineConfig, refined_picks
+
+    if not set(STRUCTURE_KINDS) & set(truth.clutter):
+        return {}
+    auto, marks = structure_marks(truth, result.picks)
+    if not (marks.features["status"] == "rejected").any():
+        return {}
+    rejected = marks.zyx[(marks.features["status"] == "rejected").to_numpy()]
+    alone = auto.subset(~(auto.zyx[:, None, :] == rejected[None]).all(-1).any(1))
+    steps = {
+        "automatic": auto,
+        "marks alone": alone,
+        "refine": refined_picks(result, marks, RefineConfig()).picks,
+        "refine + tomogram": refined_picks(result, marks, RefineConfig(), volume).picks,
+    }
+    return {step: on_structures_and_recall(truth, picks) for step, picks in steps.items()}
 
 
 def _halves(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +205,7 @@ def run_curation(
     )
     from napari_cryoet_particles.evaluate import SHREC2021_SKIP, score_shrec
     from napari_cryoet_particles.evaluate.groups import group_class_agreement
+    from napari_cryoet_particles.evaluate.report import load_truth
     from napari_cryoet_particles.io import read_shrec_folder
 
     dataset = read_shrec_folder(folder)
@@ -208,6 +270,7 @@ def run_curation(
             f1 = 2 * precision * recall / max(precision + recall, 1e-12)
             draws.append((f1, precision, recall))
         run.like[wanted] = tuple(float(v) for v in np.mean(draws, axis=0))
+    run.reject = reject_structure(result, load_truth(folder), dataset.tomogram)
     return run
 
 
@@ -320,7 +383,29 @@ def format_curation(runs: list[CurationRun], vlp_runs: Sequence[VlpCurationRun] 
         cells += [fmt(run.ari), fmt(run.fit_seconds, 2), fmt(run.detect_seconds, 1)]
         lines.append("| " + " | ".join(cells) + " |")
     vlp = ["", *format_vlp_curation(list(vlp_runs))] if vlp_runs else []
-    return lines + [""] + _reference_table(runs, counts) + vlp
+    return lines + [""] + _reference_table(runs, counts) + _reject_table(runs) + vlp
+
+
+def _reject_table(runs: list[CurationRun]) -> list[str]:
+    measured = [run for run in runs if run.reject]
+    if not measured:
+        return []
+    lines = [
+        "",
+        f"*Reject a structure* (tomograms with structures): the user rejects the {REJECT_MARKS} "
+        "strongest automatic picks on membranes, vesicles, filaments or gold and accepts as many "
+        "true picks; picks on structures and recall (clutter rule, rejected marks left out) for "
+        "the automatic picks, the marks alone, refine without the tomogram (the refine head) "
+        "and with it (`detect.bodies`: picks on the rejected bodies of density, and on every "
+        "extended body once a rejection lies on one, are dropped).",
+        "",
+        "| tomogram | " + " | ".join(REJECT_STEPS) + " |",
+        "| --- |" + " ---: |" * len(REJECT_STEPS),
+    ]
+    for run in measured:
+        cells = [f"{run.reject[s][0]} ({fmt(run.reject[s][1])})" for s in REJECT_STEPS]
+        lines.append(f"| {run.tomogram} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _reference_table(runs: list[CurationRun], counts: list[int]) -> list[str]:
@@ -393,6 +478,7 @@ def curation_targets(runs: list[CurationRun]) -> list[dict]:
                 where=where,
             )
         )
+    out += _reject_targets(runs)
     fits = {r.tomogram: r.fit_seconds for r in runs if np.isfinite(r.fit_seconds)}
     if fits:
         where = max(fits, key=lambda name: fits[name])
@@ -409,6 +495,41 @@ def curation_targets(runs: list[CurationRun]) -> list[dict]:
             )
         )
     return out
+
+
+def _reject_targets(runs: list[CurationRun]) -> list[dict]:
+    """Reject a structure: the share of picks on structures left, and the recall given up, on the
+    worst tomogram with structures."""
+    measured = [r for r in runs if r.reject]
+    if not measured:
+        return []
+    left = {
+        r.tomogram: r.reject["refine + tomogram"][0] / max(r.reject["automatic"][0], 1)
+        for r in measured
+    }
+    lost = {
+        r.tomogram: r.reject["automatic"][1] - r.reject["refine + tomogram"][1] for r in measured
+    }
+    worst_left, worst_lost = max(left, key=left.get), max(lost, key=lost.get)
+    return [
+        dict(
+            key="reject_left",
+            name="Reject a structure: picks on structures left",
+            goal=CURATION_TARGETS["reject_left"],
+            measured=left[worst_left],
+            where=worst_left,
+            higher_is_better=False,
+            digits=2,
+        ),
+        dict(
+            key="reject_recall",
+            name="Reject a structure: recall given up",
+            goal=CURATION_TARGETS["reject_recall"],
+            measured=lost[worst_lost],
+            where=worst_lost,
+            higher_is_better=False,
+        ),
+    ]
 
 
 def curation_why(runs: list[CurationRun], missed: set[str]) -> list[str]:

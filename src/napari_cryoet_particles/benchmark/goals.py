@@ -33,6 +33,9 @@ CURATION_TARGETS = {
     "like_small": 0.5,
     "ari": 0.3,
     "refine_seconds": 30.0,
+    # reject a structure (cellular): share of the picks on structures left, recall given up
+    "reject_left": 0.5,
+    "reject_recall": 0.02,
 }
 
 #: Held-out simulation families and real volumes (:mod:`.generalisation`).
