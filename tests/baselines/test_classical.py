@@ -221,3 +221,24 @@ def test_every_baseline_runs_through_the_benchmark(name) -> None:
     assert output.report["info"]["floor_threshold"] <= entry.params.k
     score, binary = output.maps[12]
     assert score.shape == binary.shape == (64, 64)
+
+
+def test_adaptive_broadband_scores_do_not_depend_on_the_k_asked_for() -> None:
+    """The benchmark ranks a run at a lower k and thresholds it at the preset's: with the threshold
+    read per tomogram, both must give the preset run's picks."""
+    from napari_cryoet_particles.baselines import BASELINES
+    from napari_cryoet_particles.io.volume import Volume
+
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(64, 128, 128)).astype(np.float32)
+    z, y, x = np.ogrid[:64, :128, :128]
+    for centre in rng.uniform(10, [54, 118, 118], size=(60, 3)):
+        ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
+        data[ball] -= rng.uniform(0.3, 1.0)
+    volume = Volume(data, 10.0)
+    baseline = BASELINES["broadband-adaptive"]
+    preset = baseline.run(volume).picks
+    floor = baseline.run(volume, k=2.5).picks
+    above = floor.subset(floor.scores >= baseline.params.k)
+    np.testing.assert_array_equal(preset.zyx, above.zyx)
+    assert 0 < len(preset) < len(floor)
