@@ -71,3 +71,13 @@ def test_info_is_plain_numbers():
     info = estimate_threshold(scene(600)[0], FLOOR).to_info()
     assert set(info) == {"threshold", "noise_scale", "particles", "precision"}
     assert all(isinstance(value, float) for value in info.values())
+
+
+def test_estimate_text_says_where_the_threshold_came_from():
+    from napari_cryoet_particles.detect.threshold import estimate_text
+
+    text = estimate_text({"threshold": 4.05, "particles": 830.4, "precision": 0.951})
+    assert text == (
+        "threshold z 4.05 read from this tomogram's peaks (about 830 objects stand out of its noise)"
+    )
+    assert estimate_text(None) == "" and estimate_text({}) == ""

@@ -54,6 +54,7 @@ from napari_cryoet_particles.detect.config import (
     DEFAULT_MIN_DIAMETER_NM,
 )
 from napari_cryoet_particles.detect.params import DEFAULT_PRESET, PRESETS
+from napari_cryoet_particles.detect.threshold import estimate_text
 from napari_cryoet_particles.io import CryoetInputError
 from napari_cryoet_particles.io.units import nm_to_angstrom
 
@@ -317,7 +318,11 @@ class DetectWidget(QWidget):
             diameter_angstrom=nm_to_angstrom(diameter_nm),
             color_by=self.color_by.currentText(),
             tomogram_shape=tuple(int(n) for n in image.data.shape),
-            extra_metadata={"source": "detect", "timings": dict(result.timings)},
+            extra_metadata={
+                "source": "detect",
+                "timings": dict(result.timings),
+                "threshold_estimate": result.info.get("threshold_estimate"),
+            },
         )
         # on the image's grid, whatever voxel size detection had to assume for it
         scale = float(image.scale[-1])
@@ -377,4 +382,7 @@ class DetectWidget(QWidget):
         text = f"{shown} of {len(layer.data)} picks at score ≥ {self.threshold.value():.2f}"
         if total:
             text += f" (detection took {total:.1f} s)"
+        estimate = estimate_text(layer.metadata.get("threshold_estimate"))
+        if estimate:
+            text += f"; 0.5 is the {estimate}"
         self.summary.setText(text)

@@ -68,6 +68,7 @@ def _detect_input(args: argparse.Namespace):
 
 def run_detect(args: argparse.Namespace) -> int:
     from napari_cryoet_particles.detect import detect_particles_job, score_map_at_input
+    from napari_cryoet_particles.detect.threshold import estimate_text
     from napari_cryoet_particles.io import write_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
     from napari_cryoet_particles.io.copick_project import write_run_picks
@@ -124,6 +125,9 @@ def run_detect(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s; voxel {result.picks.voxel_size:g} Å, worked at {result.info['working_voxel_size']:g} Å, "
         f"particles {polarity}){dropped_text(result.info.get('dropped', {}))}"
     )
+    estimate = estimate_text(result.info.get("threshold_estimate"))
+    if estimate:
+        print(estimate[0].upper() + estimate[1:])
     return 0
 
 

@@ -93,3 +93,19 @@ def estimate_threshold(strength: np.ndarray, floor: float) -> ThresholdEstimate 
     best = int(np.argmax(f1))
     precision = float(particles_above[best] / above[best]) if above[best] else 0.0
     return ThresholdEstimate(float(candidates[best]), float(noise_scale), particles, precision)
+
+
+def estimate_text(estimate: dict | None) -> str:
+    """One line for the CLI and the Detect dock on the threshold read from the tomogram
+    (``info["threshold_estimate"]``), or "" when the preset's fixed threshold was used.
+
+    It says "objects", not particles, and leaves the estimated precision out: what is not noise
+    also holds repeat hits and structures (on the families' test tomograms the estimated precision
+    was 0.90-0.99 where the true one was 0.64-0.82; the particles estimated were 0.53-1.04 × the
+    particles there)."""
+    if not estimate:
+        return ""
+    return (
+        f"threshold z {estimate['threshold']:.2f} read from this tomogram's peaks "
+        f"(about {estimate['particles']:.0f} objects stand out of its noise)"
+    )
