@@ -77,12 +77,16 @@ def dog_zscore(bright: np.ndarray, sigma_small: float, sigma_large: float) -> np
     return to_robust_z(response)
 
 
-def adaptive_shift(
-    response: np.ndarray, sigma_small: float, voxel_size: float, params: BroadbandParams
-) -> float:
-    """How far the threshold read from the response's own peaks (one per object, down to
-    :data:`ADAPTIVE_FLOOR`) lies above :data:`ADAPTIVE_SCORE`; 0 when too few peaks tell."""
-    zyx, values = local_maxima(response, ADAPTIVE_FLOOR, maxima_half_width(sigma_small))
+def suppressed_maxima(
+    response: np.ndarray,
+    floor: float,
+    sigma_small: float,
+    voxel_size: float,
+    params: BroadbandParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(zyx, values) of the response's local maxima of at least ``floor``, strongest first,
+    after greedy suppression and, unless ``params.keep_edges``, the face rule."""
+    zyx, values = local_maxima(response, floor, maxima_half_width(sigma_small))
     keep = suppressed_inside(
         zyx,
         nm_to_voxels(params.suppression_nm, voxel_size),
@@ -90,7 +94,16 @@ def adaptive_shift(
         response.shape,
         params.keep_edges,
     )
-    estimate = estimate_threshold(values[keep], ADAPTIVE_FLOOR)
+    return zyx[keep], values[keep]
+
+
+def adaptive_shift(
+    response: np.ndarray, sigma_small: float, voxel_size: float, params: BroadbandParams
+) -> float:
+    """How far the threshold read from the response's own peaks (one per object, down to
+    :data:`ADAPTIVE_FLOOR`) lies above :data:`ADAPTIVE_SCORE`; 0 when too few peaks tell."""
+    _, values = suppressed_maxima(response, ADAPTIVE_FLOOR, sigma_small, voxel_size, params)
+    estimate = estimate_threshold(values, ADAPTIVE_FLOOR)
     return 0.0 if estimate is None else estimate.threshold - ADAPTIVE_SCORE
 
 
@@ -107,14 +120,7 @@ def detect_broadband(
     if params.adaptive:
         response -= adaptive_shift(response, small, size, params)
     clock.lap("filter")
-    zyx, values = local_maxima(response, params.k, maxima_half_width(small))
-    keep = suppressed_inside(
-        zyx,
-        nm_to_voxels(params.suppression_nm, size),
-        blob_radius(small),
-        volume.shape,
-        params.keep_edges,
-    )
+    zyx, values = suppressed_maxima(response, params.k, small, size, params)
     clock.lap("peaks")
-    picks = make_picks(volume, zyx[keep], values[keep], size)
+    picks = make_picks(volume, zyx, values, size)
     return ClassicalResult(picks, response, result_info(clock.laps, params.k, skewness))

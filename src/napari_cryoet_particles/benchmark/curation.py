@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cryoet_particles.benchmark.goals import CURATION_TARGETS
-from napari_cryoet_particles.benchmark.text import fmt
+from napari_cryoet_particles.benchmark.text import fmt, markdown_table
 from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 
 #: Marks the simulated user makes, and the classes "more like these" is started on.
@@ -399,13 +399,12 @@ def _reject_table(runs: list[CurationRun]) -> list[str]:
         "and with it (`detect.bodies`: picks on the rejected bodies of density, and on every "
         "extended body once a rejection lies on one, are dropped).",
         "",
-        "| tomogram | " + " | ".join(REJECT_STEPS) + " |",
-        "| --- |" + " ---: |" * len(REJECT_STEPS),
     ]
-    for run in measured:
-        cells = [f"{run.reject[s][0]} ({fmt(run.reject[s][1])})" for s in REJECT_STEPS]
-        lines.append(f"| {run.tomogram} | " + " | ".join(cells) + " |")
-    return lines
+    rows = [
+        [run.tomogram, *(f"{run.reject[s][0]} ({fmt(run.reject[s][1])})" for s in REJECT_STEPS)]
+        for run in measured
+    ]
+    return lines + markdown_table(["tomogram", *REJECT_STEPS], rows, 1)
 
 
 def _reference_table(runs: list[CurationRun], counts: list[int]) -> list[str]:
@@ -442,14 +441,12 @@ def curation_targets(runs: list[CurationRun]) -> list[dict]:
     for count, key in ((20, "gain_20"), (50, "gain_50")):
         gains = {r.tomogram: r.f1_after[count] - r.f1_before for r in runs if count in r.f1_after}
         if gains:
-            where = min(gains, key=lambda name: gains[name])
             out.append(
-                dict(
+                _worst_target(
+                    gains,
                     key=key,
                     name=f"F1 gain from {count} marks (or F1 ≥ {goals['f1_high']:.2f})",
                     goal=goals[key],
-                    measured=gains[where],
-                    where=where,
                     signed=True,
                 )
             )
@@ -468,33 +465,30 @@ def curation_targets(runs: list[CurationRun]) -> list[dict]:
             )
     aris = {r.tomogram: r.ari for r in runs if np.isfinite(r.ari)}
     if aris:
-        where = min(aris, key=lambda name: aris[name])
-        out.append(
-            dict(
-                key="ari",
-                name="Groups vs classes, ARI",
-                goal=goals["ari"],
-                measured=aris[where],
-                where=where,
-            )
-        )
+        out.append(_worst_target(aris, key="ari", name="Groups vs classes, ARI", goal=goals["ari"]))
     out += _reject_targets(runs)
     fits = {r.tomogram: r.fit_seconds for r in runs if np.isfinite(r.fit_seconds)}
     if fits:
-        where = max(fits, key=lambda name: fits[name])
         out.append(
-            dict(
+            _worst_target(
+                fits,
                 key="refine_seconds",
                 name="Refine time, detection already made",
                 goal=goals["refine_seconds"],
-                measured=fits[where],
-                where=where,
                 higher_is_better=False,
                 digits=2,
                 unit=" s",
             )
         )
     return out
+
+
+def _worst_target(by_tomogram: dict[str, float], **target: object) -> dict:
+    """``target`` (keyword arguments of the report's ``Target``) measured on the worst tomogram
+    of ``by_tomogram``: the lowest value, or the highest when ``higher_is_better`` is False."""
+    worst = max if target.get("higher_is_better") is False else min
+    where = worst(by_tomogram, key=by_tomogram.__getitem__)
+    return {**target, "measured": by_tomogram[where], "where": where}
 
 
 def _reject_targets(runs: list[CurationRun]) -> list[dict]:
@@ -510,23 +504,20 @@ def _reject_targets(runs: list[CurationRun]) -> list[dict]:
     lost = {
         r.tomogram: r.reject["automatic"][1] - r.reject["refine + tomogram"][1] for r in measured
     }
-    worst_left, worst_lost = max(left, key=left.get), max(lost, key=lost.get)
     return [
-        dict(
+        _worst_target(
+            left,
             key="reject_left",
             name="Reject a structure: picks on structures left",
             goal=CURATION_TARGETS["reject_left"],
-            measured=left[worst_left],
-            where=worst_left,
             higher_is_better=False,
             digits=2,
         ),
-        dict(
+        _worst_target(
+            lost,
             key="reject_recall",
             name="Reject a structure: recall given up",
             goal=CURATION_TARGETS["reject_recall"],
-            measured=lost[worst_lost],
-            where=worst_lost,
             higher_is_better=False,
         ),
     ]

@@ -32,12 +32,12 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cryoet_particles.io.units import nm_to_voxels, voxels_to_nm
+from napari_cryoet_particles.model.normalize import MAD_TO_SIGMA
 
 #: Planes block-averaged at a time (bounds the memory of a float32 copy of a memory-mapped volume).
 CHUNK_PLANES = 16
 #: Every how many voxels along each axis the robust statistics sample the smoothed volume.
 STATS_STEP = 2
-MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
