@@ -103,6 +103,7 @@ def test_the_manifest_parameters_hold_the_preset_and_read_back_equal() -> None:
         "learned_weight": 0.25,
         "blob_threshold": 5.5,
         "adaptive_threshold": False,
+        "ranker": False,
     }
     assert default["params"]["score"]["adaptive_threshold"] is True
     assert parameters_of(DetectionConfig(params="fixed-threshold")) != default

@@ -18,6 +18,7 @@ from napari_cryoet_particles.detect import (
     detect_particles_job,
     score_map_at_input,
 )
+from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.tiling import embed_volume_job, plan_tiles
 from napari_cryoet_particles.io import (
@@ -574,15 +575,15 @@ def test_density_channel_lets_kmeans_find_dense_voxels_the_embedding_misses() ->
 
 
 def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_threshold() -> None:
-    """The default preset reads its threshold from the tomogram's own peaks; the picks above it
-    are those a fixed threshold there gives (suppression is greedy, strongest first)."""
+    """The strength-ranked preset reads its threshold from the tomogram's own peaks; the picks
+    above it are those a fixed threshold there gives (suppression is greedy, strongest first)."""
     rng = np.random.default_rng(5)
     data = rng.normal(size=(64, 128, 128)).astype(np.float32)
     for centre in rng.uniform(8, [56, 120, 120], size=(60, 3)):
         z, y, x = np.ogrid[:64, :128, :128]
         ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
         data[ball] -= rng.uniform(0.3, 1.0)
-    config = DetectionConfig(threads=1, params="default", groups=0)
+    config = DetectionConfig(threads=1, params="strength-ranked", groups=0)
     adaptive = detect_particles(Volume(data, 10.0), None, config)
     estimate = adaptive.info["threshold_estimate"]
     assert estimate is not None and 3.5 <= estimate["threshold"] <= 7.0
@@ -590,3 +591,24 @@ def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_thr
     same = detect_particles(Volume(data, 10.0), None, replace(config, params=fixed))
     np.testing.assert_array_equal(adaptive.picks.zyx, same.picks.zyx)
     assert "threshold_estimate" not in same.info
+
+
+def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
+    """The default preset keeps the number of picks the threshold gives and chooses them, among
+    the picks down to the floor, by the ranker's probability."""
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(64, 128, 128)).astype(np.float32)
+    for centre in rng.uniform(8, [56, 120, 120], size=(60, 3)):
+        z, y, x = np.ogrid[:64, :128, :128]
+        ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
+        data[ball] -= rng.uniform(0.3, 1.0)
+    volume = Volume(data, 10.0)
+    ranked = detect_particles(volume, None, DetectionConfig(threads=1, groups=0))
+    strength = DetectionConfig(threads=1, params="strength-ranked", groups=0)
+    plain = detect_particles(volume, None, strength)
+    floor = detect_particles(volume, None, replace(strength, threshold=CANDIDATE_FLOOR))
+    assert ranked.info["ranker"]["picks"] == len(plain.picks) == len(ranked.picks)
+    assert ranked.info["ranker"]["ranked"] >= len(ranked.picks)
+    floor_points = {tuple(p) for p in np.round(floor.picks.zyx, 3)}
+    assert {tuple(p) for p in np.round(ranked.picks.zyx, 3)} <= floor_points
+    assert (ranked.picks.scores >= 0.5).all()

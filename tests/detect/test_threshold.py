@@ -81,3 +81,7 @@ def test_estimate_text_says_where_the_threshold_came_from():
         "threshold z 4.05 read from this tomogram's peaks (about 830 objects stand out of its noise)"
     )
     assert estimate_text(None) == "" and estimate_text({}) == ""
+    ranked = estimate_text(
+        {"threshold": 4.05, "particles": 830.4, "precision": 0.9, "ranked": True}
+    )
+    assert ranked.startswith(text) and "pick ranker" in ranked

@@ -89,6 +89,9 @@ class ScoreParams:
     #: Move that point, per tomogram, to the threshold its own peaks give (:mod:`.threshold`);
     #: ``blob_threshold`` stays where too few peaks are found to tell.
     adaptive_threshold: bool = False
+    #: With the adaptive threshold: keep its count of picks, but choose them by the pick
+    #: ranker's particle probability (:mod:`.ranker`) instead of the strength.
+    ranker: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,9 @@ class DetectionParams:
 #: score of session 8 (the class defaults: learned weight 0.25, blob threshold 5.5).
 PRESETS: dict[str, DetectionParams] = {
     "default": DetectionParams().updated(
+        learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True, ranker=True
+    ),
+    "strength-ranked": DetectionParams().updated(
         learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
     ),
     "fixed-threshold": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),

@@ -22,6 +22,7 @@ from napari_cryoet_particles.detect.describe import (
 )
 from napari_cryoet_particles.detect.head import PickHead, apply_head, candidate_table
 from napari_cryoet_particles.detect.joined import suppress_joined
+from napari_cryoet_particles.detect.ranker import rank_picks, ranker_applies, ranker_table
 from napari_cryoet_particles.detect.stages import Embedded, Prepared
 from napari_cryoet_particles.detect.structure import (
     AT_FACES,
@@ -178,8 +179,13 @@ def find_peaks(
     score = params.score
     values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
     if score.adaptive_threshold:
-        centre = _adaptive_centre(work, found, values, learned, config, cancel, prep.info)
+        floor_picks = _floor_picks(work, found, values, learned, config, cancel)
+        estimate = estimate_threshold(floor_picks.combined, params.candidates.blob_floor)
+        prep.info["threshold_estimate"] = None if estimate is None else estimate.to_info()
+        centre = score.blob_threshold if estimate is None else estimate.threshold
         values = pick_score(found.strength, learned, score.learned_weight, centre)
+        if score.ranker and estimate is not None and _ranker_applies(config):
+            values = _ranked_values(work, len(found), floor_picks, centre, prep.info)
     index = np.arange(len(found))
     head_profiles = None
     if prep.head_payload is not None:
@@ -201,28 +207,58 @@ def find_peaks(
     return peaks.take(np.flatnonzero(labels == "")[: config.max_picks])
 
 
-def _adaptive_centre(
+@dataclass
+class FloorPicks:
+    """The wanted picks down to the floor, strongest first, and their combined strength."""
+
+    peaks: Peaks
+    combined: np.ndarray
+
+
+def _floor_picks(
     work: WorkingVolume,
     found: Candidates,
     values: np.ndarray,
     learned: np.ndarray,
     config: DetectionConfig,
     cancel: CancelToken | None,
-    info: dict,
-) -> float:
-    """Where the score is 0.5 on this tomogram: the threshold :func:`~.threshold.estimate_threshold`
-    reads from every pick down to the floor (one per object, none on structures or at the
-    faces), or the preset's ``blob_threshold`` when too few picks tell. The picks above it are
-    the picks a fixed threshold there would give: suppression is greedy, strongest first."""
-    score, floor = config.params.score, config.params.candidates.blob_floor
+) -> FloorPicks:
+    """Every pick down to the floor, one per object, none on structures or at the faces: what
+    the threshold is read from (:func:`~.threshold.estimate_threshold`) and the ranker ranks.
+    The picks above a threshold read from them are the picks a fixed threshold there would
+    give: suppression is greedy, strongest first."""
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= CANDIDATE_FLOOR]
     peaks = _one_per_object(work, found, order, values[order], learned, config, cancel, None)
     wanted = _unwanted_labels(work, peaks.found, peaks.values >= AUTO_THRESHOLD, config) == ""
-    combined = combined_strength(peaks.found.strength, peaks.learned, score.learned_weight)
-    estimate = estimate_threshold(combined[wanted], floor)
-    info["threshold_estimate"] = None if estimate is None else estimate.to_info()
-    return score.blob_threshold if estimate is None else estimate.threshold
+    peaks = peaks.take(np.flatnonzero(wanted))
+    weight = config.params.score.learned_weight
+    return FloorPicks(peaks, combined_strength(peaks.found.strength, peaks.learned, weight))
+
+
+def _ranker_applies(config: DetectionConfig) -> bool:
+    return ranker_applies(config.min_diameter_nm, config.max_diameter_nm)
+
+
+def _ranked_values(
+    work: WorkingVolume, n_candidates: int, floor: FloorPicks, threshold: float, info: dict
+) -> np.ndarray:
+    """Candidate scores from the pick ranker (:mod:`.ranker`): the floor picks ranked by their
+    particle probability, as many above 0.5 as stand above ``threshold``; every other
+    candidate 0 (it was suppressed or is unwanted)."""
+    order = np.argsort(-floor.combined, kind="stable")
+    picks, combined = floor.peaks.take(order), floor.combined[order]
+    threads = int(info.get("threads") or 1)
+    table = ranker_table(
+        work, picks.found.zyx, combined, picks.found.radius, picks.profiles, threshold, threads
+    )
+    ranked = rank_picks(table, int(np.sum(combined >= threshold)))
+    info["ranker"] = {"picks": ranked.count, "ranked": int(len(table))}
+    if info.get("threshold_estimate"):
+        info["threshold_estimate"]["ranked"] = True
+    values = np.zeros(n_candidates)
+    values[picks.picked] = ranked.score
+    return values
 
 
 def _one_per_object(

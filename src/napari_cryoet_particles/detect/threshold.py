@@ -97,7 +97,8 @@ def estimate_threshold(strength: np.ndarray, floor: float) -> ThresholdEstimate 
 
 def estimate_text(estimate: dict | None) -> str:
     """One line for the CLI and the Detect dock on the threshold read from the tomogram
-    (``info["threshold_estimate"]``), or "" when the preset's fixed threshold was used.
+    (``info["threshold_estimate"]``, with ``ranked`` when the pick ranker chose the picks,
+    :mod:`.ranker`), or "" when the preset's fixed threshold was used.
 
     It says "objects", not particles, and leaves the estimated precision out: what is not noise
     also holds repeat hits and structures (on the families' test tomograms the estimated precision
@@ -105,7 +106,10 @@ def estimate_text(estimate: dict | None) -> str:
     particles there)."""
     if not estimate:
         return ""
-    return (
+    text = (
         f"threshold z {estimate['threshold']:.2f} read from this tomogram's peaks "
         f"(about {estimate['particles']:.0f} objects stand out of its noise)"
     )
+    if estimate.get("ranked"):
+        text += "; as many picks, chosen by the pick ranker"
+    return text
