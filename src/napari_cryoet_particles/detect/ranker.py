@@ -5,7 +5,8 @@ is decided here. Each pick down to the floor (one per object, none on structures
 faces) is described by classical, noise-normalised numbers only — its blob strength over the
 tomogram's threshold, radius, its nearest stronger pick, the shape of its radial profile and
 three band-pass responses (robust z) around it — and a gradient-boosted classifier, fitted on
-the picks of simulated validation tomograms of the tuning family matched to their truth, gives
+the picks of simulated validation tomograms of the tuning and cellular families matched to their
+truth (never a held-out family or a test tomogram), gives
 each a particle probability. The tomogram's count of picks is kept; the most probable picks
 are the picks.
 
@@ -13,8 +14,9 @@ The contrastive embedding is deliberately not a feature: a classifier that sees 
 tuning family and loses up to 0.26 F1 on held-out ones (docs/detection.md, "The pick ranker").
 
 The training table ships with the package (``data/pick_ranker_training.npz``, written by
-``scripts/train_pick_ranker.py``); the classifier is fitted from it once per process (about a
-second), so no pickled model ties the package to one scikit-learn version.
+``scripts/train_pick_ranker.py``); the classifier is fitted from it on first use (a few seconds)
+and cached per scikit-learn version (:func:`shipped_ranker`), so no pickled model in the
+repository ties the package to one version.
 """
 
 import hashlib
@@ -164,7 +166,8 @@ def band_in_slab(
     small, large = sigmas
     response = ndimage.gaussian_filter(binned, small, mode="nearest")
     response -= ndimage.gaussian_filter(binned, large, mode="nearest")
-    return response[core].ravel()[::stride], neighbourhood_max(response, points)
+    sample = response[core].ravel()[::stride].copy()  # a view would keep the slab alive
+    return sample, neighbourhood_max(response, points)
 
 
 def neighbourhood_max(volume: np.ndarray, points: np.ndarray) -> np.ndarray:
