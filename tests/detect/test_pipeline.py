@@ -575,7 +575,7 @@ def test_density_channel_lets_kmeans_find_dense_voxels_the_embedding_misses() ->
 
 
 def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_threshold() -> None:
-    """The strength-ranked preset reads its threshold from the tomogram's own peaks; the picks
+    """The default preset reads its threshold from the tomogram's own peaks; the picks
     above it are those a fixed threshold there gives (suppression is greedy, strongest first)."""
     rng = np.random.default_rng(5)
     data = rng.normal(size=(64, 128, 128)).astype(np.float32)
@@ -583,7 +583,7 @@ def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_thr
         z, y, x = np.ogrid[:64, :128, :128]
         ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
         data[ball] -= rng.uniform(0.3, 1.0)
-    config = DetectionConfig(threads=1, params="strength-ranked", groups=0)
+    config = DetectionConfig(threads=1, params="default", groups=0)
     adaptive = detect_particles(Volume(data, 10.0), None, config)
     estimate = adaptive.info["threshold_estimate"]
     assert estimate is not None and 3.5 <= estimate["threshold"] <= 7.0
@@ -594,7 +594,7 @@ def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_thr
 
 
 def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
-    """The default preset keeps the number of picks the threshold gives and chooses them, among
+    """The ranked preset keeps the number of picks the threshold gives and chooses them, among
     the picks down to the floor, by the ranker's probability."""
     rng = np.random.default_rng(5)
     data = rng.normal(size=(64, 128, 128)).astype(np.float32)
@@ -603,8 +603,8 @@ def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
         ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
         data[ball] -= rng.uniform(0.3, 1.0)
     volume = Volume(data, 10.0)
-    ranked = detect_particles(volume, None, DetectionConfig(threads=1, groups=0))
-    strength = DetectionConfig(threads=1, params="strength-ranked", groups=0)
+    ranked = detect_particles(volume, None, DetectionConfig(threads=1, params="ranked", groups=0))
+    strength = DetectionConfig(threads=1, groups=0)
     plain = detect_particles(volume, None, strength)
     floor = detect_particles(volume, None, replace(strength, threshold=CANDIDATE_FLOOR))
     assert ranked.info["ranker"]["picks"] == len(plain.picks) == len(ranked.picks)

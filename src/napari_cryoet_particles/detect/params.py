@@ -186,10 +186,10 @@ class DetectionParams:
 #: score of session 8 (the class defaults: learned weight 0.25, blob threshold 5.5).
 PRESETS: dict[str, DetectionParams] = {
     "default": DetectionParams().updated(
-        learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True, ranker=True
-    ),
-    "strength-ranked": DetectionParams().updated(
         learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
+    ),
+    "ranked": DetectionParams().updated(
+        learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True, ranker=True
     ),
     "fixed-threshold": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
     "session8": DetectionParams(),
