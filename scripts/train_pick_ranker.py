@@ -39,11 +39,10 @@ def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     result = detect_particles(volume, None, config)
     picks, info = result.picks, result.info
     work = prepare(volume, None, config).work
-    zyx = (picks.zyx + 0.5) / work.ratio - 0.5
     features = picks.features
     table = ranker_table(
         work,
-        zyx,
+        work.from_input(picks.zyx),
         features["strength"].to_numpy(float),
         nm_to_voxels(features["radius_nm"].to_numpy(float), work.voxel_size),
         result.profiles,

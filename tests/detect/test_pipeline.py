@@ -574,15 +574,21 @@ def test_density_channel_lets_kmeans_find_dense_voxels_the_embedding_misses() ->
     assert roc_auc_score(particle, probability) < 0.8
 
 
-def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_threshold() -> None:
-    """The default preset reads its threshold from the tomogram's own peaks; the picks
-    above it are those a fixed threshold there gives (suppression is greedy, strongest first)."""
+def _dark_balls_in_noise() -> np.ndarray:
+    """64×128×128 voxels of white noise holding 60 dark balls of radius 3 and varied contrast."""
     rng = np.random.default_rng(5)
     data = rng.normal(size=(64, 128, 128)).astype(np.float32)
     for centre in rng.uniform(8, [56, 120, 120], size=(60, 3)):
         z, y, x = np.ogrid[:64, :128, :128]
         ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
         data[ball] -= rng.uniform(0.3, 1.0)
+    return data
+
+
+def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_threshold() -> None:
+    """The default preset reads its threshold from the tomogram's own peaks; the picks
+    above it are those a fixed threshold there gives (suppression is greedy, strongest first)."""
+    data = _dark_balls_in_noise()
     config = DetectionConfig(threads=1, params="default", groups=0)
     adaptive = detect_particles(Volume(data, 10.0), None, config)
     estimate = adaptive.info["threshold_estimate"]
@@ -596,12 +602,7 @@ def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_thr
 def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
     """The ranked preset keeps the number of picks the threshold gives and chooses them, among
     the picks down to the floor, by the ranker's probability."""
-    rng = np.random.default_rng(5)
-    data = rng.normal(size=(64, 128, 128)).astype(np.float32)
-    for centre in rng.uniform(8, [56, 120, 120], size=(60, 3)):
-        z, y, x = np.ogrid[:64, :128, :128]
-        ball = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 9
-        data[ball] -= rng.uniform(0.3, 1.0)
+    data = _dark_balls_in_noise()
     volume = Volume(data, 10.0)
     ranked = detect_particles(volume, None, DetectionConfig(threads=1, params="ranked", groups=0))
     strength = DetectionConfig(threads=1, groups=0)

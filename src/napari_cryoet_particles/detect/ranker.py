@@ -33,8 +33,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from napari_cryoet_particles.detect.head import logit, sigmoid
 from napari_cryoet_particles.detect.volume import WorkingVolume, block_mean
 from napari_cryoet_particles.io.units import voxels_to_nm
+from napari_cryoet_particles.model.normalize import MAD_TO_SIGMA
 
 #: Band-pass filters (Gaussian σ pairs, nm) read around each pick: fine, mid, wide.
 BANDS_NM = {"band_fine": (1.5, 5.0), "band_mid": (2.5, 10.0), "band_wide": (4.0, 12.0)}
@@ -149,7 +151,7 @@ def band_responses(work: WorkingVolume, zyx: np.ndarray, threads: int = 1) -> np
     for column, parts in enumerate(samples):
         sample = np.concatenate(parts)
         median = float(np.median(sample))
-        spread = 1.4826 * float(np.median(np.abs(sample - median)))
+        spread = MAD_TO_SIGMA * float(np.median(np.abs(sample - median)))
         out[:, column] = (peaks[:, column] - median) / max(spread, 1e-12)
     return out
 
@@ -265,12 +267,10 @@ def rank_picks(table: np.ndarray, count: int, model=None) -> RankedPicks:
     most probable."""
     model = shipped_ranker() if model is None else model
     probability = model.predict_proba(table)[:, 1] if len(table) else np.zeros(0)
-    clipped = np.clip(probability, 1e-6, 1 - 1e-6)
-    logit = np.log(clipped / (1 - clipped))
-    count = int(min(max(count, 0), len(logit)))
+    odds = logit(probability)
+    count = int(min(max(count, 0), len(odds)))
     if count:
-        centre = float(np.sort(logit)[::-1][count - 1])
+        centre = float(np.sort(odds)[::-1][count - 1])
     else:  # nothing above 0.5
-        centre = float(logit.max()) + 1e-6 if len(logit) else 0.0
-    score = 1.0 / (1.0 + np.exp(-(logit - centre)))
-    return RankedPicks(probability, score, count)
+        centre = float(odds.max()) + 1e-6 if len(odds) else 0.0
+    return RankedPicks(probability, sigmoid(odds - centre), count)

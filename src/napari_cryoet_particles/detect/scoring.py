@@ -184,7 +184,8 @@ def find_peaks(
         prep.info["threshold_estimate"] = None if estimate is None else estimate.to_info()
         centre = score.blob_threshold if estimate is None else estimate.threshold
         values = pick_score(found.strength, learned, score.learned_weight, centre)
-        if score.ranker and estimate is not None and _ranker_applies(config):
+        searched = (config.min_diameter_nm, config.max_diameter_nm)
+        if score.ranker and estimate is not None and ranker_applies(*searched):
             values = _ranked_values(work, len(found), floor_picks, centre, prep.info)
     index = np.arange(len(found))
     head_profiles = None
@@ -236,18 +237,13 @@ def _floor_picks(
     return FloorPicks(peaks, combined_strength(peaks.found.strength, peaks.learned, weight))
 
 
-def _ranker_applies(config: DetectionConfig) -> bool:
-    return ranker_applies(config.min_diameter_nm, config.max_diameter_nm)
-
-
 def _ranked_values(
     work: WorkingVolume, n_candidates: int, floor: FloorPicks, threshold: float, info: dict
 ) -> np.ndarray:
     """Candidate scores from the pick ranker (:mod:`.ranker`): the floor picks ranked by their
     particle probability, as many above 0.5 as stand above ``threshold``; every other
     candidate 0 (it was suppressed or is unwanted)."""
-    order = np.argsort(-floor.combined, kind="stable")
-    picks, combined = floor.peaks.take(order), floor.combined[order]
+    picks, combined = floor.peaks, floor.combined  # strongest first, as the ranker reads them
     threads = int(info.get("threads") or 1)
     table = ranker_table(
         work, picks.found.zyx, combined, picks.found.radius, picks.profiles, threshold, threads
