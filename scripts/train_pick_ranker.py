@@ -31,10 +31,10 @@ DEFAULT_OUT = Path(__file__).parents[1] / "src" / "napari_cryoet_particles" / "d
 
 def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(features, hit a particle first) of one tomogram's picks down to the floor, ranked by
-    strength (the ``default`` preset, whose picks the ranker re-ranks)."""
+    strength (the ``strength-order`` preset, whose picks the ranker re-ranks)."""
     volume = read_shrec_folder(folder).tomogram
     config = DetectionConfig(
-        params=PRESETS["default"], threshold=CANDIDATE_FLOOR, keep_score_map=False, groups=0
+        params=PRESETS["strength-order"], threshold=CANDIDATE_FLOOR, keep_score_map=False, groups=0
     )
     result = detect_particles(volume, None, config)
     picks, info = result.picks, result.info

@@ -104,7 +104,9 @@ def test_the_manifest_parameters_hold_the_preset_and_read_back_equal() -> None:
         "blob_threshold": 5.5,
         "adaptive_threshold": False,
         "ranker": False,
+        "adapt_share": False,
     }
     assert default["params"]["score"]["adaptive_threshold"] is True
+    assert default["params"]["score"]["ranker"] is True
     assert parameters_of(DetectionConfig(params="fixed-threshold")) != default
     assert parameters_of(DetectionConfig(params="embedding-only")) != default

@@ -586,10 +586,10 @@ def _dark_balls_in_noise() -> np.ndarray:
 
 
 def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_threshold() -> None:
-    """The default preset reads its threshold from the tomogram's own peaks; the picks
+    """The strength-order preset reads its threshold from the tomogram's own peaks; the picks
     above it are those a fixed threshold there gives (suppression is greedy, strongest first)."""
     data = _dark_balls_in_noise()
-    config = DetectionConfig(threads=1, params="default", groups=0)
+    config = DetectionConfig(threads=1, params="strength-order", groups=0)
     adaptive = detect_particles(Volume(data, 10.0), None, config)
     estimate = adaptive.info["threshold_estimate"]
     assert estimate is not None and 3.5 <= estimate["threshold"] <= 7.0
@@ -600,16 +600,25 @@ def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_thr
 
 
 def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
-    """The ranked preset keeps the number of picks the threshold gives and chooses them, among
-    the picks down to the floor, by the ranker's probability."""
+    """The ranker keeps the number of picks the threshold gives (at most that many when the
+    share of particles is read from the tomogram) and chooses them, among the picks down to the
+    floor, by its probability."""
     data = _dark_balls_in_noise()
     volume = Volume(data, 10.0)
-    ranked = detect_particles(volume, None, DetectionConfig(threads=1, params="ranked", groups=0))
-    strength = DetectionConfig(threads=1, groups=0)
+    strength = DetectionConfig(threads=1, params="strength-order", groups=0)
     plain = detect_particles(volume, None, strength)
     floor = detect_particles(volume, None, replace(strength, threshold=CANDIDATE_FLOOR))
-    assert ranked.info["ranker"]["picks"] == len(plain.picks) == len(ranked.picks)
-    assert ranked.info["ranker"]["ranked"] >= len(ranked.picks)
     floor_points = {tuple(p) for p in np.round(floor.picks.zyx, 3)}
-    assert {tuple(p) for p in np.round(ranked.picks.zyx, 3)} <= floor_points
-    assert (ranked.picks.scores >= 0.5).all()
+    trained = detect_particles(volume, None, replace(strength, params="ranker-trained-share"))
+    trained_record = trained.info["threshold_estimate"]["ranker"]
+    assert trained_record["picks"] == len(plain.picks) == len(trained.picks)
+    assert trained_record["particle_share"] is None
+    ranked = detect_particles(volume, None, replace(strength, params="default"))
+    ranked_record = ranked.info["threshold_estimate"]["ranker"]
+    assert ranked_record["picks"] == len(ranked.picks) <= len(plain.picks)
+    assert 0 < ranked_record["particle_share"] < 1
+    assert "ranker" not in plain.info["threshold_estimate"]
+    for result in (trained, ranked):
+        assert result.info["threshold_estimate"]["ranker"]["ranked"] >= len(result.picks)
+        assert {tuple(p) for p in np.round(result.picks.zyx, 3)} <= floor_points
+        assert (result.picks.scores >= 0.5).all()

@@ -8,6 +8,7 @@ from napari_cryoet_particles.detect import ranker
 from napari_cryoet_particles.detect.ranker import (
     BANDS_NM,
     RANKER_FEATURES,
+    adapted_posteriors,
     band_responses,
     neighbourhood_max,
     rank_picks,
@@ -118,3 +119,35 @@ def test_a_training_table_of_other_features_is_refused(tmp_path, monkeypatch) ->
             ranker.shipped_ranker()
     finally:
         ranker.shipped_ranker.cache_clear()
+
+
+def test_adapted_posteriors_find_a_rarer_share_of_particles() -> None:
+    rng = np.random.default_rng(3)
+    # A classifier calibrated where a third of the picks are particles, on a tomogram where a
+    # tenth are: the particles' posteriors near 0.8, the background's near 0.2.
+    is_particle = rng.random(4000) < 0.1
+    likelihood_ratio = np.where(is_particle, 8.0, 0.5) * rng.lognormal(0, 0.3, 4000)
+    training_odds = 0.5  # one particle per two background picks
+    probability = likelihood_ratio * training_odds / (1 + likelihood_ratio * training_odds)
+    adapted, share = adapted_posteriors(probability, 1 / 3)
+    assert abs(share - 0.1) < 0.03
+    assert (adapted <= probability + 1e-12).all()  # rarer particles: every posterior lower
+    np.testing.assert_allclose(adapted_posteriors(probability, 1 / 3, iterations=0)[0], probability)
+    assert adapted_posteriors(np.zeros(0), 0.3)[1] == 0.3
+
+
+def test_with_the_share_read_a_weak_pick_replaces_a_strong_one_only_if_likely() -> None:
+    model = _Fixed([0.30, 0.35, 0.95, 0.05, 0.05, 0.05, 0.05, 0.05])
+    model.training_prior_ = 0.5
+    table = np.zeros((8, 1))
+    table[:, 0] = [1.0, 0.5, -0.5, -1.0, -1.0, -1.0, -1.0, -1.0]  # excess over the threshold
+    plain = rank_picks(table, 2, model)
+    np.testing.assert_array_equal(plain.score >= 0.5, [False, True, True] + [False] * 5)
+    adapted = rank_picks(table, 2, model, adapt_share=True)
+    assert adapted.count == 2  # the count is kept
+    # the pick below the threshold is a particle even among this rare share: it still joins
+    np.testing.assert_array_equal(adapted.score >= 0.5, [False, True, True] + [False] * 5)
+    model.probability[2] = 0.6  # likely only where particles are as common as in training
+    adapted = rank_picks(table, 2, model, adapt_share=True)
+    np.testing.assert_array_equal(adapted.score >= 0.5, [True, True] + [False] * 6)
+    assert 0.45 < adapted.score[2] < 0.5  # first back in when the threshold is lowered

@@ -81,7 +81,14 @@ def test_estimate_text_says_where_the_threshold_came_from():
         "threshold z 4.05 read from this tomogram's peaks (about 830 objects stand out of its noise)"
     )
     assert estimate_text(None) == "" and estimate_text({}) == ""
-    ranked = estimate_text(
-        {"threshold": 4.05, "particles": 830.4, "precision": 0.9, "ranked": True}
+    ranker = {"picks": 512, "ranked": 3000, "particle_share": 0.213}
+    ranked = estimate_text({"threshold": 4.05, "particles": 830.4, "ranker": ranker})
+    assert (
+        ranked
+        == text
+        + "; 512 picks chosen by the pick ranker (particles about 21 % of the peaks it ranked)"
     )
-    assert ranked.startswith(text) and "pick ranker" in ranked
+    unshared = estimate_text(
+        {"threshold": 4.05, "particles": 830.4, "ranker": ranker | {"particle_share": None}}
+    )
+    assert unshared == text + "; 512 picks chosen by the pick ranker"

@@ -92,6 +92,10 @@ class ScoreParams:
     #: With the adaptive threshold: keep its count of picks, but choose them by the pick
     #: ranker's particle probability (:mod:`.ranker`) instead of the strength.
     ranker: bool = False
+    #: With the ranker: a pick below the threshold takes the place of one above it only if it
+    #: is more likely a particle than not at the tomogram's own share of particles
+    #: (:func:`.ranker.adapted_posteriors`), not the share the ranker was trained at.
+    adapt_share: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,19 +182,23 @@ class DetectionParams:
         return self
 
 
-#: The named presets. ``default`` scores by blob strength alone at robust z 4.25: chosen on
-#: the validation seeds of the tuning and cellular families, where the learned term added
-#: nothing at any threshold (docs/detection.md, "What is learned"), with the threshold moved per
-#: tomogram to the one its own peaks give (:mod:`.threshold`; 4.25 where too few peaks tell);
-#: ``fixed-threshold`` keeps 4.25 everywhere (session 9's default); ``session8`` keeps the
-#: score of session 8 (the class defaults: learned weight 0.25, blob threshold 5.5).
+#: The named presets. ``default``: blob strength alone (no learned term: it added nothing at any
+#: threshold on the validation seeds of the tuning and cellular families, docs/detection.md,
+#: "What is learned"), the threshold read per tomogram from its own peaks (:mod:`.threshold`;
+#: robust z 4.25 where too few peaks tell), which fixes how many picks; the pick ranker
+#: (:mod:`.ranker`) chooses which, a pick below the threshold joining only if likely a
+#: particle at the tomogram's own share of particles. ``strength-order``: the same count
+#: in strength order (session 10's default); ``ranker-trained-share``: the ranker without the
+#: share read per tomogram (session 11's opt-in preset); ``fixed-threshold`` keeps 4.25
+#: everywhere (session 9's default); ``session8`` keeps the score of session 8 (the class
+#: defaults: learned weight 0.25, blob threshold 5.5).
+_STRENGTH = DetectionParams().updated(
+    learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
+)
 PRESETS: dict[str, DetectionParams] = {
-    "default": DetectionParams().updated(
-        learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
-    ),
-    "ranked": DetectionParams().updated(
-        learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True, ranker=True
-    ),
+    "default": _STRENGTH.updated(ranker=True, adapt_share=True),
+    "strength-order": _STRENGTH,
+    "ranker-trained-share": _STRENGTH.updated(ranker=True),
     "fixed-threshold": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
     "session8": DetectionParams(),
     "embedding-only": DetectionParams().updated(density_weight=0.0, n_clusters=3),

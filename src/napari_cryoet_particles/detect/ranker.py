@@ -66,16 +66,29 @@ RANKER_FEATURES = (
     *BANDS_NM,
 )
 TRAINING_FILE = "pick_ranker_training.npz"
+#: Bumped when what the cached model carries changes (2: its training prior).
+CACHE_FORMAT = 2
+#: Score given to a pick the adapted posterior refuses: just under 0.5, first back in when the
+#: user lowers the threshold.
+REFUSED_SCORE = 0.499
+#: Label-shift estimation stops when the tomogram's particle fraction moves less than this.
+PRIOR_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
 class RankedPicks:
     """Each pick's particle probability and its score: 0.5 at the probability of the last of
-    the ``count`` most probable picks."""
+    the ``count`` picks chosen; ``particle_share`` the share of particles among the picks read
+    from the tomogram (None when it was not read)."""
 
     probability: np.ndarray
     score: np.ndarray
     count: int
+    particle_share: float | None = None
+
+    def to_info(self) -> dict[str, float | int | None]:
+        share = None if self.particle_share is None else round(self.particle_share, 3)
+        return {"picks": self.count, "ranked": len(self.score), "particle_share": share}
 
 
 def ranker_applies(min_diameter_nm: float, max_diameter_nm: float) -> bool:
@@ -220,7 +233,10 @@ def fit_ranker(table: np.ndarray, is_particle: np.ndarray):
         early_stopping=False,
         random_state=0,
     )
-    return model.fit(table, np.asarray(is_particle, bool))
+    is_particle = np.asarray(is_particle, bool)
+    model.fit(table, is_particle)
+    model.training_prior_ = float(is_particle.mean())
+    return model
 
 
 def cache_folder() -> Path:
@@ -237,7 +253,8 @@ def shipped_ranker():
 
     path = resources.files("napari_cryoet_particles").joinpath("data", TRAINING_FILE)
     payload = path.read_bytes()
-    key = hashlib.sha256(payload + sklearn.__version__.encode()).hexdigest()[:16]
+    stamp = f"{sklearn.__version__}/{CACHE_FORMAT}".encode()
+    key = hashlib.sha256(payload + stamp).hexdigest()[:16]
     cached = cache_folder() / f"pick_ranker-{key}.pkl"
     if cached.is_file():
         try:
@@ -262,15 +279,50 @@ def shipped_ranker():
     return model
 
 
-def rank_picks(table: np.ndarray, count: int, model=None) -> RankedPicks:
+def adapted_posteriors(
+    probability: np.ndarray, training_prior: float, iterations: int = 200
+) -> tuple[np.ndarray, float]:
+    """Posteriors re-weighted to the tomogram's own share of particles among its picks,
+    estimated by expectation-maximisation (Saerens, Latinne & Decaestecker 2002).
+
+    The ranker learned how common particles are among the picks of its training tomograms;
+    a sparse tomogram has far fewer, so a pick that would be a particle one time in two there
+    is mostly background here. Returns the adapted posteriors and the estimated share."""
+    probability = np.clip(np.asarray(probability, float), 1e-6, 1 - 1e-6)
+    if not len(probability):
+        return probability, training_prior
+    prior, posterior = training_prior, probability
+    for _ in range(iterations):
+        particle = prior / training_prior * probability
+        background = (1 - prior) / (1 - training_prior) * (1 - probability)
+        posterior = particle / (particle + background)
+        previous, prior = prior, float(np.clip(posterior.mean(), 1e-6, 1 - 1e-6))
+        if abs(prior - previous) < PRIOR_TOLERANCE:
+            break
+    return posterior, prior
+
+
+def rank_picks(table: np.ndarray, count: int, model=None, adapt_share: bool = False) -> RankedPicks:
     """Particle probability of each pick and a score that is at least 0.5 for the ``count``
-    most probable."""
+    most probable.
+
+    With ``adapt_share``, a pick below the tomogram's threshold (excess < 0) may take the place
+    of one above it only if it is more likely a particle than not once the posteriors are
+    adapted to the tomogram's own share of particles (:func:`adapted_posteriors`); the others
+    score just under 0.5."""
     model = shipped_ranker() if model is None else model
     probability = model.predict_proba(table)[:, 1] if len(table) else np.zeros(0)
     odds = logit(probability)
-    count = int(min(max(count, 0), len(odds)))
+    eligible, share = np.ones(len(odds), bool), None
+    training_prior = getattr(model, "training_prior_", None)
+    if adapt_share and training_prior is not None and len(odds):
+        adapted, share = adapted_posteriors(probability, training_prior)
+        eligible = (table[:, 0] >= 0) | (adapted >= 0.5)
+    count = int(min(max(count, 0), eligible.sum()))
     if count:
-        centre = float(np.sort(odds)[::-1][count - 1])
+        centre = float(np.sort(odds[eligible])[::-1][count - 1])
     else:  # nothing above 0.5
         centre = float(odds.max()) + 1e-6 if len(odds) else 0.0
-    return RankedPicks(probability, sigmoid(odds - centre), count)
+    score = sigmoid(odds - centre)
+    score[~eligible] = np.minimum(score[~eligible], REFUSED_SCORE)
+    return RankedPicks(probability, score, count, share)

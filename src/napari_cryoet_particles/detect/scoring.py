@@ -186,7 +186,9 @@ def find_peaks(
         values = pick_score(found.strength, learned, score.learned_weight, centre)
         searched = (config.min_diameter_nm, config.max_diameter_nm)
         if score.ranker and estimate is not None and ranker_applies(*searched):
-            values = _ranked_values(work, len(found), floor_picks, centre, prep.info)
+            values = _ranked_values(
+                work, len(found), floor_picks, centre, score.adapt_share, prep.info
+            )
     index = np.arange(len(found))
     head_profiles = None
     if prep.head_payload is not None:
@@ -238,20 +240,24 @@ def _floor_picks(
 
 
 def _ranked_values(
-    work: WorkingVolume, n_candidates: int, floor: FloorPicks, threshold: float, info: dict
+    work: WorkingVolume,
+    n_candidates: int,
+    floor: FloorPicks,
+    threshold: float,
+    adapt_share: bool,
+    info: dict,
 ) -> np.ndarray:
     """Candidate scores from the pick ranker (:mod:`.ranker`): the floor picks ranked by their
-    particle probability, as many above 0.5 as stand above ``threshold``; every other
-    candidate 0 (it was suppressed or is unwanted)."""
+    particle probability, as many above 0.5 as stand above ``threshold`` (fewer when
+    ``adapt_share`` refuses weak picks); every other candidate 0 (it was suppressed or is
+    unwanted). What the ranker did is recorded in ``info["threshold_estimate"]["ranker"]``."""
     picks, combined = floor.peaks, floor.combined  # strongest first, as the ranker reads them
     threads = int(info.get("threads") or 1)
     table = ranker_table(
         work, picks.found.zyx, combined, picks.found.radius, picks.profiles, threshold, threads
     )
-    ranked = rank_picks(table, int(np.sum(combined >= threshold)))
-    info["ranker"] = {"picks": ranked.count, "ranked": int(len(table))}
-    if info.get("threshold_estimate"):
-        info["threshold_estimate"]["ranked"] = True
+    ranked = rank_picks(table, int(np.sum(combined >= threshold)), adapt_share=adapt_share)
+    info["threshold_estimate"]["ranker"] = ranked.to_info()
     values = np.zeros(n_candidates)
     values[picks.picked] = ranked.score
     return values

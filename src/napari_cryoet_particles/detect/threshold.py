@@ -97,7 +97,7 @@ def estimate_threshold(strength: np.ndarray, floor: float) -> ThresholdEstimate 
 
 def estimate_text(estimate: dict | None) -> str:
     """One line for the CLI and the Detect dock on the threshold read from the tomogram
-    (``info["threshold_estimate"]``, with ``ranked`` when the pick ranker chose the picks,
+    (``info["threshold_estimate"]``, with ``ranker`` when the pick ranker chose the picks,
     :mod:`.ranker`), or "" when the preset's fixed threshold was used.
 
     It says "objects", not particles, and leaves the estimated precision out: what is not noise
@@ -110,6 +110,11 @@ def estimate_text(estimate: dict | None) -> str:
         f"threshold z {estimate['threshold']:.2f} read from this tomogram's peaks "
         f"(about {estimate['particles']:.0f} objects stand out of its noise)"
     )
-    if estimate.get("ranked"):
-        text += "; as many picks, chosen by the pick ranker"
+    ranker = estimate.get("ranker")
+    if ranker:
+        text += f"; {ranker['picks']} picks chosen by the pick ranker"
+        if ranker.get("particle_share") is not None:
+            text += (
+                f" (particles about {100 * ranker['particle_share']:.0f} % of the peaks it ranked)"
+            )
     return text
