@@ -468,8 +468,9 @@ def generalisation_targets(
                 f"≥ +{GOALS['margin']:g}",
                 f"worst {worst:+.3f}, mean {np.mean([m[0] for m in held.values()]):+.3f}",
                 worst >= GOALS["margin"],
-                "behind where a wider band suits (low SNR, tilt schemes, SIRT-like, dose); the opt-in"
-                ' pick ranker narrows it (docs/detection.md, "The pick ranker")',
+                "behind where a wider band suits (low SNR, tilt schemes, SIRT-like, dose); the pick"
+                ' ranker narrows it, less where the image is poor (docs/detection.md, "The'
+                " tomogram's share of particles\")",
             )
         )
     cellular = next((r for r in runs if r.family == "cellular" and r.method == "ours"), None)
