@@ -105,6 +105,7 @@ def test_the_manifest_parameters_hold_the_preset_and_read_back_equal() -> None:
         "adaptive_threshold": False,
         "ranker": False,
         "adapt_share": False,
+        "f1_cut": False,
     }
     assert default["params"]["score"]["adaptive_threshold"] is True
     assert default["params"]["score"]["ranker"] is True

@@ -10,6 +10,7 @@ from napari_cryoet_particles.detect.ranker import (
     RANKER_FEATURES,
     adapted_posteriors,
     band_responses,
+    expected_f1,
     neighbourhood_max,
     rank_picks,
     ranker_applies,
@@ -151,3 +152,27 @@ def test_with_the_share_read_a_weak_pick_replaces_a_strong_one_only_if_likely() 
     adapted = rank_picks(table, 2, model, adapt_share=True)
     np.testing.assert_array_equal(adapted.score >= 0.5, [True, True] + [False] * 6)
     assert 0.45 < adapted.score[2] < 0.5  # first back in when the threshold is lowered
+
+
+def test_expected_f1_counts_expected_hits_against_picks_and_particles() -> None:
+    posterior = np.array([0.9, 0.8, 0.3, 0.0])
+    chosen = np.array([True, True, False, False])
+    assert expected_f1(posterior, chosen) == pytest.approx(2 * 1.7 / (2 + 2.0))
+    assert expected_f1(np.zeros(3), np.zeros(3, bool)) == 0.0
+
+
+def test_the_f1_cut_lets_in_a_pick_likely_enough_for_f1() -> None:
+    """A weak pick whose adapted posterior is under one half but over half the expected F1
+    is refused by the one-half cut and let in by the F1 cut; the count stays."""
+    model = _Fixed([0.45, 0.95, 0.95, 0.95, 0.45, 0.05, 0.05, 0.05])
+    model.training_prior_ = 0.5
+    table = np.zeros((8, 1))
+    table[:, 0] = [1.0, 0.8, 0.6, 0.4, -0.5, -1.0, -1.0, -1.0]
+    half = rank_picks(table, 4, model, adapt_share=True)
+    f1 = rank_picks(table, 4, model, adapt_share=True, f1_cut=True)
+    assert half.particle_share == pytest.approx(f1.particle_share)
+    adapted, _ = adapted_posteriors(model.probability, 0.5)
+    most_probable = np.array([True, True, True, True, False, False, False, False])
+    assert adapted[4] < 0.5 and adapted[4] >= expected_f1(adapted, most_probable) / 2
+    assert half.score[4] < 0.5 and f1.score[4] >= 0.5
+    assert half.count == f1.count == 4

@@ -96,6 +96,9 @@ class ScoreParams:
     #: is more likely a particle than not at the tomogram's own share of particles
     #: (:func:`.ranker.adapted_posteriors`), not the share the ranker was trained at.
     adapt_share: bool = False
+    #: With the share read: "likely enough" is half the F1 the picks are expected to score
+    #: (the F1-optimal cut on calibrated probabilities) instead of one half.
+    f1_cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,9 @@ class DetectionParams:
 #: (:mod:`.ranker`) chooses which, a pick below the threshold joining only if likely a
 #: particle at the tomogram's own share of particles. ``strength-order``: the same count
 #: in strength order (session 10's default); ``ranker-trained-share``: the ranker without the
-#: share read per tomogram (session 11's opt-in preset); ``fixed-threshold`` keeps 4.25
+#: share read per tomogram (session 11's opt-in preset); ``ranker-f1-cut``: "likely" judged
+#: against half the expected F1 instead of one half (measured, not yet benchmarked as the
+#: default, docs/detection.md); ``fixed-threshold`` keeps 4.25
 #: everywhere (session 9's default); ``session8`` keeps the score of session 8 (the class
 #: defaults: learned weight 0.25, blob threshold 5.5).
 _STRENGTH = DetectionParams().updated(
@@ -199,6 +204,7 @@ PRESETS: dict[str, DetectionParams] = {
     "default": _STRENGTH.updated(ranker=True, adapt_share=True),
     "strength-order": _STRENGTH,
     "ranker-trained-share": _STRENGTH.updated(ranker=True),
+    "ranker-f1-cut": _STRENGTH.updated(ranker=True, adapt_share=True, f1_cut=True),
     "fixed-threshold": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
     "session8": DetectionParams(),
     "embedding-only": DetectionParams().updated(density_weight=0.0, n_clusters=3),

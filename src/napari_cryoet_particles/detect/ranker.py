@@ -302,23 +302,45 @@ def adapted_posteriors(
     return posterior, prior
 
 
-def rank_picks(table: np.ndarray, count: int, model=None, adapt_share: bool = False) -> RankedPicks:
+def expected_f1(posterior: np.ndarray, chosen: np.ndarray) -> float:
+    """The F1 that picking ``chosen`` is expected to score if ``posterior`` is each pick's
+    chance of being a particle: 2·(expected hits) / (picks + expected particles)."""
+    posterior = np.asarray(posterior, float)
+    denominator = int(np.count_nonzero(chosen)) + float(posterior.sum())
+    return 2.0 * float(posterior[chosen].sum()) / denominator if denominator > 0 else 0.0
+
+
+def rank_picks(
+    table: np.ndarray,
+    count: int,
+    model=None,
+    adapt_share: bool = False,
+    f1_cut: bool = False,
+) -> RankedPicks:
     """Particle probability of each pick and a score that is at least 0.5 for the ``count``
     most probable.
 
     With ``adapt_share``, a pick below the tomogram's threshold (excess < 0) may take the place
     of one above it only if it is more likely a particle than not once the posteriors are
     adapted to the tomogram's own share of particles (:func:`adapted_posteriors`); the others
-    score just under 0.5."""
+    score just under 0.5. With ``f1_cut`` as well, "likely enough" is half the F1 the picks are
+    expected to score (:func:`expected_f1`) instead of one half: the cut on calibrated
+    probabilities that maximises F1 is half the best F1 (Lipton, Elkan & Naryanaswamy 2014)."""
     model = shipped_ranker() if model is None else model
     probability = model.predict_proba(table)[:, 1] if len(table) else np.zeros(0)
     odds = logit(probability)
+    count = int(min(max(count, 0), len(odds)))
     eligible, share = np.ones(len(odds), bool), None
     training_prior = getattr(model, "training_prior_", None)
     if adapt_share and training_prior is not None and len(odds):
         adapted, share = adapted_posteriors(probability, training_prior)
-        eligible = (table[:, 0] >= 0) | (adapted >= 0.5)
-    count = int(min(max(count, 0), eligible.sum()))
+        cut = 0.5
+        if f1_cut:
+            most_probable = np.zeros(len(odds), bool)
+            most_probable[np.argsort(-odds, kind="stable")[:count]] = True
+            cut = expected_f1(adapted, most_probable) / 2
+        eligible = (table[:, 0] >= 0) | (adapted >= cut)
+    count = int(min(count, eligible.sum()))
     if count:
         centre = float(np.sort(odds[eligible])[::-1][count - 1])
     else:  # nothing above 0.5

@@ -22,6 +22,7 @@ from napari_cryoet_particles.detect.describe import (
 )
 from napari_cryoet_particles.detect.head import PickHead, apply_head, candidate_table
 from napari_cryoet_particles.detect.joined import suppress_joined
+from napari_cryoet_particles.detect.params import ScoreParams
 from napari_cryoet_particles.detect.ranker import rank_picks, ranker_applies, ranker_table
 from napari_cryoet_particles.detect.stages import Embedded, Prepared
 from napari_cryoet_particles.detect.structure import (
@@ -186,9 +187,7 @@ def find_peaks(
         values = pick_score(found.strength, learned, score.learned_weight, centre)
         searched = (config.min_diameter_nm, config.max_diameter_nm)
         if score.ranker and estimate is not None and ranker_applies(*searched):
-            values = _ranked_values(
-                work, len(found), floor_picks, centre, score.adapt_share, prep.info
-            )
+            values = _ranked_values(work, len(found), floor_picks, centre, score, prep.info)
     index = np.arange(len(found))
     head_profiles = None
     if prep.head_payload is not None:
@@ -244,19 +243,20 @@ def _ranked_values(
     n_candidates: int,
     floor: FloorPicks,
     threshold: float,
-    adapt_share: bool,
+    score: ScoreParams,
     info: dict,
 ) -> np.ndarray:
     """Candidate scores from the pick ranker (:mod:`.ranker`): the floor picks ranked by their
     particle probability, as many above 0.5 as stand above ``threshold`` (fewer when
-    ``adapt_share`` refuses weak picks); every other candidate 0 (it was suppressed or is
+    ``score.adapt_share`` refuses weak picks); every other candidate 0 (it was suppressed or is
     unwanted). What the ranker did is recorded in ``info["threshold_estimate"]["ranker"]``."""
     picks, combined = floor.peaks, floor.combined  # strongest first, as the ranker reads them
     threads = int(info.get("threads") or 1)
     table = ranker_table(
         work, picks.found.zyx, combined, picks.found.radius, picks.profiles, threshold, threads
     )
-    ranked = rank_picks(table, int(np.sum(combined >= threshold)), adapt_share=adapt_share)
+    count = int(np.sum(combined >= threshold))
+    ranked = rank_picks(table, count, adapt_share=score.adapt_share, f1_cut=score.f1_cut)
     info["threshold_estimate"]["ranker"] = ranked.to_info()
     values = np.zeros(n_candidates)
     values[picks.picked] = ranked.score
