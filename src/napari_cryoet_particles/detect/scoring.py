@@ -206,7 +206,11 @@ def find_peaks(
     prep.info["auto_threshold"] = AUTO_THRESHOLD
     prep.info["threshold"] = float(threshold)
     prep.info["n_candidates"] = int(len(order))
-    return peaks.take(np.flatnonzero(labels == "")[: config.max_picks])
+    kept = peaks.take(np.flatnonzero(labels == "")[: config.max_picks])
+    ranker_record = (prep.info.get("threshold_estimate") or {}).get("ranker")
+    if ranker_record is not None:  # the picks that survived suppression, as the user gets them
+        ranker_record["picks"] = int(np.sum(kept.values >= AUTO_THRESHOLD))
+    return kept
 
 
 @dataclass
