@@ -189,22 +189,21 @@ class DetectionParams:
 #: threshold on the validation seeds of the tuning and cellular families, docs/detection.md,
 #: "What is learned"), the threshold read per tomogram from its own peaks (:mod:`.threshold`;
 #: robust z 4.25 where too few peaks tell), which fixes how many picks; the pick ranker
-#: (:mod:`.ranker`) chooses which, a pick below the threshold joining only if likely a
-#: particle at the tomogram's own share of particles. ``strength-order``: the same count
-#: in strength order (session 10's default); ``ranker-trained-share``: the ranker without the
-#: share read per tomogram (session 11's opt-in preset); ``ranker-f1-cut``: "likely" judged
-#: against half the expected F1 instead of one half (measured, not yet benchmarked as the
-#: default, docs/detection.md); ``fixed-threshold`` keeps 4.25
-#: everywhere (session 9's default); ``session8`` keeps the score of session 8 (the class
-#: defaults: learned weight 0.25, blob threshold 5.5).
+#: (:mod:`.ranker`) chooses which, a pick below the threshold joining only if, at the
+#: tomogram's own share of particles, it is likely enough a particle for F1 (half the F1 the
+#: picks are expected to score). ``ranker-half-cut``: "likely" is one half instead;
+#: ``ranker-trained-share``: the ranker at the share it was trained at (session 11's opt-in
+#: preset); ``strength-order``: the same count in strength order (session 10's default);
+#: ``fixed-threshold`` keeps 4.25 everywhere (session 9's default); ``session8`` keeps the
+#: score of session 8 (the class defaults: learned weight 0.25, blob threshold 5.5).
 _STRENGTH = DetectionParams().updated(
     learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
 )
 PRESETS: dict[str, DetectionParams] = {
-    "default": _STRENGTH.updated(ranker=True, adapt_share=True),
+    "default": _STRENGTH.updated(ranker=True, adapt_share=True, f1_cut=True),
     "strength-order": _STRENGTH,
     "ranker-trained-share": _STRENGTH.updated(ranker=True),
-    "ranker-f1-cut": _STRENGTH.updated(ranker=True, adapt_share=True, f1_cut=True),
+    "ranker-half-cut": _STRENGTH.updated(ranker=True, adapt_share=True),
     "fixed-threshold": DetectionParams().updated(learned_weight=0.0, blob_threshold=4.25),
     "session8": DetectionParams(),
     "embedding-only": DetectionParams().updated(density_weight=0.0, n_clusters=3),
