@@ -2,6 +2,7 @@
 
 import pytest
 
+from napari_cryoet_particles.benchmark import targets as targets_module
 from napari_cryoet_particles.benchmark.targets import (
     compute_targets,
     where_f1_goes,
@@ -38,7 +39,13 @@ def _training(f1s: dict[str, list[float]]) -> list[TrainingRun]:
     ]
 
 
-def test_targets_are_computed_from_the_runs() -> None:
+@pytest.fixture
+def model_read(monkeypatch) -> None:
+    """A default preset whose picks read the model: the seed spread is a target."""
+    monkeypatch.setattr(targets_module, "default_picks_read_the_model", lambda: True)
+
+
+def test_targets_are_computed_from_the_runs(model_read) -> None:
     speed = [Run("cube", "ours", size=(512, 512, 512), wall=70.0, rss_mb=1500.0)]
     training = _training({"random-seed1": [0.80, 0.82, 0.81], "random-seed2": [0.70, 0.75, 0.74]})
     targets = {t.key: t for t in compute_targets(_runs(), speed, training)}
@@ -70,7 +77,13 @@ def test_targets_not_measured_in_a_quick_run() -> None:
         assert targets[key].met is None and "not measured" in targets[key].row()
 
 
-def test_why_has_one_bullet_per_missed_group_with_the_measured_numbers() -> None:
+def test_seed_spread_says_nothing_when_the_default_picks_do_not_read_the_model() -> None:
+    training = _training({"random-seed1": [0.80, 0.80, 0.80]})
+    spread = {t.key: t for t in compute_targets(_runs(), [], training)}["seed_spread"]
+    assert spread.met is None and "n/a: the default picks do not read the model" in spread.row()
+
+
+def test_why_has_one_bullet_per_missed_group_with_the_measured_numbers(model_read) -> None:
     runs = _runs()
     training = _training({"random-seed1": [0.30, 0.82, 0.81]})
     targets = compute_targets(runs, [], training)

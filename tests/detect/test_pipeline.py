@@ -227,6 +227,26 @@ def test_detection_without_the_score_map_gives_the_same_picks(sample) -> None:
     )
 
 
+def test_detection_without_learned_features_skips_the_encoder_and_gives_the_same_picks(
+    sample,
+) -> None:
+    volume = Volume(sample.volume, 10.0)
+    full = detect_particles(volume, BlobEncoder(), replace(CONFIG, keep_score_map=False))
+    encoder = BlobEncoder()
+    calls = []
+    encoder.register_forward_hook(lambda *_: calls.append(1))
+    lean = replace(CONFIG, keep_score_map=False, learned_features=False)
+    picks_only = detect_particles(volume, encoder, lean)
+    assert not calls and picks_only.embeddings is None and len(full.picks) > 10
+    assert "probability" not in picks_only.picks.features
+    assert (picks_only.picks.features["cluster"] == -1).all()
+    assert picks_only.info["learned_features"] is False and "embed" not in picks_only.timings
+    np.testing.assert_array_equal(picks_only.picks.zyx, full.picks.zyx)
+    np.testing.assert_allclose(picks_only.picks.scores, full.picks.scores, atol=1e-6)
+    learned_term = detect_particles(volume, BlobEncoder(), lean.with_params(learned_weight=0.25))
+    assert learned_term.info["learned_features"] is True  # the score reads the embedding
+
+
 def test_mask_pieces_computed_by_chunks_equal_the_whole_volume_ones() -> None:
     from napari_cryoet_particles.detect.volume import (
         OverviewFilters,
@@ -394,6 +414,10 @@ def test_cli_detect_writes_picks_and_score_map(tmp_path: Path, sample, checkpoin
     assert len(read_csv(out)) == len(table) > 0
     assert read_tomogram(tmp_path / "score.mrc").shape == sample.volume.shape
     assert main(args) == 2  # exists already, no --overwrite
+    assert main([*args, "--overwrite", "--threads", "1"]) == 0  # picks only: no embedding pass
+    assert "probability" not in pd.read_csv(out).columns
+    assert main([*args, "--overwrite", "--threads", "1", "--learned-features"]) == 0
+    assert "probability" in pd.read_csv(out).columns
 
 
 def test_cli_detect_without_default_model_is_a_clear_error(

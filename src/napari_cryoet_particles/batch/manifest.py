@@ -35,8 +35,8 @@ from napari_cryoet_particles.io.errors import CryoetInputError
 MANIFEST_NAME = "batch_manifest.json"
 FORMAT_TAG = "napari-cryoet-particles/batch-manifest"
 FORMAT_VERSION = 1
-#: Settings that do not change the picks (where and how fast they are computed).
-NOT_PARAMETERS = ("device", "threads", "keep_score_map")
+#: Settings that do not change the picks (where and how fast they are computed, what else is kept).
+NOT_PARAMETERS = ("device", "threads", "keep_score_map", "learned_features")
 HASH_CHUNK = 8 * 1024 * 1024
 
 

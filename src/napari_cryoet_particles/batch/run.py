@@ -93,7 +93,9 @@ def detect_file(
         item.input_record = InputRecord.of(tomogram)
         volume = read_tomogram(tomogram, voxel_size=config.voxel_size)
         # the volume carries the voxel size now: detection does not apply it a second time
-        settings = dataclasses.replace(config, keep_score_map=False, voxel_size=None)
+        settings = dataclasses.replace(
+            config, keep_score_map=False, learned_features=False, voxel_size=None
+        )
         result = detect_particles(volume, model, settings)
         write_picks(picks_file, result.picks, overwrite=True, shape_zyx=volume.shape)
         item.picks_file = picks_file

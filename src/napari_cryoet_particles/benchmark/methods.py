@@ -108,7 +108,12 @@ def run_ours(volume: Volume, options: MethodOptions, done: Done) -> MethodOutput
     are the floor run's picks scoring at least ``info["auto_threshold"]``."""
     from napari_cryoet_particles.detect.pipeline import DetectionConfig, detect_particles
 
-    config = DetectionConfig(params=options.preset, threads=options.threads, keep_score_map=False)
+    config = DetectionConfig(
+        params=options.preset,
+        threads=options.threads,
+        keep_score_map=False,
+        learned_features=False,
+    )
     result = detect_particles(volume, options.model, config)
     done(result.picks)
     floor = detect_particles(

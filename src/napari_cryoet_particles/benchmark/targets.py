@@ -10,7 +10,9 @@ from napari_cryoet_particles.benchmark.goals import SMALL_CLASSES, TARGETS
 from napari_cryoet_particles.benchmark.testset import LOW_SNR, SNR, Run
 from napari_cryoet_particles.benchmark.text import fmt, method_label
 from napari_cryoet_particles.benchmark.training import (
+    MODEL_NOT_READ,
     TrainingRun,
+    default_picks_read_the_model,
     training_why,
     worst_seed_spread,
 )
@@ -34,10 +36,12 @@ class Target:
     digits: int = 3
     unit: str = ""
     signed: bool = False
+    #: Why the measurement says nothing about the target (it is then neither met nor missed).
+    not_applicable: str = ""
 
     @property
     def met(self) -> bool | None:
-        if not (np.isfinite(self.goal) and np.isfinite(self.measured)):
+        if self.not_applicable or not (np.isfinite(self.goal) and np.isfinite(self.measured)):
             return None
         return bool(self.margin >= -1e-9)
 
@@ -62,6 +66,8 @@ class Target:
                 f"{number}{self.unit}"
             )
         measured = self.text(self.measured) if np.isfinite(self.measured) else "not measured"
+        if self.not_applicable:
+            measured = self.not_applicable
         if self.where and np.isfinite(self.measured):
             measured += f" ({self.where})"
         met = {None: "–", True: "yes", False: "no"}[self.met]
@@ -160,6 +166,7 @@ def _seed_spread_target(training: list[TrainingRun]) -> Target:
         spread[0] if spread else float("nan"),
         higher_is_better=False,
         where=spread[1] if spread else "",
+        not_applicable="" if not spread or default_picks_read_the_model() else MODEL_NOT_READ,
     )
 
 

@@ -44,6 +44,12 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         metavar="OUT.mrc",
         help="also write the particle score map (input grid; .mrc, or .zarr for OME-Zarr)",
     )
+    parser.add_argument(
+        "--learned-features",
+        action="store_true",
+        help="also give each pick the learned particle probability and k-means cluster (the "
+        "embedding pass: slower; the default picks do not use it)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_detect)
@@ -86,7 +92,11 @@ def run_detect(args: argparse.Namespace) -> int:
             args.score_map, args.overwrite, (*TOMOGRAM_SUFFIXES, OME_ZARR_SUFFIX), "score map"
         )
     config = detection_config(
-        args, device=args.device, threads=args.threads, keep_score_map=bool(args.score_map)
+        args,
+        device=args.device,
+        threads=args.threads,
+        keep_score_map=bool(args.score_map),
+        learned_features=args.learned_features,
     )
     volume, root = _detect_input(args)
     result = run_job_with_bar(

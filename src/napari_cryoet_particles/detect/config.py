@@ -54,6 +54,11 @@ class DetectionConfig:
     crosses the volume's faces, where a particle is cut and a filter answers on the edge
     itself. ``keep_structures``: keep picks that lie on something that goes on beyond them (a
     filament, a microtubule wall, a membrane) or on gold (:mod:`.structure`).
+    ``learned_features``: give each pick the learned values curation refines from (the
+    ``probability`` and ``cluster`` features and :attr:`DetectionResult.embeddings`). They need
+    the embedding pass, which the default picks do not read (docs/detection.md, "What is
+    learned"); with False it runs only when something else reads it (the score map, a learned
+    weight, a refined model's head).
     :meth:`with_params` changes tuned numbers by name (the CLI's ``--learned-weight``,
     ``--density-weight``, ``--clusters``); ``learned_weight``, ``blob_threshold``,
     ``density_weight`` and ``n_clusters`` read them.
@@ -75,6 +80,7 @@ class DetectionConfig:
     keep_edges: bool = False
     keep_structures: bool = False
     keep_score_map: bool = True
+    learned_features: bool = True
     seed: int = 0
     threads: int | None = None
     params: DetectionParams = PRESETS[DEFAULT_PRESET]

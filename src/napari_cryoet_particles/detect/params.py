@@ -160,6 +160,13 @@ class DetectionParams:
             raise TypeError(f"no detection parameter named {', '.join(sorted(changes))}")
         return replace(self, **groups)
 
+    @property
+    def reads_the_model(self) -> bool:
+        """Whether the picks depend on the model: only through the learned term of the score (the
+        threshold and the pick ranker read the blobs and their profiles, not the embedding). A
+        refined model's head reads it too, whatever the preset."""
+        return self.score.learned_weight != 0
+
     def validated(self) -> "DetectionParams":
         """Refuse values detection cannot run with (CryoetInputError); return ``self``."""
         candidates, learned, score = self.candidates, self.learned, self.score

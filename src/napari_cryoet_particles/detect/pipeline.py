@@ -14,6 +14,9 @@ Stages (each timed in :attr:`DetectionResult.timings`):
    particle probability (interpolated), the cluster id and the embedding pooled over 2³ coarse
    voxels (:mod:`.gather`); the whole probability map only when ``keep_score_map``. No
    whole-tomogram embedding or map is held, so memory stays bounded on huge tomograms.
+   Stages 3 and 4 run only when something reads them (:func:`embedding_needed`): the learned
+   features curation refines from (``learned_features``, on unless the caller only wants picks,
+   like the CLI's ``detect`` and batch), the score map, a learned term or a refined model's head.
 5. ``peaks``: candidates scored by their strength plus the learned particle probability at the
    blob (:func:`~.scoring.pick_score`), above the threshold; then each pick's radial profile
    (:mod:`.describe`) and a second suppression by the extent of its density, so a large
@@ -385,6 +388,17 @@ def embed_job(
     return Embedded(at_blobs, probability)
 
 
+def embedding_needed(config: DetectionConfig, prep: Prepared) -> bool:
+    """Whether anything reads the embedding pass: the learned features, the score map, a learned
+    term in the pick score or a refined model's head (which scores the pooled embedding)."""
+    return (
+        config.learned_features
+        or config.keep_score_map
+        or config.params.score.learned_weight != 0
+        or prep.head_payload is not None
+    )
+
+
 def detection_result(
     volume: Volume,
     prep: Prepared,
@@ -396,16 +410,19 @@ def detection_result(
 ) -> DetectionResult:
     """The picks in the input tomogram's voxels with their features, and what goes with them."""
     work, stride = prep.work, prep.stride
+    at_blobs = embedded.at_blobs
     features = pd.DataFrame(
         {
             "score": peaks.values.astype(float),
             "probability": peaks.learned.astype(float),
             "strength": peaks.found.strength.astype(float),
             "radius_nm": voxels_to_nm(peaks.found.radius, work.voxel_size),
-            "cluster": embedded.at_blobs.cluster[peaks.picked].astype(int),
+            "cluster": -1 if at_blobs is None else at_blobs.cluster[peaks.picked].astype(int),
             "group": groups.astype(int),
         }
     )  # status and class: Picks adds them at their defaults
+    if at_blobs is None:  # the embedding pass was skipped: no learned probability to give
+        features = features.drop(columns="probability")
     zyx = np.clip(work.to_input(peaks.found.zyx), 0, np.asarray(volume.shape) - 1)
     name = volume.path.stem if volume.path is not None else ""
     probability = embedded.probability
@@ -420,7 +437,9 @@ def detection_result(
         input_shape=volume.shape,
         timings=timings,
         info=prep.info,
-        embeddings=embedded.at_blobs.embedding[peaks.picked].astype(np.float32),
+        embeddings=None
+        if at_blobs is None
+        else at_blobs.embedding[peaks.picked].astype(np.float32),
         profiles=peaks.profiles,
         shapes=shapes,
     )
@@ -458,7 +477,8 @@ def detect_particles_job(
         config.tile_voxels,
         unit=learned.embedding_pool * prep.stride,
     )
-    total = 1 + 1 + len(crops) + len(tiles) + 2
+    embedding = embedding_needed(config, prep)
+    total = 1 + 1 + (len(crops) + len(tiles) if embedding else 0) + 2
     timings["prepare"] = time.perf_counter() - clock
     yield Progress(1, total, "prepared")
 
@@ -466,17 +486,22 @@ def detect_particles_job(
     clock = time.perf_counter()
     found = yield from _relayed(candidates_job(prep, config, cancel), 1, total)
     timings["candidates"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    clusters = yield from _stepped(fit_job(prep, config, crops, rng, cancel), 2, total)
-    prep.mask = None  # no longer needed: free it before the embedding pass
-    timings["fit"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    step = 2 + len(crops)
-    embedded = yield from _stepped(
-        embed_job(prep, config, found, clusters, tiles, cancel), step, total
-    )
-    step += len(tiles)
-    timings["embed"] = time.perf_counter() - clock
+    step = 2
+    embedded = Embedded(None, None)
+    if embedding:
+        clock = time.perf_counter()
+        clusters = yield from _stepped(fit_job(prep, config, crops, rng, cancel), step, total)
+        prep.mask = None  # no longer needed: free it before the embedding pass
+        timings["fit"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        step += len(crops)
+        embedded = yield from _stepped(
+            embed_job(prep, config, found, clusters, tiles, cancel), step, total
+        )
+        step += len(tiles)
+        timings["embed"] = time.perf_counter() - clock
+    prep.mask = None
+    prep.info["learned_features"] = embedding
     clock = time.perf_counter()
     peaks = find_peaks(prep, config, found, embedded, cancel)
     timings["peaks"] = time.perf_counter() - clock

@@ -176,7 +176,7 @@ def find_peaks(
     """Stage 5: candidates scored (or rescored by a curation head), above the threshold, one per
     object (extent and joined suppression), without those on structures or at the faces."""
     work, params = prep.work, config.params
-    learned = embedded.at_blobs.probability
+    learned = embedded.probability_at_blobs(len(found))
     score = params.score
     values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
     if score.adaptive_threshold:

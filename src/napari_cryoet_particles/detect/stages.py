@@ -35,7 +35,14 @@ class Prepared:
 
 @dataclass
 class Embedded:
-    """The learned values at the candidates (``at_blobs``) and the whole score map when kept."""
+    """The learned values at the candidates (``at_blobs``) and the whole score map when kept;
+    ``at_blobs`` is None when the embedding pass was skipped (nothing read it)."""
 
-    at_blobs: PointGather
+    at_blobs: PointGather | None
     probability: np.ndarray | None
+
+    def probability_at_blobs(self, count: int) -> np.ndarray:
+        """(count,) the learned particle probability at the candidates; NaN when skipped."""
+        if self.at_blobs is None:
+            return np.full(count, np.nan)
+        return self.at_blobs.probability
