@@ -68,7 +68,7 @@ class Target:
         measured = self.text(self.measured) if np.isfinite(self.measured) else "not measured"
         if self.not_applicable:
             measured = self.not_applicable
-        if self.where and np.isfinite(self.measured):
+        elif self.where and np.isfinite(self.measured):
             measured += f" ({self.where})"
         met = {None: "–", True: "yes", False: "no"}[self.met]
         margin = "–" if self.met is None else self.text(self.margin, signed=True)
