@@ -33,8 +33,16 @@ def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(features, hit a particle first) of one tomogram's picks down to the floor, ranked by
     strength (the ``strength-order`` preset, whose picks the ranker re-ranks)."""
     volume = read_shrec_folder(folder).tomogram
+    reach = PRESETS["default"].score.ranker_extent_reach
+    params = PRESETS["strength-order"]
+    if reach is not None:  # the picks the default ranks: at the ranker's extent reach
+        params = params.updated(extent_reach=reach)
     config = DetectionConfig(
-        params=PRESETS["strength-order"], threshold=CANDIDATE_FLOOR, keep_score_map=False, groups=0
+        params=params,
+        threshold=CANDIDATE_FLOOR,
+        keep_score_map=False,
+        learned_features=False,
+        groups=0,
     )
     result = detect_particles(volume, None, config)
     picks, info = result.picks, result.info

@@ -106,6 +106,7 @@ def test_the_manifest_parameters_hold_the_preset_and_read_back_equal() -> None:
         "ranker": False,
         "adapt_share": False,
         "f1_cut": False,
+        "ranker_extent_reach": None,
     }
     assert default["params"]["score"]["adaptive_threshold"] is True
     assert default["params"]["score"]["ranker"] is True

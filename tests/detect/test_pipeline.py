@@ -626,13 +626,19 @@ def test_adaptive_threshold_gives_the_fixed_threshold_picks_at_the_estimated_thr
 def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
     """The ranker keeps the number of picks the threshold gives (at most that many when the
     share of particles is read from the tomogram) and chooses them, among the picks down to the
-    floor, by its probability."""
+    floor (the default: at its looser extent reach), by its probability."""
     data = _dark_balls_in_noise()
     volume = Volume(data, 10.0)
     strength = DetectionConfig(threads=1, params="strength-order", groups=0)
     plain = detect_particles(volume, None, strength)
     floor = detect_particles(volume, None, replace(strength, threshold=CANDIDATE_FLOOR))
     floor_points = {tuple(p) for p in np.round(floor.picks.zyx, 3)}
+    reach = PRESETS["default"].score.ranker_extent_reach
+    loose = PRESETS["strength-order"].updated(extent_reach=reach)
+    loose_config = replace(strength, params=loose, threshold=CANDIDATE_FLOOR)
+    loose_points = {
+        tuple(p) for p in np.round(detect_particles(volume, None, loose_config).picks.zyx, 3)
+    }
     trained = detect_particles(volume, None, replace(strength, params="ranker-trained-share"))
     trained_record = trained.info["threshold_estimate"]["ranker"]
     assert trained_record["picks"] == len(plain.picks) == len(trained.picks)
@@ -642,7 +648,7 @@ def test_the_ranker_keeps_the_count_and_chooses_among_the_floor_picks() -> None:
     assert ranked_record["picks"] == len(ranked.picks) <= len(plain.picks)
     assert 0 < ranked_record["particle_share"] < 1
     assert "ranker" not in plain.info["threshold_estimate"]
-    for result in (trained, ranked):
+    for result, points in ((trained, floor_points), (ranked, loose_points)):
         assert result.info["threshold_estimate"]["ranker"]["ranked"] >= len(result.picks)
-        assert {tuple(p) for p in np.round(result.picks.zyx, 3)} <= floor_points
+        assert {tuple(p) for p in np.round(result.picks.zyx, 3)} <= points
         assert (result.picks.scores >= 0.5).all()

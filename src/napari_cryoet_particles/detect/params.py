@@ -99,6 +99,12 @@ class ScoreParams:
     #: With the share read: "likely enough" is half the F1 the picks are expected to score
     #: (the F1-optimal cut on calibrated probabilities) instead of one half.
     f1_cut: bool = False
+    #: With the ranker: the extent reach (:attr:`PeakParams.extent_reach`) of the picks it ranks
+    #: and of the final picks; ``None``: the same as the threshold's. A looser reach leaves the
+    #: ranker neighbours the strict one wipes out where density spreads (SIRT-like
+    #: reconstructions); the count still comes from the strict picks (docs/detection.md, "Where
+    #: the candidates go missing").
+    ranker_extent_reach: float | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,9 @@ class DetectionParams:
 #: robust z 4.25 where too few peaks tell), which fixes how many picks; the pick ranker
 #: (:mod:`.ranker`) chooses which, a pick below the threshold joining only if, at the
 #: tomogram's own share of particles, it is likely enough a particle for F1 (half the F1 the
-#: picks are expected to score). ``ranker-half-cut``: "likely" is one half instead;
+#: picks are expected to score), among picks kept at a looser extent reach (1.0) than the
+#: threshold's count is read at. ``ranker-strict-floor``: the ranker ranks the strict floor
+#: (as in session 13's main, with the ranker now trained on the loose floor); ``ranker-half-cut``: "likely" is one half instead;
 #: ``ranker-trained-share``: the ranker at the share it was trained at (session 11's opt-in
 #: preset); ``strength-order``: the same count in strength order (session 10's default);
 #: ``fixed-threshold`` keeps 4.25 everywhere (session 9's default); ``session8`` keeps the
@@ -207,7 +215,10 @@ _STRENGTH = DetectionParams().updated(
     learned_weight=0.0, blob_threshold=4.25, adaptive_threshold=True
 )
 PRESETS: dict[str, DetectionParams] = {
-    "default": _STRENGTH.updated(ranker=True, adapt_share=True, f1_cut=True),
+    "default": _STRENGTH.updated(
+        ranker=True, adapt_share=True, f1_cut=True, ranker_extent_reach=1.0
+    ),
+    "ranker-strict-floor": _STRENGTH.updated(ranker=True, adapt_share=True, f1_cut=True),
     "strength-order": _STRENGTH,
     "ranker-trained-share": _STRENGTH.updated(ranker=True),
     "ranker-half-cut": _STRENGTH.updated(ranker=True, adapt_share=True),

@@ -180,14 +180,22 @@ def find_peaks(
     score = params.score
     values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
     if score.adaptive_threshold:
-        floor_picks = _floor_picks(work, found, values, learned, config, cancel)
+        initial = values
+        floor_picks = _floor_picks(work, found, initial, learned, config, cancel)
         estimate = estimate_threshold(floor_picks.combined, params.candidates.blob_floor)
         prep.info["threshold_estimate"] = None if estimate is None else estimate.to_info()
         centre = score.blob_threshold if estimate is None else estimate.threshold
         values = pick_score(found.strength, learned, score.learned_weight, centre)
         searched = (config.min_diameter_nm, config.max_diameter_nm)
         if score.ranker and estimate is not None and ranker_applies(*searched):
-            values = _ranked_values(work, len(found), floor_picks, centre, score, prep.info)
+            count = int(np.sum(floor_picks.combined >= centre))
+            loose = ranker_config(config)
+            if loose is not config:
+                floor_picks, centre = _loose_floor(
+                    work, found, initial, learned, loose, centre, cancel
+                )
+                config = loose  # the final picks keep the ranker's neighbours too
+            values = _ranked_values(work, len(found), floor_picks, centre, count, score, prep.info)
     index = np.arange(len(found))
     head_profiles = None
     if prep.head_payload is not None:
@@ -242,24 +250,49 @@ def _floor_picks(
     return FloorPicks(peaks, combined_strength(peaks.found.strength, peaks.learned, weight))
 
 
+def ranker_config(config: DetectionConfig) -> DetectionConfig:
+    """``config`` with the extent reach of the ranker's picks (``score.ranker_extent_reach``)."""
+    reach = config.params.score.ranker_extent_reach
+    if reach is None or reach == config.params.peaks.extent_reach:
+        return config
+    return config.with_params(extent_reach=reach)
+
+
+def _loose_floor(
+    work: WorkingVolume,
+    found: Candidates,
+    values: np.ndarray,
+    learned: np.ndarray,
+    loose: DetectionConfig,
+    threshold: float,
+    cancel: CancelToken | None,
+) -> tuple[FloorPicks, float]:
+    """The floor picks at the ranker's extent reach (``loose``) and the threshold read from
+    them, which the ranker's excess is measured from as in its training table (``threshold``,
+    the strict one, where too few peaks tell)."""
+    floor = _floor_picks(work, found, values, learned, loose, cancel)
+    estimate = estimate_threshold(floor.combined, loose.params.candidates.blob_floor)
+    return floor, threshold if estimate is None else estimate.threshold
+
+
 def _ranked_values(
     work: WorkingVolume,
     n_candidates: int,
     floor: FloorPicks,
     threshold: float,
+    count: int,
     score: ScoreParams,
     info: dict,
 ) -> np.ndarray:
     """Candidate scores from the pick ranker (:mod:`.ranker`): the floor picks ranked by their
-    particle probability, as many above 0.5 as stand above ``threshold`` (fewer when
-    ``score.adapt_share`` refuses weak picks); every other candidate 0 (it was suppressed or is
+    particle probability, ``count`` of them above 0.5 (fewer when ``score.adapt_share`` refuses
+    weak picks, those under ``threshold``); every other candidate 0 (it was suppressed or is
     unwanted). What the ranker did is recorded in ``info["threshold_estimate"]["ranker"]``."""
     picks, combined = floor.peaks, floor.combined  # strongest first, as the ranker reads them
     threads = int(info.get("threads") or 1)
     table = ranker_table(
         work, picks.found.zyx, combined, picks.found.radius, picks.profiles, threshold, threads
     )
-    count = int(np.sum(combined >= threshold))
     ranked = rank_picks(table, count, adapt_share=score.adapt_share, f1_cut=score.f1_cut)
     info["threshold_estimate"]["ranker"] = ranked.to_info()
     values = np.zeros(n_candidates)
