@@ -394,7 +394,7 @@ def embedding_needed(config: DetectionConfig, prep: Prepared) -> bool:
     return (
         config.learned_features
         or config.keep_score_map
-        or config.params.score.learned_weight != 0
+        or config.params.reads_the_model
         or prep.head_payload is not None
     )
 
@@ -410,19 +410,20 @@ def detection_result(
 ) -> DetectionResult:
     """The picks in the input tomogram's voxels with their features, and what goes with them."""
     work, stride = prep.work, prep.stride
-    at_blobs = embedded.at_blobs
+    at_blobs = embedded.at_blobs  # None: the embedding pass was skipped, nothing learned to give
+    learned = {}
+    if at_blobs is not None:
+        learned["probability"] = peaks.learned.astype(float)
     features = pd.DataFrame(
         {
             "score": peaks.values.astype(float),
-            "probability": peaks.learned.astype(float),
+            **learned,
             "strength": peaks.found.strength.astype(float),
             "radius_nm": voxels_to_nm(peaks.found.radius, work.voxel_size),
             "cluster": -1 if at_blobs is None else at_blobs.cluster[peaks.picked].astype(int),
             "group": groups.astype(int),
         }
     )  # status and class: Picks adds them at their defaults
-    if at_blobs is None:  # the embedding pass was skipped: no learned probability to give
-        features = features.drop(columns="probability")
     zyx = np.clip(work.to_input(peaks.found.zyx), 0, np.asarray(volume.shape) - 1)
     name = volume.path.stem if volume.path is not None else ""
     probability = embedded.probability
@@ -500,7 +501,8 @@ def detect_particles_job(
         )
         step += len(tiles)
         timings["embed"] = time.perf_counter() - clock
-    prep.mask = None
+    else:
+        prep.mask = None
     prep.info["learned_features"] = embedding
     clock = time.perf_counter()
     peaks = find_peaks(prep, config, found, embedded, cancel)
