@@ -109,6 +109,19 @@ def test_bad_tuned_values_are_refused() -> None:
         DEFAULT.updated(nope=1)
 
 
+def test_a_switch_that_would_do_nothing_is_refused() -> None:
+    for name in PRESETS:
+        DetectionConfig(params=name).validated()
+    with pytest.raises(CryoetInputError, match="f1_cut does nothing without adapt_share"):
+        DetectionConfig(params=DEFAULT.updated(adapt_share=False)).validated()
+    with pytest.raises(CryoetInputError, match="ranker does nothing without adaptive_threshold"):
+        DetectionConfig(params=DEFAULT.updated(adaptive_threshold=False)).validated()
+    with pytest.raises(CryoetInputError, match="ranker_extent_reach does nothing without ranker"):
+        DetectionConfig(
+            params=PRESETS["strength-order"].updated(ranker_extent_reach=1.0)
+        ).validated()
+
+
 def test_fields_are_named_once_and_updated_in_their_group() -> None:
     names = [
         f.name

@@ -195,6 +195,20 @@ class DetectionParams:
             raise CryoetInputError(
                 None, f"number of k-means clusters {learned.n_clusters} is outside 2-16"
             )
+        needs = {
+            "ranker": "adaptive_threshold",
+            "adapt_share": "ranker",
+            "f1_cut": "adapt_share",
+        }
+        for switch, needed in needs.items():
+            if getattr(score, switch) and not getattr(score, needed):
+                raise CryoetInputError(
+                    None, f"score setting {switch} does nothing without {needed}: set both"
+                )
+        if score.ranker_extent_reach is not None and not score.ranker:
+            raise CryoetInputError(
+                None, "score setting ranker_extent_reach does nothing without ranker: set both"
+            )
         return self
 
 
