@@ -33,9 +33,11 @@ def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(features, hit a particle first) of one tomogram's picks down to the floor, ranked by
     strength (the ``strength-order`` preset, whose picks the ranker re-ranks)."""
     volume = read_shrec_folder(folder).tomogram
-    reach = PRESETS["default"].score.ranker_extent_reach
-    params = PRESETS["strength-order"]
-    if reach is not None:  # the picks the default ranks: at the ranker's extent reach
+    default = PRESETS["default"]
+    reach = default.score.ranker_extent_reach
+    # the picks the default ranks: its candidates, at the ranker's extent reach
+    params = PRESETS["strength-order"].updated(reach=default.candidates.reach)
+    if reach is not None:
         params = params.updated(extent_reach=reach)
     config = DetectionConfig(
         params=params,

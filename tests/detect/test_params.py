@@ -132,7 +132,7 @@ def test_fields_are_named_once_and_updated_in_their_group() -> None:
     changed = DEFAULT.updated(reach=2.5, candidate_filter="log", learned_weight=0.0)
     assert changed.candidates.reach == 2.5 and changed.candidates.candidate_filter == "log"
     assert changed.score.learned_weight == 0.0
-    assert changed.learned == DEFAULT.learned and DEFAULT.candidates.reach == 2.0
+    assert changed.learned == DEFAULT.learned and DEFAULT.candidates.reach == 1.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT.candidates.reach = 3.0  # type: ignore[misc]
     assert preset_name(changed) is None and preset_name(DEFAULT) == DEFAULT_PRESET

@@ -230,7 +230,7 @@ _STRENGTH = DetectionParams().updated(
 )
 PRESETS: dict[str, DetectionParams] = {
     "default": _STRENGTH.updated(
-        ranker=True, adapt_share=True, f1_cut=True, ranker_extent_reach=1.0
+        ranker=True, adapt_share=True, f1_cut=True, ranker_extent_reach=1.0, reach=1.5
     ),
     "ranker-strict-floor": _STRENGTH.updated(ranker=True, adapt_share=True, f1_cut=True),
     "strength-order": _STRENGTH,
