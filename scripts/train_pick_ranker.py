@@ -22,6 +22,7 @@ from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.pipeline import prepare
 from napari_cryoet_particles.detect.ranker import RANKER_FEATURES, TRAINING_FILE, ranker_table
+from napari_cryoet_particles.detect.scoring import ranker_config
 from napari_cryoet_particles.evaluate.report import load_truth
 from napari_cryoet_particles.io import read_shrec_folder
 from napari_cryoet_particles.io.units import nm_to_voxels
@@ -31,14 +32,13 @@ DEFAULT_OUT = Path(__file__).parents[1] / "src" / "napari_cryoet_particles" / "d
 
 def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(features, hit a particle first) of one tomogram's picks down to the floor, ranked by
-    strength (the ``strength-order`` preset, whose picks the ranker re-ranks)."""
+    strength (the default with the ranker off: the picks the ranker re-ranks)."""
     volume = read_shrec_folder(folder).tomogram
-    default = PRESETS["default"]
-    reach = default.score.ranker_extent_reach
-    # the picks the default ranks: its candidates, at the ranker's extent reach
-    params = PRESETS["strength-order"].updated(reach=default.candidates.reach)
-    if reach is not None:
-        params = params.updated(extent_reach=reach)
+    default = DetectionConfig(params=PRESETS["default"])
+    # the picks the default ranks (its candidates, at the ranker's extent reach), in strength order
+    params = ranker_config(default).params.updated(
+        ranker=False, adapt_share=False, f1_cut=False, ranker_extent_reach=None
+    )
     config = DetectionConfig(
         params=params,
         threshold=CANDIDATE_FLOOR,

@@ -219,8 +219,10 @@ class DetectionParams:
 #: (:mod:`.ranker`) chooses which, a pick below the threshold joining only if, at the
 #: tomogram's own share of particles, it is likely enough a particle for F1 (half the F1 the
 #: picks are expected to score), among picks kept at a looser extent reach (1.0) than the
-#: threshold's count is read at. ``ranker-strict-floor``: the ranker ranks the strict floor
-#: (as in session 13's main, with the ranker now trained on the loose floor); ``ranker-half-cut``: "likely" is one half instead;
+#: threshold's count is read at, from candidates suppressed within 1.5 radii (not 2).
+#: ``ranker-strict-floor``: the ranker ranks the strict floor of the 2-radii candidates (as in
+#: session 13, with the ranker trained on the default's floor); ``ranker-half-cut``: "likely" is
+#: one half instead;
 #: ``ranker-trained-share``: the ranker at the share it was trained at (session 11's opt-in
 #: preset); ``strength-order``: the same count in strength order (session 10's default);
 #: ``fixed-threshold`` keeps 4.25 everywhere (session 9's default); ``session8`` keeps the

@@ -71,6 +71,30 @@ def profiles_at(work: WorkingVolume, zyx: np.ndarray, cancel: CancelToken | None
     return radial_profiles(work.read, work.shape, zyx, work.voxel_size, check=check)
 
 
+class CandidateProfiles:
+    """Radial profiles of the candidates, each read once however many passes ask: the floor, the
+    ranker's looser floor and the final picks describe mostly the same candidates."""
+
+    def __init__(self, work: WorkingVolume, found: Candidates, cancel: CancelToken | None):
+        self.work, self.found, self.cancel = work, found, cancel
+        self.known = np.zeros(len(found), dtype=bool)
+        self.values: np.ndarray | None = None
+
+    def at(self, index: np.ndarray) -> np.ndarray:
+        """The profiles of the candidates ``index``, reading only those not read before."""
+        index = np.asarray(index, dtype=int)
+        missing = np.unique(index[~self.known[index]])
+        if len(missing):
+            read = profiles_at(self.work, self.found.zyx[missing], self.cancel)
+            if self.values is None:
+                self.values = np.zeros((len(self.found), read.shape[1]), dtype=read.dtype)
+            self.values[missing] = read
+            self.known[missing] = True
+        if self.values is None:  # nothing asked for yet: an empty index
+            return profiles_at(self.work, self.found.zyx[index], self.cancel)
+        return self.values[index]
+
+
 def confident_shapes(
     work: WorkingVolume, zyx: np.ndarray, values: np.ndarray, cancel: CancelToken | None
 ) -> np.ndarray:
@@ -179,9 +203,10 @@ def find_peaks(
     learned = embedded.probability_at_blobs(len(found))
     score = params.score
     values = pick_score(found.strength, learned, score.learned_weight, score.blob_threshold)
+    profiles = CandidateProfiles(work, found, cancel)
     if score.adaptive_threshold:
         initial = values
-        floor_picks = _floor_picks(work, found, initial, learned, config, cancel)
+        floor_picks = _floor_picks(work, found, initial, learned, config, profiles, cancel)
         estimate = estimate_threshold(floor_picks.combined, params.candidates.blob_floor)
         prep.info["threshold_estimate"] = None if estimate is None else estimate.to_info()
         centre = score.blob_threshold if estimate is None else estimate.threshold
@@ -192,7 +217,7 @@ def find_peaks(
             loose = ranker_config(config)
             if loose is not config:
                 floor_picks, centre = _loose_floor(
-                    work, found, initial, learned, loose, centre, cancel
+                    work, found, initial, learned, loose, centre, profiles, cancel
                 )
                 config = loose  # the final picks keep the ranker's neighbours too
             values = _ranked_values(work, len(found), floor_picks, centre, count, score, prep.info)
@@ -205,9 +230,15 @@ def find_peaks(
     threshold = AUTO_THRESHOLD if config.threshold is None else config.threshold
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= threshold]
-    profiles = None if head_profiles is None else head_profiles[order]
     peaks = _one_per_object(
-        work, found, index[order], values[order], learned, config, cancel, profiles
+        work,
+        found,
+        index[order],
+        values[order],
+        learned,
+        config,
+        profiles.at(index[order]) if head_profiles is None else head_profiles[order],
+        cancel,
     )
     labels = _unwanted_labels(work, peaks.found, peaks.values >= AUTO_THRESHOLD, config)
     prep.info["dropped"] = _label_counts(labels)
@@ -235,6 +266,7 @@ def _floor_picks(
     values: np.ndarray,
     learned: np.ndarray,
     config: DetectionConfig,
+    profiles: CandidateProfiles,
     cancel: CancelToken | None,
 ) -> FloorPicks:
     """Every pick down to the floor, one per object, none on structures or at the faces: what
@@ -243,7 +275,9 @@ def _floor_picks(
     give: suppression is greedy, strongest first."""
     order = np.argsort(-values, kind="stable")
     order = order[values[order] >= CANDIDATE_FLOOR]
-    peaks = _one_per_object(work, found, order, values[order], learned, config, cancel, None)
+    peaks = _one_per_object(
+        work, found, order, values[order], learned, config, profiles.at(order), cancel
+    )
     wanted = _unwanted_labels(work, peaks.found, peaks.values >= AUTO_THRESHOLD, config) == ""
     peaks = peaks.take(np.flatnonzero(wanted))
     weight = config.params.score.learned_weight
@@ -265,12 +299,13 @@ def _loose_floor(
     learned: np.ndarray,
     loose: DetectionConfig,
     threshold: float,
+    profiles: CandidateProfiles,
     cancel: CancelToken | None,
 ) -> tuple[FloorPicks, float]:
     """The floor picks at the ranker's extent reach (``loose``) and the threshold read from
     them, which the ranker's excess is measured from as in its training table (``threshold``,
     the strict one, where too few peaks tell)."""
-    floor = _floor_picks(work, found, values, learned, loose, cancel)
+    floor = _floor_picks(work, found, values, learned, loose, profiles, cancel)
     estimate = estimate_threshold(floor.combined, loose.params.candidates.blob_floor)
     return floor, threshold if estimate is None else estimate.threshold
 
@@ -307,14 +342,12 @@ def _one_per_object(
     values: np.ndarray,
     learned: np.ndarray,
     config: DetectionConfig,
+    profiles: np.ndarray,
     cancel: CancelToken | None,
-    profiles: np.ndarray | None,
 ) -> Peaks:
-    """The candidates ``picked`` (strongest first, scored ``values``) after extent and joined
-    suppression."""
+    """The candidates ``picked`` (strongest first, scored ``values``, radial ``profiles``) after
+    extent and joined suppression."""
     found = found.take(picked)
-    if profiles is None:
-        profiles = profiles_at(work, found.zyx, cancel)
     peaks = Peaks(values, picked, found, learned[picked], profiles)
     extent = nm_to_voxels(
         profile_extent_nm(profiles, config.params.peaks.extent_fraction), work.voxel_size
