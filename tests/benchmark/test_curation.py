@@ -81,7 +81,10 @@ def test_only_curation_replaces_the_curation_parts_and_keeps_the_rest() -> None:
     from napari_cryoet_particles.benchmark.curation import splice_curation
 
     old = format_report([], [], True, Path("x"), None, 2, curations=_runs()[:1])
-    old = old.replace("## Targets", "## Stage timings kept\n\nkept line\n\n## Targets")
+    earlier = "| target | goal | measured | | why |\n| --- | --- | --- | --- | --- |\n| other | 1 | 2 | | |"
+    old = old.replace(
+        "## Targets", f"## Stage timings kept\n\nkept line\n\n{earlier}\n\n## Targets"
+    )
     new_runs = [CurationRun("fresh", f1_before=0.5, f1_after={20: 0.9}, ari=0.5, fit_seconds=0.1)]
     rows = [Target(**t).row() for t in curation_targets(new_runs)]
     text = splice_curation(old, new_runs, rows, ["- **Refine**: new bullet"], "*stamp*")
@@ -90,6 +93,8 @@ def test_only_curation_replaces_the_curation_parts_and_keeps_the_rest() -> None:
     assert text.count("F1 gain from 20 marks") == 1 and "+0.400" in text
     assert "- **Refine**: new bullet" in text
     assert text.count("## Curation") == 1
+    assert text.index("| other | 1 | 2 | | |\n\n## Targets") > 0  # the rows go to ## Targets
+    assert text.index("## Targets") < text.index("F1 gain from 20 marks")
 
 
 def test_the_real_vlp_rows_close_the_curation_section() -> None:

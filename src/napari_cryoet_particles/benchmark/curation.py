@@ -617,7 +617,8 @@ def splice_curation(
     lines = lines[:start] + section + lines[end:]
     names = [row.split(" | ")[0] for row in target_rows]
     kept = [line for line in lines if not any(line.startswith(name + " |") for name in names)]
-    header = next(i for i, line in enumerate(kept) if line.startswith("| target | goal"))
+    targets = next(i for i, line in enumerate(kept) if line.startswith("## Targets"))
+    header = next(i for i in range(targets, len(kept)) if kept[i].startswith("| target | goal"))
     last = header + 2
     while last < len(kept) and kept[last].startswith("|"):
         last += 1
