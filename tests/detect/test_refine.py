@@ -18,6 +18,7 @@ from napari_cryoet_particles.detect.refine import (
     descriptor_table,
     fit_like_head,
     grown_like_head,
+    like_columns,
     refine_job,
     refined_picks,
     save_refined_model,
@@ -142,6 +143,14 @@ def test_like_head_finds_a_middle_sized_species_and_survives_a_checkpoint() -> N
     assert np.allclose(again.like_probability(table), head.like_probability(table))
     old = head.to_payload() | {"centre": None, "weights": [1.0] + [0.0] * (len(columns) - 1)}
     assert PickHead.from_payload(old).like_probability(table).shape == (240,)
+
+
+def test_the_like_head_reads_the_shape_and_the_strength() -> None:
+    shape = list(shape_columns())
+    table = pd.DataFrame(np.zeros((2, len(shape) + 2)), columns=[*shape, "strength", "radius_nm"])
+    assert like_columns(table) == (*shape, "strength")
+    profile = pd.DataFrame(np.zeros((2, 3)), columns=["strength", "radius_nm", "profile_0"])
+    assert like_columns(profile) == ("radius_nm", "profile_0")
 
 
 def test_growing_the_examples_finds_more_of_a_noisy_species() -> None:

@@ -238,16 +238,16 @@ def fit_refine_head(
 
 
 def like_columns(table: pd.DataFrame) -> tuple[str, ...]:
-    """The columns the like head learns from: the shape descriptor (:func:`.describe.shape_descriptors`),
-    or radius plus radial profile for a detection run made without it.
+    """The columns the like head learns from: the shape descriptor (:func:`.describe.shape_descriptors`)
+    and the blob strength, or radius plus radial profile for a detection run made without it.
 
     On validation simulations the shape alone found a species from 3 clicks about twice as well
-    as radius + profile did (class F1 4CR2 0.42-0.47 against 0.29, 3GL1 0.23-0.25 against 0.12);
-    adding the profile or the embedding to the shape made it worse (docs/detection.md).
+    as radius + profile did; adding the profile or the embedding to the shape made it worse, the
+    strength (how far a pick stands out of the noise: a species' mass) better (docs/detection.md).
     """
     shape = [c for c in shape_columns() if c in table]
     if shape:
-        return tuple(shape)
+        return (*shape, *(["strength"] if "strength" in table else []))
     return ("radius_nm", *(c for c in table.columns if c.startswith("profile_")))
 
 
