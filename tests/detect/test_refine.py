@@ -11,12 +11,19 @@ from sklearn.metrics import f1_score
 from napari_cryoet_particles.detect import DetectionConfig, detect_particles
 from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 from napari_cryoet_particles.detect.describe import shape_columns
-from napari_cryoet_particles.detect.head import PickHead, apply_head, neighbour_features
+from napari_cryoet_particles.detect.head import (
+    REFINE_COLUMNS,
+    PickHead,
+    apply_head,
+    neighbour_features,
+)
 from napari_cryoet_particles.detect.refine import (
+    NON_NEGATIVE_COLUMNS,
     REFINE_BAND_LOGIT,
     RefineConfig,
     descriptor_table,
     fit_like_head,
+    fit_refine_head,
     grown_like_head,
     like_columns,
     refine_job,
@@ -143,6 +150,20 @@ def test_like_head_finds_a_middle_sized_species_and_survives_a_checkpoint() -> N
     assert np.allclose(again.like_probability(table), head.like_probability(table))
     old = head.to_payload() | {"centre": None, "weights": [1.0] + [0.0] * (len(columns) - 1)}
     assert PickHead.from_payload(old).like_probability(table).shape == (240,)
+
+
+def test_marks_cannot_teach_the_refine_head_to_favour_near_neighbours() -> None:
+    """Accepted marks that happen to lie close to stronger picks must not make closeness a
+    reason to pick: the neighbour-distance weights stay non-negative (repeat hits)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    table = pd.DataFrame(rng.normal(size=(n, len(REFINE_COLUMNS))), columns=list(REFINE_COLUMNS))
+    marked = np.arange(40)
+    labels = (table["neighbour_log_nm"].to_numpy()[marked] < 0).astype(float)  # near = accepted
+    head = fit_refine_head(table, np.zeros(n), marked, labels, ridge=1.0)
+    for column in NON_NEGATIVE_COLUMNS:
+        assert head.weights[list(REFINE_COLUMNS).index(column)] >= 0
+    assert np.any(head.weights != 0)
 
 
 def test_the_like_head_reads_the_shape_and_the_strength() -> None:
