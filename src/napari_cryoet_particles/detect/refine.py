@@ -83,10 +83,8 @@ MIN_EACH_KIND = 3
 LIKE_PRIOR = 3.0
 #: More like these grows its examples: the head is refitted on the examples plus this share of
 #: the confident picks most like them, :data:`LIKE_GROW_ROUNDS` times, so the centre and the
-#: columns' weights come from a few dozen picks of the kind instead of three clicks. Validation
-#: seeds 101 / 106, 3 clicks, 3 draws: class F1 4CR2 0.60 / 0.56 -> 0.66 / 0.66, 3GL1 0.29 / 0.21
-#: -> 0.34 / 0.31, 1U6G 0.19 / 0.19 -> 0.21 / 0.20 (shares 0.03 and 0.05 alike; growing to every
-#: pick the head accepts instead lost 3GL1 0.04-0.08).
+#: columns' weights come from a few dozen picks of the kind instead of three clicks (chosen on
+#: the validation seeds; docs/detection.md, "Growing the examples").
 LIKE_GROW_SHARE = 0.03
 LIKE_GROW_ROUNDS = 2
 #: The refine head corrects only candidates whose score logit lies within this of the threshold's.
@@ -98,10 +96,8 @@ LIKE_GROW_ROUNDS = 2
 REFINE_BAND_LOGIT = 0.25
 #: Columns whose weight in the refine head may not be negative: farther from a stronger candidate
 #: (absolutely, and in its radii) must never lower a candidate's score, so a few marks cannot
-#: promote the near neighbours of strong picks, which are how repeat hits come in. Validation
-#: (val101, val106, cell101; 20 / 50 oracle marks, the pick ranker's default): repeat hits 46 / 46
-#: / 123 -> 43 / 38 / 113 with 20 marks, F1 +0.002 to +0.003 over the unbounded head (50 marks:
-#: -0.001 to +0.005); either way within 0.004 of the marks alone.
+#: promote the near neighbours of strong picks, which are how repeat hits come in
+#: (docs/detection.md, "With the pick ranker's score").
 NON_NEGATIVE_COLUMNS = ("neighbour_log_nm", "neighbour_log_relative")
 #: A mark lies on a candidate when within this many of the candidate's radii (at least 2 voxels).
 MATCH_REACH = 1.0
