@@ -130,19 +130,28 @@ def test_refine_changes_only_borderline_candidates(noisy) -> None:
     assert np.isinf(PickHead.from_payload(payload).band_half_width)
 
 
+def three_species(
+    each: int, spread: float, seed: int
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Shape descriptors of three species of sizes 4, 7 and 10 (``each`` picks, noise
+    ``spread``): the table, which picks are the middle species, three clicks on it."""
+    rng = np.random.default_rng(seed)
+    size = np.repeat([4.0, 7.0, 10.0], each)
+    columns = shape_columns()
+    values = size[:, None] * (1 + np.arange(len(columns)) / 20) + rng.normal(
+        0, spread, (3 * each, len(columns))
+    )
+    middle = size == 7.0
+    clicks = np.zeros(3 * each, dtype=bool)
+    clicks[np.flatnonzero(middle)[:3]] = True
+    return pd.DataFrame(values, columns=list(columns)), middle, clicks
+
+
 def test_like_head_finds_a_middle_sized_species_and_survives_a_checkpoint() -> None:
     """Three clicks on the middle one of three sizes: no single hyperplane cuts it out, a
     distance from the clicked picks does."""
-    rng = np.random.default_rng(3)
-    size = np.repeat([4.0, 7.0, 10.0], 80)
+    table, middle, positive = three_species(80, 0.6, seed=3)
     columns = shape_columns()
-    values = size[:, None] * (1 + np.arange(len(columns)) / 20) + rng.normal(
-        0, 0.6, (240, len(columns))
-    )
-    table = pd.DataFrame(values, columns=list(columns))
-    middle = size == 7.0
-    positive = np.zeros(240, dtype=bool)
-    positive[np.flatnonzero(middle)[:3]] = True
     head = fit_like_head(table, positive, np.zeros(240, dtype=bool), np.ones(240, dtype=bool))
     like = head.like_probability(table) >= 0.5
     assert like[middle].mean() >= 0.9 and like[~middle].mean() <= 0.1
@@ -177,16 +186,7 @@ def test_the_like_head_reads_the_shape_and_the_strength() -> None:
 def test_growing_the_examples_finds_more_of_a_noisy_species() -> None:
     """Three clicks on a species whose descriptors scatter widely: refitted on the picks most
     like them, the head finds the species far better than from the three clicks alone."""
-    rng = np.random.default_rng(0)
-    size = np.repeat([4.0, 7.0, 10.0], 200)
-    columns = shape_columns()
-    values = size[:, None] * (1 + np.arange(len(columns)) / 20) + rng.normal(
-        0, 3.0, (600, len(columns))
-    )
-    table = pd.DataFrame(values, columns=list(columns))
-    middle = size == 7.0
-    positive = np.zeros(600, dtype=bool)
-    positive[np.flatnonzero(middle)[:3]] = True
+    table, middle, positive = three_species(200, 3.0, seed=0)
     none, pool, base = np.zeros(600, dtype=bool), np.ones(600, dtype=bool), np.ones(600)
 
     def class_f1(head: PickHead) -> float:
