@@ -194,7 +194,7 @@ def test_growing_the_examples_finds_more_of_a_noisy_species() -> None:
         return f1_score(middle, like)
 
     alone = fit_like_head(table, positive, none, pool)
-    grown = grown_like_head(table, positive, none, pool, base)
+    grown = grown_like_head(table, positive, none, pool)
     assert class_f1(grown) >= class_f1(alone) + 0.15
     assert grown.n_positive == 3
 

@@ -300,7 +300,6 @@ def grown_like_head(
     positive: np.ndarray,
     negative: np.ndarray,
     pool: np.ndarray,
-    base: np.ndarray,
 ) -> PickHead:
     """:func:`fit_like_head` refitted :data:`LIKE_GROW_ROUNDS` times on the examples
     (``positive``) plus the :data:`LIKE_GROW_SHARE` of ``pool`` most like them; it still reports
@@ -308,7 +307,8 @@ def grown_like_head(
     head = fit_like_head(table, positive, negative, pool)
     grow = int(round(LIKE_GROW_SHARE * pool.sum()))
     for _ in range(LIKE_GROW_ROUNDS if grow > 0 else 0):
-        alike = np.where(pool, apply_head(head, base, table), -np.inf)
+        like = head.like_probability(table)
+        alike = np.where(pool & np.isfinite(like), like, -np.inf)
         grown = positive.copy()
         grown[np.argsort(-alike, kind="stable")[:grow]] = True
         head = fit_like_head(table, grown, negative, pool)
@@ -384,7 +384,7 @@ def refined_picks(
             raise CryoetInputError(
                 None, "none of the accepted or added picks lies on a detected candidate"
             )
-        head = grown_like_head(table, positive, negative, base >= threshold, base)
+        head = grown_like_head(table, positive, negative, base >= threshold)
         score = apply_head(head, base, table)
         keep = (base >= threshold) & (score >= 0.5)
         examples_alike = int(np.sum(score[positive] >= 0.5))
