@@ -160,6 +160,30 @@ def test_refine_saves_a_model_with_its_head(curation: Curation, tmp_path: Path) 
     assert load_checkpoint(saved).pick_head is not None
 
 
+def test_a_model_of_a_reference_search_is_refused_and_the_picks_kept(
+    curation: Curation, tmp_path: Path, capsys
+) -> None:
+    """Points added where no object is (so no candidate is described there) are searched for by
+    reference, which learns no head: --save-model fails plainly, the picks are written."""
+    rng = np.random.default_rng(3)
+    empty = [
+        point
+        for point in rng.uniform(3, np.asarray(SHAPE) - 3, (400, 3))
+        if cKDTree(curation.centres).query(point)[0] > 7
+    ][:3]
+    added = curation.curated.iloc[:3].copy()
+    added[["z", "y", "x"]] = np.asarray(empty)
+    added[["z_angstrom", "y_angstrom", "x_angstrom"]] = 10.0 * np.asarray(empty)
+    added["status"] = "added"
+    table = pd.concat([curation.curated.assign(status="auto"), added], ignore_index=True)
+    out, model = tmp_path / "like.csv", tmp_path / "like.pt"
+    args = refine_args(curation, write_curated(curation, tmp_path, table), out)
+    assert main([*args, "--like-accepted", "--save-model", str(model)]) == 1
+    assert "no model saved" in capsys.readouterr().err
+    assert out.exists() and not model.exists()
+    assert (pd.read_csv(out)["status"] == "added").sum() == 3
+
+
 def _no_status(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(status="auto")
 

@@ -11,7 +11,12 @@ from napari_cryoet_particles.detect.examples import (
     profile_extent,
     reference,
 )
-from napari_cryoet_particles.detect.refine import RefineConfig, refine_job, uses_examples
+from napari_cryoet_particles.detect.refine import (
+    RefineConfig,
+    example_refine_job,
+    refine_job,
+    uses_examples,
+)
 from napari_cryoet_particles.io import CryoetInputError, Volume
 from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.io.tomogram import read_tomogram
@@ -50,7 +55,7 @@ def _marks(zyx: np.ndarray, status: list[str]) -> Picks:
 def _like(volume: Volume, marks: Picks) -> Picks:
     config = RefineConfig(like_accepted=True)
     config.detection.max_diameter_nm = 16.0
-    return run_job(refine_job(volume, marks, None, config)).picks
+    return run_job(example_refine_job(volume, marks, config)).picks
 
 
 def test_a_profile_ends_where_the_shell_does() -> None:

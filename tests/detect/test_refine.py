@@ -22,6 +22,7 @@ from napari_cryoet_particles.detect.refine import (
     REFINE_BAND_LOGIT,
     RefineConfig,
     descriptor_table,
+    examples_described,
     fit_like_head,
     fit_refine_head,
     grown_like_head,
@@ -32,6 +33,7 @@ from napari_cryoet_particles.detect.refine import (
     unlike_examples_warning,
 )
 from napari_cryoet_particles.io import CryoetInputError, Volume
+from napari_cryoet_particles.io.picks import Picks
 from napari_cryoet_particles.jobs import run_job
 from napari_cryoet_particles.model import DenseEncoder, EncoderConfig, ModelConfig, save_checkpoint
 from napari_cryoet_particles.model.checkpoint import load_checkpoint
@@ -199,7 +201,9 @@ def test_growing_the_examples_finds_more_of_a_noisy_species() -> None:
     assert grown.n_positive == 3
 
 
-def test_like_accepted_returns_the_accepted_species() -> None:
+@pytest.fixture(scope="module")
+def two_kinds():
+    """Small blobs and, at half of the centres, big ones; a detection run with its candidates."""
     small = blob_scene(seed=7, shape=(48, 96, 96), n=24, sigma=1.5, noise=0.2, spacing=14.0)
     big_kind = np.random.default_rng(1).random(len(small.centres)) < 0.5
     grid = np.indices(small.volume.shape, dtype=np.float32)
@@ -209,18 +213,60 @@ def test_like_accepted_returns_the_accepted_species() -> None:
         volume -= 1.5 * np.exp(-d2 / (2 * 3.0**2)).astype(np.float32)
     config = DetectionConfig(diameter_nm=8.0, threads=1, threshold=CANDIDATE_FLOOR, keep_edges=True)
     result = detect_particles(Volume(volume, 10.0), BlobEncoder(), config)
-    distance, index = cKDTree(small.centres).query(result.picks.zyx)
+    return Volume(volume, 10.0), small.centres, big_kind, result
+
+
+def _big_examples(two_kinds, count: int) -> Picks:
+    _, centres, big_kind, result = two_kinds
+    distance, index = cKDTree(centres).query(result.picks.zyx)
     on_big = (distance <= 3) & big_kind[index]
-    seeds = np.flatnonzero(on_big & (result.picks.scores >= 0.5))[:3]
+    seeds = np.flatnonzero(on_big & (result.picks.scores >= 0.5))[:count]
     marks = result.picks.subset(seeds)
     marks.features["status"] = "accepted"
-    outcome = refined_picks(result, marks, RefineConfig(like_accepted=True))
-    distance, index = cKDTree(small.centres).query(outcome.picks.zyx)
+    return marks
+
+
+def test_like_accepted_returns_the_accepted_species(two_kinds) -> None:
+    _, centres, big_kind, result = two_kinds
+    outcome = refined_picks(result, _big_examples(two_kinds, 3), RefineConfig(like_accepted=True))
+    distance, index = cKDTree(centres).query(outcome.picks.zyx)
     hit = distance <= 3
     assert hit.mean() >= 0.8
     assert big_kind[index[hit]].mean() >= 0.8
     assert len(set(index[hit & big_kind[index]].tolist())) >= 0.7 * big_kind.sum()
     assert unlike_examples_warning(outcome.info) is None  # examples of one kind look alike
+
+
+def _run_like(two_kinds, marks: Picks):
+    volume, _, _, result = two_kinds
+    config = RefineConfig(like_accepted=True)
+    config.detection.max_diameter_nm = 8.0
+    return run_job(refine_job(volume, marks, None, config, result=result))
+
+
+def test_an_added_point_beside_accepted_picks_keeps_the_like_head(two_kinds) -> None:
+    """A missed particle added beside accepted ones: the like head still compares shapes (a
+    reference search would lose the species); the added point stays as a mark."""
+    marks = _big_examples(two_kinds, 4)
+    marks.features["status"] = ["accepted", "accepted", "accepted", "added"]
+    assert examples_described(two_kinds[3], marks)
+    outcome = _run_like(two_kinds, marks)
+    assert outcome.info["kind"] == "like" and outcome.head is not None
+    assert (outcome.picks.features["status"] == "added").sum() == 1
+
+
+def test_most_examples_on_no_candidate_search_by_reference(two_kinds) -> None:
+    _, centres, _, result = two_kinds
+    between = 0.5 * (centres[0] + centres[1])  # no object, no candidate
+    marks = _big_examples(two_kinds, 1)
+    zyx = np.r_[marks.zyx, [between, between + 1.0]]
+    features = pd.DataFrame({"score": 1.0, "status": ["accepted", "added", "added"]})
+    examples = Picks(zyx, 10.0, features, "toy")
+    assert not examples_described(result, examples)
+    assert _run_like(two_kinds, examples).info["kind"] == "reference"
+    no_volume = refine_job(None, examples, None, RefineConfig(like_accepted=True), result=result)
+    with pytest.raises(CryoetInputError, match="open"):
+        run_job(no_volume)
 
 
 def test_examples_of_several_kinds_are_warned_about() -> None:

@@ -152,6 +152,22 @@ def test_find_more_like_the_selected_picks(qtbot, viewer, scene: Scene) -> None:
     assert layer.features["status"][hits[0]] == "auto"  # the source layer is left as it was
 
 
+def test_an_added_example_among_detected_ones_keeps_the_like_head(
+    qtbot, viewer, scene: Scene
+) -> None:
+    """A point the user added on a detected object, beside accepted picks: the dock compares
+    shapes among the Detect run's candidates instead of searching the volume by reference."""
+    _, layer = detected(qtbot, viewer, scene)
+    widget = curate_dock(qtbot, viewer)
+    hits, _ = hits_and_misses(layer, scene.centres)
+    set_status(layer, [hits[3]], "added")
+    layer.selected_data = set(hits[:4])
+    outcome = run(qtbot, widget, widget.find_like)
+    assert outcome.error is None and outcome.result.info["kind"] == "like"
+    assert outcome.result.detection is scene.result  # no detection again
+    assert len(positions(viewer.layers["blobs picks like"], "added")) == 1
+
+
 def test_select_a_group_then_find_more_like_it(qtbot, viewer, scene: Scene) -> None:
     _, layer = detected(qtbot, viewer, scene)
     widget = curate_dock(qtbot, viewer)
@@ -284,40 +300,49 @@ def test_refining_a_detect_run_ignores_the_docks_size_range(
     assert result is scene.result
 
 
-def shells_and_added_points(qtbot, viewer):
-    """The toy hollow shells of test_examples, with three points added at three shell centres."""
-    from napari_cryoet_particles.io import Picks
-    from tests.detect.test_examples import SHELLS, _shell_scene
+def vlps_and_added_points(qtbot, viewer, real_tomograms):
+    """The real HIV-1 VLP tomogram (40 Å) with points added at three of its nine VLP centres,
+    where the detector proposes nothing (hollow shells); the dock's size range 80-120 nm."""
+    import pandas as pd
 
-    volume = _shell_scene()
-    data, kwargs, _ = tomogram_layer_data(volume, 10.0, "shells")
+    from napari_cryoet_particles.io import Picks
+    from napari_cryoet_particles.io.tomogram import read_tomogram
+
+    volume = read_tomogram(real_tomograms["hiv"])
+    table = pd.read_csv(real_tomograms["hiv_centres"])
+    centres = table[["z_px40", "y_px40", "x_px40"]].to_numpy()
+    data, kwargs, _ = tomogram_layer_data(volume.data, 40.0, "tomo_40A")
     viewer.add_image(data, **kwargs)
-    picks = Picks(SHELLS[:3], 10.0, None, "shells")
+    picks = Picks(centres[[0, 4, 8]], 40.0, None, "tomo_40A")
     picks.features["status"] = "added"
     data, kwargs, _ = picks_layer_data(picks, "my points", tomogram_shape=volume.shape)
     layer = viewer.add_points(data, **kwargs)
     widget = curate_dock(qtbot, viewer)
-    widget.size_range.largest.setValue(16.0)
-    return widget, layer, SHELLS
+    widget.size_range.smallest.setValue(80.0)
+    widget.size_range.largest.setValue(120.0)
+    return widget, layer, centres, table["radius_px40"].to_numpy()
 
 
-def test_more_like_added_points_finds_objects_the_detector_does_not_propose(qtbot, viewer) -> None:
-    widget, layer, shells = shells_and_added_points(qtbot, viewer)
+def test_more_like_added_points_finds_objects_the_detector_does_not_propose(
+    qtbot, viewer, real_tomograms
+) -> None:
+    widget, layer, centres, radius = vlps_and_added_points(qtbot, viewer, real_tomograms)
     layer.selected_data = {0, 1, 2}
     outcome = run(qtbot, widget, widget.find_like)
     assert outcome.error is None and outcome.result.info["kind"] == "reference"
     like = viewer.layers["my points like"]
     assert len(positions(like, "added")) == 3  # the examples stay, as added points
-    distance, _ = cKDTree(np.asarray(like.data)).query(shells)
-    assert np.all(distance <= REACH)
+    distance, _ = cKDTree(np.asarray(like.data)).query(centres)
+    assert np.sum(distance <= radius / 2) >= 8
+    assert len(like.data) <= 30
     assert not widget.save_model_button.isEnabled()  # nothing learned to save
 
 
-def test_cancel_stops_more_like_added_points(qtbot, viewer) -> None:
-    widget, layer, _ = shells_and_added_points(qtbot, viewer)
+def test_cancel_stops_more_like_added_points(qtbot, viewer, real_tomograms) -> None:
+    widget, layer, _, _ = vlps_and_added_points(qtbot, viewer, real_tomograms)
     with qtbot.waitSignal(widget.job.finished, timeout=60_000) as blocker:
         assert widget.find_like()
         widget.job.cancel()
     assert blocker.args[0].cancelled
-    assert [layer.name for layer in viewer.layers] == ["shells", "my points"]
+    assert [layer.name for layer in viewer.layers] == ["tomo_40A", "my points"]
     assert widget.like_button.isEnabled()

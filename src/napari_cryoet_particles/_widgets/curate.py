@@ -437,10 +437,12 @@ class CurateWidget(QWidget):
                 uses_examples,
             )
 
-            result, volume = self._candidates(layer, needs_volume=uses_examples(curated, like))
+            result, volume = self._candidates(layer)
             shape = result.input_shape if result is not None else volume.shape
             check_curated(curated, shape, need_positive=like)
-            detection = self._detection_config(layer, detects_again=result is None)
+            detection = self._detection_config(
+                layer, sized=result is None or uses_examples(curated, like)
+            )
             config = RefineConfig(detection=detection, like_accepted=like)
             model = viewer_state(self.viewer).models.model
             return refine_job(volume, curated, model, config, cancel=cancel, result=result)
@@ -452,14 +454,12 @@ class CurateWidget(QWidget):
         set_enabled([self.refine_button, self.like_button], not started)
         return started
 
-    def _candidates(self, layer: Any, needs_volume: bool = False) -> tuple[Any, Any]:
-        """(the Detect dock's result for ``layer``, the tomogram's volume when open, for a
-        rejected structure to drop its picks) when there is a result, else (None, the volume of
-        the tomogram the picks are on) to detect in again; ``needs_volume``: (None, the volume)
-        always (more like added points searches the tomogram itself)."""
+    def _candidates(self, layer: Any) -> tuple[Any, Any]:
+        """(the Detect dock's result for ``layer``, the tomogram's volume when open: for a
+        rejected structure to drop its picks, and for more like added points to search the
+        tomogram itself) when there is a result, else (None, the volume of the tomogram the picks
+        are on) to detect in again."""
         result = viewer_state(self.viewer).detections.get(layer)
-        if needs_volume:
-            result = None
         image = self._tomogram_of(layer)
         if result is not None and result.embeddings is not None and result.profiles is not None:
             return result, None if image is None else volume_of(image)
@@ -484,10 +484,10 @@ class CurateWidget(QWidget):
                 return found[0]
         return images[0] if len(images) == 1 else None
 
-    def _detection_config(self, layer: Any, detects_again: bool) -> Any:
+    def _detection_config(self, layer: Any, sized: bool) -> Any:
         """The detection settings of a refinement: the ``default`` preset, the marker size as the
-        typical diameter and, when it detects again, the dock's size range (``refine --diameter
-        --diameters``)."""
+        typical diameter and, when ``sized`` (it detects again, or more like added points may search
+        the tomogram by reference), the dock's size range (``refine --diameter --diameters``)."""
         from napari_cryoet_particles.detect import DetectionConfig
         from napari_cryoet_particles.detect.params import DEFAULT_PRESET
 
@@ -495,7 +495,7 @@ class CurateWidget(QWidget):
         diameter = layer.metadata.get("diameter_angstrom")
         if diameter:
             config.diameter_nm = angstrom_to_nm(float(diameter))
-        if detects_again:
+        if sized:
             config.min_diameter_nm, config.max_diameter_nm = self.size_range.diameters()
         return config
 

@@ -35,8 +35,9 @@ def add_refine(sub: argparse._SubParsersAction) -> None:
         "--like-accepted",
         action="store_true",
         help="keep only particles like the accepted (and added) picks, with a score of likeness; "
-        "with added points, their average is searched for over the whole tomogram (objects the "
-        "detector does not propose, e.g. the centres of hollow VLPs)",
+        "when most of those lie on no detected candidate (points added where the detector "
+        "proposes nothing, e.g. the centres of hollow VLPs), their average is searched for over "
+        "the whole tomogram instead",
     )
     parser.add_argument(
         "--save-model",
@@ -65,7 +66,6 @@ def run_refine(args: argparse.Namespace) -> int:
         refine_job,
         save_refined_model,
         unlike_examples_warning,
-        uses_examples,
     )
     from napari_cryoet_particles.io import read_tomogram
     from napari_cryoet_particles.io.atomic import check_output_file
@@ -89,8 +89,6 @@ def run_refine(args: argparse.Namespace) -> int:
         shape_zyx=volume.shape,
     )
     check_curated(curated, volume.shape, need_positive=args.like_accepted)
-    if args.save_model and uses_examples(curated, args.like_accepted):
-        save_refined_model(args.save_model, None)  # refuses: a reference search learns no head
     config = RefineConfig(
         detection=detection_config(args, device=args.device, threads=args.threads),
         like_accepted=args.like_accepted,
@@ -101,7 +99,8 @@ def run_refine(args: argparse.Namespace) -> int:
     picks = outcome.picks
     write_picks(args.out, picks, overwrite=args.overwrite, shape_zyx=volume.shape)
     where = [str(args.out)]
-    if args.save_model:
+    unsaved = bool(args.save_model) and outcome.head is None
+    if args.save_model and not unsaved:
         where.append(
             str(save_refined_model(args.save_model, outcome.head, args.model, args.overwrite))
         )
@@ -127,4 +126,12 @@ def run_refine(args: argparse.Namespace) -> int:
     warning = unlike_examples_warning(info)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if unsaved:
+        print(
+            f"error: no model saved to {args.save_model}: most examples lie on no described "
+            "candidate, so they were searched for by reference, which learns no head (the picks "
+            "are saved)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

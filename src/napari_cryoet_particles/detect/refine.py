@@ -116,8 +116,8 @@ class RefineConfig:
 class RefineOutcome:
     """The refined picks (marks kept), the learned head and what was learned from.
 
-    A search by reference (:func:`example_refine_job`) learns no head and detects nothing:
-    ``head`` and ``detection`` are then None."""
+    A search by reference (:func:`example_refine_job`) learns no head: ``head`` and
+    ``detection`` are then None."""
 
     picks: Picks
     head: PickHead | None
@@ -466,7 +466,9 @@ def refine_job(
     cancel: CancelToken | None = None,
     result: DetectionResult | None = None,
 ) -> Job[RefineOutcome]:
-    """Detect candidates (unless ``result`` already holds them), then :func:`refined_picks`.
+    """Detect candidates (unless ``result`` already holds them), then :func:`refined_picks`;
+    for "more like these" whose examples mostly lie on no described candidate
+    (:func:`examples_described`), the search by reference of ``volume`` instead.
 
     Yields :class:`Progress`; returns a :class:`RefineOutcome`. ``result`` lets a caller that
     detected with a low threshold (the Detect dock) refine in well under a second.
@@ -480,8 +482,6 @@ def refine_job(
             resolve_voxel_size(volume.voxel_size, config.detection.voxel_size),
         )
     check_curated(curated.in_voxels_of(size), shape, need_positive=config.like_accepted)
-    if uses_examples(curated, config.like_accepted):
-        return (yield from example_refine_job(volume, curated, config, cancel))
     if result is None or result.embeddings is None or result.profiles is None:
         detection = replace(
             config.detection,
@@ -499,7 +499,7 @@ def refine_job(
             yield Progress(report.step, report.total + 1, f"detecting: {report.message}")
     if cancel is not None:
         cancel.check()
-    if config.like_accepted and volume is not None and not examples_on_candidates(result, curated):
+    if config.like_accepted and not examples_described(result, curated):
         return (yield from example_refine_job(volume, curated, config, cancel))
     outcome = refined_picks(result, curated, config, volume)
     yield Progress(1, 1, "refined")
@@ -507,18 +507,33 @@ def refine_job(
 
 
 def uses_examples(curated: Picks, like_accepted: bool) -> bool:
-    """Whether "more like these" searches by reference (:mod:`.examples`): when any example is a
-    point the user added. Accepted picks are the detector's own, so their shape is compared among
-    its candidates (the like head); an added point marks an object the detector did not propose."""
+    """Whether "more like these" may search by reference (:mod:`.examples`), so needs the
+    tomogram itself: when any example is a point the user added (:func:`examples_described`
+    decides once the candidates are known)."""
     status = curated.features["status"].astype(str)
     return bool(like_accepted and (status == "added").any())
 
 
-def examples_on_candidates(result: DetectionResult, curated: Picks) -> bool:
-    """Whether any accepted or added pick lies on one of the detection run's candidates."""
+def examples_described(result: DetectionResult, curated: Picks) -> bool:
+    """Whether most examples of "more like these" (accepted and added picks) lie on candidates
+    the detection run described, so the like head can compare the candidates' shapes with theirs.
+
+    Accepted picks are the detector's own; an added point on a described candidate marks one the
+    threshold left out. An added point on no candidate (the centre of a hollow shell) or on a weak
+    undescribed one marks an object the detector does not propose: when such points are most of
+    the examples, the reference search (:mod:`.examples`) finds their like in the volume itself.
+    When they are a minority, the like head learns from the others and they stay as marks (the
+    reference search tells protein species apart far worse than the like head)."""
     curated = curated.in_voxels_of(_voxel_size_of(result.picks))
     positive = curated.subset(curated.features["status"].astype(str).isin(POSITIVE).to_numpy())
-    return bool((match_marks(result.picks, positive) >= 0).any())
+    if not len(positive):
+        return False
+    table = descriptor_table(result)
+    described = np.isfinite(table[list(like_columns(table))].to_numpy(dtype=float)).all(axis=1)
+    on = match_marks(result.picks, positive)
+    readable = np.zeros(len(on), dtype=bool)
+    readable[on >= 0] = described[on[on >= 0]]
+    return 2 * int(readable.sum()) > len(positive)
 
 
 def example_refine_job(
