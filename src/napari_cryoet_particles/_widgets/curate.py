@@ -232,14 +232,16 @@ class CurateWidget(QWidget):
         layout.addWidget(self.job)
 
     def _add_size_row(self, layout: QVBoxLayout) -> None:
-        """The sizes searched when refining must detect again (``refine --diameters``)."""
-        label = QLabel("Particle size, when refining detects again (picks opened from a file):")
+        """The sizes searched when refining must detect again, and by the search for added points
+        (``refine --diameters``)."""
+        label = QLabel("Particle size, when refining detects again or searches for added points:")
         label.setWordWrap(True)
         layout.addWidget(label)
         self.size_range = SizeRange(DEFAULT_MIN_DIAMETER_NM, DEFAULT_MAX_DIAMETER_NM)
         self.size_range.setToolTip(
             "Picks opened from a file are refined by detecting again in their tomogram, searching "
-            "this range; picks of a Detect run are refined from its candidates (its range)"
+            "this range; picks of a Detect run are refined from its candidates (its range). "
+            "Added points that lie on no candidate are searched for up to this range's largest size"
         )
         layout.addWidget(self.size_range)
 
