@@ -208,9 +208,7 @@ def evaluate(work_dir: Path, weights: Path, w: float, names: list[str]) -> None:
             "f1": round(float(report.f1), 4),
             "s": round(time.time() - t0, 1),
         }
-        with (work_dir / f"crop_cnn-{Path(weights).stem}.jsonl").open(
-            "a"
-        ) as f:
+        with (work_dir / f"crop_cnn-{Path(weights).stem}.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(row, flush=True)
 
