@@ -45,36 +45,15 @@ def crops_at(padded: np.ndarray, zyx: np.ndarray) -> np.ndarray:
 
 
 def make_crops(work_dir: Path, out: Path) -> None:
-    from score_search import scored, tomograms
-
-    from napari_cryoet_particles.detect import DetectionConfig, detect_particles
-    from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
-    from napari_cryoet_particles.detect.params import PRESETS
-    from napari_cryoet_particles.detect.pipeline import prepare
-    from napari_cryoet_particles.detect.scoring import ranker_config
-    from napari_cryoet_particles.evaluate.report import load_truth
-    from napari_cryoet_particles.io import read_shrec_folder
+    from score_search import tomograms
+    from train_pick_ranker import floor_run
 
     xs, ys, ids = [], [], []
     for k, (name, (folder, _)) in enumerate(tomograms(work_dir, []).items()):
-        volume = read_shrec_folder(folder).tomogram
-        default = DetectionConfig(params=PRESETS["default"])
-        params = ranker_config(default).params.updated(
-            ranker=False, adapt_share=False, f1_cut=False, ranker_extent_reach=None
-        )
-        config = DetectionConfig(
-            params=params,
-            threshold=CANDIDATE_FLOOR,
-            keep_score_map=False,
-            learned_features=False,
-            groups=0,
-        )
-        result = detect_particles(volume, None, config)
-        work = prepare(volume, None, config).work
-        matched = scored(load_truth(folder), result.picks)
-        counted = matched.pred_counted
-        label = (matched.pred_status == "tp")[counted]
-        crops = crops_at(whole(work), work.from_input(result.picks.zyx)[counted])
+        run = floor_run(folder)
+        label = run.is_particle
+        zyx = run.work.from_input(run.result.picks.zyx)[run.counted]
+        crops = crops_at(whole(run.work), zyx)
         xs.append(crops)
         ys.append(label)
         ids.append(np.full(len(label), k))

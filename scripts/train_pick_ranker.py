@@ -12,17 +12,19 @@ Takes about 2 minutes on 2 cores once the simulations exist (about 10 minutes to
 """
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from score_search import CELLULAR_VALIDATION, TUNING_VALIDATION, scored, tomograms
 
-from napari_cryoet_particles.detect import DetectionConfig, detect_particles
+from napari_cryoet_particles.detect import DetectionConfig, DetectionResult, detect_particles
 from napari_cryoet_particles.detect.config import CANDIDATE_FLOOR
 from napari_cryoet_particles.detect.params import PRESETS
 from napari_cryoet_particles.detect.pipeline import prepare
 from napari_cryoet_particles.detect.ranker import RANKER_FEATURES, TRAINING_FILE, ranker_table
 from napari_cryoet_particles.detect.scoring import ranker_config
+from napari_cryoet_particles.detect.volume import WorkingVolume
 from napari_cryoet_particles.evaluate.report import load_truth
 from napari_cryoet_particles.io import read_shrec_folder
 from napari_cryoet_particles.io.units import nm_to_voxels
@@ -30,12 +32,22 @@ from napari_cryoet_particles.io.units import nm_to_voxels
 DEFAULT_OUT = Path(__file__).parents[1] / "src" / "napari_cryoet_particles" / "data" / TRAINING_FILE
 
 
-def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(features, hit a particle first) of one tomogram's picks down to the floor, ranked by
-    strength (the default with the ranker off: the picks the ranker re-ranks)."""
+@dataclass
+class FloorRun:
+    """One tomogram's picks down to the floor in strength order (the picks the ranker re-ranks),
+    the working volume they were found in, and which picks count and hit a particle first."""
+
+    result: DetectionResult
+    work: WorkingVolume
+    counted: np.ndarray
+    is_particle: np.ndarray
+
+
+def floor_run(folder: Path) -> FloorRun:
+    """The default with the ranker off on one validation tomogram: its candidates at the ranker's
+    extent reach, down to the floor, matched to the truth under the clutter rule."""
     volume = read_shrec_folder(folder).tomogram
     default = DetectionConfig(params=PRESETS["default"])
-    # the picks the default ranks (its candidates, at the ranker's extent reach), in strength order
     params = ranker_config(default).params.updated(
         ranker=False, adapt_share=False, f1_cut=False, ranker_extent_reach=None
     )
@@ -47,20 +59,27 @@ def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         groups=0,
     )
     result = detect_particles(volume, None, config)
-    picks, info = result.picks, result.info
-    work = prepare(volume, None, config).work
-    features = picks.features
+    matched = scored(load_truth(folder), result.picks)
+    counted = matched.pred_counted
+    return FloorRun(
+        result, prepare(volume, None, config).work, counted, (matched.pred_status == "tp")[counted]
+    )
+
+
+def floor_table(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(features, hit a particle first) of one tomogram's picks down to the floor, ranked by
+    strength (the default with the ranker off: the picks the ranker re-ranks)."""
+    run = floor_run(folder)
+    picks, work, features = run.result.picks, run.work, run.result.picks.features
     table = ranker_table(
         work,
         work.from_input(picks.zyx),
         features["strength"].to_numpy(float),
         nm_to_voxels(features["radius_nm"].to_numpy(float), work.voxel_size),
-        result.profiles,
-        info["threshold_estimate"]["threshold"],
+        run.result.profiles,
+        run.result.info["threshold_estimate"]["threshold"],
     )
-    matched = scored(load_truth(folder), picks)
-    counted = matched.pred_counted
-    return table[counted], (matched.pred_status == "tp")[counted]
+    return table[run.counted], run.is_particle
 
 
 def main() -> None:

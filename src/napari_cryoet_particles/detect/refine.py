@@ -257,6 +257,12 @@ def like_columns(table: pd.DataFrame) -> tuple[str, ...]:
     return ("radius_nm", *(c for c in table.columns if c.startswith("profile_")))
 
 
+def like_described(table: pd.DataFrame) -> np.ndarray:
+    """Per row of ``table``: whether the like head can read it (every :func:`like_columns` value
+    known; detection describes the shape of confident picks only)."""
+    return np.isfinite(table[list(like_columns(table))].to_numpy(dtype=float)).all(axis=1)
+
+
 def fit_like_head(
     table: pd.DataFrame, positive: np.ndarray, negative: np.ndarray, pool: np.ndarray
 ) -> PickHead:
@@ -269,7 +275,7 @@ def fit_like_head(
     hyperplane cuts out. Rejected picks (``negative``) are counted, not used."""
     columns = like_columns(table)
     values = table[list(columns)].to_numpy(dtype=float)
-    described = np.isfinite(values).all(axis=1)
+    described = like_described(table)
     positive, negative, pool = positive & described, negative & described, pool & described
     if not positive.any():
         raise CryoetInputError(
@@ -526,13 +532,11 @@ def examples_described(result: DetectionResult, curated: Picks) -> bool:
     reference search tells protein species apart far worse than the like head)."""
     curated = curated.in_voxels_of(_voxel_size_of(result.picks))
     positive = curated.subset(curated.features["status"].astype(str).isin(POSITIVE).to_numpy())
-    if not len(positive):
+    if not len(positive) or not len(result.picks):
         return False
-    table = descriptor_table(result)
-    described = np.isfinite(table[list(like_columns(table))].to_numpy(dtype=float)).all(axis=1)
+    described = like_described(descriptor_table(result))
     on = match_marks(result.picks, positive)
-    readable = np.zeros(len(on), dtype=bool)
-    readable[on >= 0] = described[on[on >= 0]]
+    readable = (on >= 0) & described[np.maximum(on, 0)]
     return 2 * int(readable.sum()) > len(positive)
 
 
